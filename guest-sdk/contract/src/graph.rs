@@ -1,0 +1,49 @@
+//! Graph specs: what workflow bodies (once, at describe time) and dynamics (per execution)
+//! build from typed promises. The host compiles them (type check, missing inputs, cycles)
+//! before anything in them runs.
+
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GraphSpec {
+    pub nodes: Vec<NodeSpec>,
+    /// What the graph returns, if anything.
+    pub output: Option<Binding>,
+}
+
+/// One call of an entity (or a map over it) inside a graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// The entity called: a task, workflow, dynamic or launch plan of the same module.
+    pub entity: String,
+    pub inputs: Vec<(String, Binding)>,
+    pub map: Option<MapSpec>,
+}
+
+/// Turns a node into a map: one element per item of the `mapped` inputs' lists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapSpec {
+    /// Inputs bound to lists whose items become the elements' inputs; the other inputs are
+    /// bound to the same value in every element.
+    pub mapped: Vec<String>,
+    /// Elements running at once; `None` is as many as the execution allows.
+    pub concurrency: Option<u32>,
+    /// With a ratio, failed elements become `None` in a `list<option<T>>` output, and the
+    /// map fails only when fewer than `ceil(ratio * n)` elements succeed.
+    pub min_success_ratio: Option<f64>,
+}
+
+/// Where an input's value comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Binding {
+    Literal(Value),
+    /// An input of the enclosing workflow.
+    Input(String),
+    /// The output of an earlier node of the same graph, by index.
+    Node(u32),
+    /// A list built from bindings (a list of promises is a list input).
+    List(Vec<Binding>),
+    /// A string-keyed map built from bindings.
+    Map(Vec<(String, Binding)>),
+}

@@ -1,0 +1,87 @@
+//! Typed interfaces and the declarations a guest module exports for each entity.
+
+use crate::graph::GraphSpec;
+use crate::value::{Type, Value};
+use serde::{Deserialize, Serialize};
+
+/// One named, typed input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub ty: Type,
+}
+
+/// What an entity takes and returns. An entity has at most one output (a record can carry
+/// several values); `None` means it returns nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interface {
+    pub inputs: Vec<Param>,
+    pub output: Option<Type>,
+}
+
+impl Interface {
+    pub fn input(&self, name: &str) -> Option<&Param> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+}
+
+/// Per-task settings declared in the SDK (`#[task(retries = 2, timeout_ms = 500)]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskConfig {
+    /// Extra attempts after a failed one.
+    pub retries: u32,
+    /// Wall-clock limit of one attempt, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A named plan over a workflow: calling it starts a child execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPlanSpec {
+    pub workflow: String,
+    /// Used when the caller does not bind the input.
+    pub defaults: Vec<(String, Value)>,
+    /// Always used; a caller may not bind them.
+    pub fixed: Vec<(String, Value)>,
+    /// Running task executions allowed at once in each execution this plan starts.
+    pub max_parallelism: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EntityKind {
+    Task(TaskConfig),
+    /// A static graph, built once when the module is described.
+    Workflow(GraphSpec),
+    /// Runs in a sandbox with real inputs and returns a graph.
+    Dynamic(TaskConfig),
+    LaunchPlan(LaunchPlanSpec),
+}
+
+impl EntityKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntityKind::Task(_) => "task",
+            EntityKind::Workflow(_) => "workflow",
+            EntityKind::Dynamic(_) => "dynamic",
+            EntityKind::LaunchPlan(_) => "launch plan",
+        }
+    }
+}
+
+/// What a guest's `sandflow:decl:<name>` export returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EntityDecl {
+    pub name: String,
+    pub interface: Interface,
+    pub kind: EntityKind,
+}
+
+/// What a guest's `sandflow:call:<name>` export returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CallResult {
+    /// A task's output (`None` for a task returning nothing).
+    Output(Option<Value>),
+    /// A dynamic's sub-graph.
+    Graph(GraphSpec),
+    /// The task returned an error, or its inputs could not be read.
+    Error(String),
+}

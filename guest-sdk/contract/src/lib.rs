@@ -1,0 +1,21 @@
+//! The host–guest contract of sandflow: everything both sides of the sandbox must agree on.
+//!
+//! - [`value`]: the runtime value model ([`Value`]) and the static type model ([`Type`]);
+//! - [`interface`]: typed interfaces and entity declarations a guest module exports;
+//! - [`graph`]: the graph specs that workflows and dynamics build;
+//! - [`abi`]: export names and the ABI version;
+//! - [`codec`]: the one place bytes are encoded and decoded (bincode 2).
+//!
+//! This crate has no wasmtime and no tokio in it: guests compile it to wasm32-wasip1.
+
+pub mod abi;
+pub mod codec;
+pub mod graph;
+pub mod interface;
+pub mod value;
+
+pub use graph::{Binding, GraphSpec, MapSpec, NodeSpec};
+pub use interface::{
+    CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, TaskConfig,
+};
+pub use value::{RecordType, Type, TypeMismatch, Value};

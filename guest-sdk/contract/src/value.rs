@@ -1,0 +1,189 @@
+//! The value model ([`Value`]) and the type model ([`Type`]) every interface is written in.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A static type of an input or output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Type {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Bytes,
+    List(Box<Type>),
+    /// A map with string keys.
+    Map(Box<Type>),
+    Optional(Box<Type>),
+    Record(RecordType),
+}
+
+/// A user struct: its name and its fields in declaration order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordType {
+    pub name: String,
+    pub fields: Vec<(String, Type)>,
+}
+
+/// A runtime value. Records hold their fields positionally, in the order of their
+/// [`RecordType`]; the type gives the names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Map(BTreeMap<String, Value>),
+    Optional(Option<Box<Value>>),
+    Record(Vec<Value>),
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Int => f.write_str("i64"),
+            Type::Float => f.write_str("f64"),
+            Type::Bool => f.write_str("bool"),
+            Type::Str => f.write_str("string"),
+            Type::Bytes => f.write_str("bytes"),
+            Type::List(t) => write!(f, "list<{t}>"),
+            Type::Map(t) => write!(f, "map<string, {t}>"),
+            Type::Optional(t) => write!(f, "option<{t}>"),
+            Type::Record(r) => f.write_str(&r.name),
+        }
+    }
+}
+
+impl Value {
+    /// A short name of this value's shape, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Bool(_) => "a bool",
+            Value::Str(_) => "a string",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "a list",
+            Value::Map(_) => "a map",
+            Value::Optional(_) => "an optional",
+            Value::Record(_) => "a record",
+        }
+    }
+
+    /// Checks that this value has type `ty`, naming the first place it does not.
+    pub fn check(&self, ty: &Type) -> Result<(), TypeMismatch> {
+        self.check_at(ty, &mut String::new())
+    }
+
+    fn check_at(&self, ty: &Type, path: &mut String) -> Result<(), TypeMismatch> {
+        let ok = match (self, ty) {
+            (Value::Int(_), Type::Int)
+            | (Value::Float(_), Type::Float)
+            | (Value::Bool(_), Type::Bool)
+            | (Value::Str(_), Type::Str)
+            | (Value::Bytes(_), Type::Bytes) => true,
+            (Value::List(items), Type::List(t)) => {
+                for (i, v) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    v.check_at(t, path)?;
+                    path.truncate(len);
+                }
+                true
+            }
+            (Value::Map(m), Type::Map(t)) => {
+                for (k, v) in m {
+                    let len = path.len();
+                    path.push_str(&format!("[{k:?}]"));
+                    v.check_at(t, path)?;
+                    path.truncate(len);
+                }
+                true
+            }
+            (Value::Optional(None), Type::Optional(_)) => true,
+            (Value::Optional(Some(v)), Type::Optional(t)) => return v.check_at(t, path),
+            (Value::Record(vals), Type::Record(r)) => {
+                if vals.len() != r.fields.len() {
+                    return Err(TypeMismatch {
+                        path: path.clone(),
+                        expected: ty.to_string(),
+                        found: format!("a record with {} fields", vals.len()),
+                    });
+                }
+                for (v, (name, t)) in vals.iter().zip(&r.fields) {
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(name);
+                    v.check_at(t, path)?;
+                    path.truncate(len);
+                }
+                true
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(TypeMismatch {
+                path: path.clone(),
+                expected: ty.to_string(),
+                found: self.kind().to_string(),
+            })
+        }
+    }
+}
+
+/// A value that does not have the type it should, and where inside it (`[3].name`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// Where in the value, empty for the value itself: `[2]`, `.title`, `["key"]`.
+    pub path: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl fmt::Display for TypeMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "expected {}, found {}", self.expected, self.found)
+        } else {
+            write!(
+                f,
+                "at {}: expected {}, found {}",
+                self.path, self.expected, self.found
+            )
+        }
+    }
+}
+
+impl std::error::Error for TypeMismatch {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_the_element_that_is_wrong() {
+        let v = Value::List(vec![Value::Int(1), Value::Str("x".into())]);
+        let err = v.check(&Type::List(Box::new(Type::Int))).unwrap_err();
+        assert_eq!(err.to_string(), "at [1]: expected i64, found a string");
+    }
+
+    #[test]
+    fn records_check_field_by_field() {
+        let ty = Type::Record(RecordType {
+            name: "Song".into(),
+            fields: vec![("title".into(), Type::Str), ("n".into(), Type::Int)],
+        });
+        assert!(Value::Record(vec![Value::Str("a".into()), Value::Int(1)])
+            .check(&ty)
+            .is_ok());
+        let err = Value::Record(vec![Value::Str("a".into()), Value::Bool(true)])
+            .check(&ty)
+            .unwrap_err();
+        assert_eq!(err.path, ".n");
+    }
+}

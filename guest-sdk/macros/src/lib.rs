@@ -1,0 +1,538 @@
+//! Proc macros of the sandflow guest SDK. Each entity macro keeps the user's function (or
+//! body) and adds a companion module of the same name holding `call`, `entity`, the entity's
+//! declaration and, on wasm32, its two ABI exports. Mistakes are reported with spans.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, Ident, ItemFn, Lit, Meta, Pat, ReturnType, Token, Type, Visibility};
+
+/// A task: a plain Rust function run in its own sandbox. Options: `retries = N`,
+/// `timeout_ms = N`.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Task, attr.into(), item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// A workflow: a static graph, built once from typed promises.
+#[proc_macro_attribute]
+pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Workflow, attr.into(), item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// A dynamic workflow: runs with real inputs in a sandbox and returns the graph it builds.
+#[proc_macro_attribute]
+pub fn dynamic(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::Dynamic, attr.into(), item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// A launch plan over a workflow, declared as a body-less function with the inputs callers
+/// pass: `#[launch_plan(core_wf, defaults(b = 3), fixed(c = "x"), max_parallelism = 10)]
+/// pub fn core_wf_lp(a: i64) -> i64;`
+#[proc_macro_attribute]
+pub fn launch_plan(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand(Kind::LaunchPlan, attr.into(), item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+/// `#[derive(SfType)]` on a struct with named fields makes it a record type.
+#[proc_macro_derive(SfType)]
+pub fn derive_sf_type(item: TokenStream) -> TokenStream {
+    derive(item.into())
+        .unwrap_or_else(|e| e.to_compile_error())
+        .into()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Task,
+    Workflow,
+    Dynamic,
+    LaunchPlan,
+}
+
+#[derive(Default)]
+struct Options {
+    retries: Option<Expr>,
+    timeout_ms: Option<Expr>,
+    workflow: Option<syn::Path>,
+    defaults: Vec<(Ident, Expr)>,
+    fixed: Vec<(Ident, Expr)>,
+    max_parallelism: Option<Expr>,
+}
+
+fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+    let mut o = Options::default();
+    for meta in metas {
+        let key = meta
+            .path()
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match (kind, &meta, key.as_str()) {
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "retries") => {
+                o.retries = Some(nv.value.clone())
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "timeout_ms") => {
+                o.timeout_ms = Some(nv.value.clone())
+            }
+            (Kind::LaunchPlan, Meta::Path(p), _) if o.workflow.is_none() => {
+                o.workflow = Some(p.clone())
+            }
+            (Kind::LaunchPlan, Meta::NameValue(nv), "workflow") => match &nv.value {
+                Expr::Path(p) => o.workflow = Some(p.path.clone()),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "expected the workflow's name",
+                    ))
+                }
+            },
+            (Kind::LaunchPlan, Meta::NameValue(nv), "max_parallelism") => {
+                o.max_parallelism = Some(nv.value.clone())
+            }
+            (Kind::LaunchPlan, Meta::List(l), "defaults" | "fixed") => {
+                let pairs = Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated
+                    .parse2(l.tokens.clone())?;
+                let mut out = Vec::new();
+                for nv in pairs {
+                    let Some(id) = nv.path.get_ident() else {
+                        return Err(syn::Error::new_spanned(&nv.path, "expected an input name"));
+                    };
+                    out.push((id.clone(), nv.value));
+                }
+                if key == "defaults" {
+                    o.defaults = out
+                } else {
+                    o.fixed = out
+                }
+            }
+            _ => {
+                let expected = match kind {
+                    Kind::Task | Kind::Dynamic => "`retries = N` or `timeout_ms = N`",
+                    Kind::Workflow => "no options",
+                    Kind::LaunchPlan => {
+                        "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"
+                    }
+                };
+                return Err(syn::Error::new_spanned(
+                    &meta,
+                    format!("unknown option; expected {expected}"),
+                ));
+            }
+        }
+    }
+    if kind == Kind::LaunchPlan && o.workflow.is_none() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "a launch plan names its workflow: #[launch_plan(my_workflow)]",
+        ));
+    }
+    Ok(o)
+}
+
+struct Arg {
+    name: Ident,
+    ty: Type,
+}
+
+/// The declared output: `()` (none), `T`, or `Result<T, E>` for a fallible task.
+struct Output {
+    ty: Option<Type>,
+    fallible: bool,
+}
+
+fn output_of(ret: &ReturnType, kind: Kind) -> Output {
+    let ReturnType::Type(_, ty) = ret else {
+        return Output {
+            ty: None,
+            fallible: false,
+        };
+    };
+    if kind == Kind::Task {
+        if let Type::Path(p) = &**ty {
+            if let Some(seg) = p.path.segments.last() {
+                if seg.ident == "Result" {
+                    if let syn::PathArguments::AngleBracketed(a) = &seg.arguments {
+                        if let Some(syn::GenericArgument::Type(t)) = a.args.first() {
+                            let unit = matches!(t, Type::Tuple(tt) if tt.elems.is_empty());
+                            return Output {
+                                ty: (!unit).then(|| t.clone()),
+                                fallible: true,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let unit = matches!(&**ty, Type::Tuple(tt) if tt.elems.is_empty());
+    Output {
+        ty: (!unit).then(|| (**ty).clone()),
+        fallible: false,
+    }
+}
+
+fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
+    if !f.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &f.generics,
+            "sandflow entities cannot be generic: their interface must be concrete",
+        ));
+    }
+    if let Some(a) = &f.asyncness {
+        return Err(syn::Error::new_spanned(
+            a,
+            "sandflow entities are synchronous functions",
+        ));
+    }
+    f.inputs
+        .iter()
+        .map(|a| match a {
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(id) => Ok(Arg {
+                    name: id.ident.clone(),
+                    ty: (*pt.ty).clone(),
+                }),
+                other => Err(syn::Error::new_spanned(
+                    other,
+                    "expected a plain input name (`name: Type`)",
+                )),
+            },
+            FnArg::Receiver(r) => Err(syn::Error::new_spanned(
+                r,
+                "sandflow entities are free functions, not methods",
+            )),
+        })
+        .collect()
+}
+
+fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let opts = parse_options(kind, attr)?;
+    // A launch plan is a body-less declaration; parse it as a foreign-style signature.
+    let (vis, sig, block, attrs) = if kind == Kind::LaunchPlan {
+        let f: syn::ForeignItemFn = syn::parse2(item)?;
+        (f.vis, f.sig, None, f.attrs)
+    } else {
+        let f: ItemFn = syn::parse2(item)?;
+        (f.vis, f.sig, Some(f.block), f.attrs)
+    };
+    let name = &sig.ident;
+    let name_str = name.to_string();
+    let args = args_of(&sig)?;
+    let out = output_of(&sig.output, kind);
+    let out_ty = out
+        .ty
+        .clone()
+        .map(|t| quote!(#t))
+        .unwrap_or_else(|| quote!(()));
+    let arg_names: Vec<&Ident> = args.iter().map(|a| &a.name).collect();
+    let arg_strs: Vec<String> = args.iter().map(|a| a.name.to_string()).collect();
+    let arg_tys: Vec<&Type> = args.iter().map(|a| &a.ty).collect();
+    let p = quote!(::sandflow::__private);
+    let mod_vis = match &vis {
+        Visibility::Inherited => quote!(pub(super)),
+        v => quote!(#v),
+    };
+
+    let interface = {
+        let output = match &out.ty {
+            Some(t) => quote!(Some(<#t as ::sandflow::SfType>::sf_type())),
+            None => quote!(None),
+        };
+        quote! {
+            #p::Interface {
+                inputs: vec![#( #p::Param { name: #arg_strs.to_string(), ty: <#arg_tys as ::sandflow::SfType>::sf_type() } ),*],
+                output: #output,
+            }
+        }
+    };
+    let task_config = {
+        let retries = opts
+            .retries
+            .as_ref()
+            .map(|e| quote!(#e))
+            .unwrap_or(quote!(0));
+        let timeout = opts
+            .timeout_ms
+            .as_ref()
+            .map(|e| quote!(Some(#e)))
+            .unwrap_or(quote!(None));
+        quote!(#p::TaskConfig { retries: #retries, timeout_ms: #timeout })
+    };
+
+    // The graph-building body shared by workflows and dynamics.
+    let graph_body = |block: &syn::Block| {
+        let ret = match &out.ty {
+            Some(t) => quote!(Some(#p::into_output::<#t, _>(__out))),
+            None => quote!({
+                let () = __out;
+                None
+            }),
+        };
+        quote! {
+            #[allow(unused_mut, clippy::redundant_closure_call)]
+            let __out = (move || #block)();
+            #ret
+        }
+    };
+
+    let mut plain = TokenStream2::new();
+    let kind_decl;
+    let mut invoke = TokenStream2::new();
+    let mut extra = TokenStream2::new();
+    match kind {
+        Kind::Task => {
+            let block = block.expect("tasks have bodies");
+            plain = quote!(#(#attrs)* #vis #sig #block);
+            kind_decl = quote!(#p::EntityKind::Task(#task_config));
+            let wrap = match (&out.ty, out.fallible) {
+                (Some(_), false) => {
+                    quote!(#p::contract::CallResult::Output(Some(::sandflow::SfType::into_value(__r))))
+                }
+                (None, false) => quote!({ let () = __r; #p::contract::CallResult::Output(None) }),
+                (Some(_), true) => quote!(match __r {
+                    Ok(v) => #p::contract::CallResult::Output(Some(::sandflow::SfType::into_value(v))),
+                    Err(e) => #p::contract::CallResult::Error(e.to_string()),
+                }),
+                (None, true) => quote!(match __r {
+                    Ok(()) => #p::contract::CallResult::Output(None),
+                    Err(e) => #p::contract::CallResult::Error(e.to_string()),
+                }),
+            };
+            invoke = quote! {
+                let __r = super::#name(#(#arg_names),*);
+                #wrap
+            };
+        }
+        Kind::Dynamic => {
+            let block = block.expect("dynamics have bodies");
+            kind_decl = quote!(#p::EntityKind::Dynamic(#task_config));
+            let body = graph_body(&block);
+            extra = quote! {
+                /// The graph this dynamic returns for these inputs (for tests of the guest crate).
+                #(#attrs)*
+                pub fn graph(#(#arg_names: #arg_tys),*) -> #p::contract::GraphSpec {
+                    #p::build_graph(move || { #body })
+                }
+            };
+            invoke = quote!(#p::contract::CallResult::Graph(graph(#(#arg_names),*)));
+        }
+        Kind::Workflow => {
+            let block = block.expect("workflows have bodies");
+            let body = graph_body(&block);
+            kind_decl = quote!(#p::EntityKind::Workflow(__graph()));
+            extra = quote! {
+                fn __graph() -> #p::contract::GraphSpec {
+                    #p::build_graph(move || {
+                        #( let #arg_names: ::sandflow::Promise<#arg_tys> = #p::input_promise(#arg_strs); )*
+                        #body
+                    })
+                }
+            };
+        }
+        Kind::LaunchPlan => {
+            let wf = opts.workflow.as_ref().expect("checked in parse_options");
+            let wf_str = quote!(#wf).to_string().replace(' ', "");
+            let lit = |pairs: &[(Ident, Expr)]| {
+                let items = pairs.iter().map(|(n, e)| {
+                    let n = n.to_string();
+                    let e = literal_value(e);
+                    quote!((#n.to_string(), ::sandflow::SfType::into_value(#e)))
+                });
+                quote!(vec![#(#items),*])
+            };
+            let defaults = lit(&opts.defaults);
+            let fixed = lit(&opts.fixed);
+            let maxp = opts
+                .max_parallelism
+                .as_ref()
+                .map(|e| quote!(Some(#e)))
+                .unwrap_or(quote!(None));
+            kind_decl = quote!(#p::EntityKind::LaunchPlan(#p::LaunchPlanSpec {
+                workflow: #wf_str.to_string(),
+                defaults: #defaults,
+                fixed: #fixed,
+                max_parallelism: #maxp,
+            }));
+        }
+    }
+
+    let call_export = if matches!(kind, Kind::Task | Kind::Dynamic) {
+        let export = format!("sandflow:call:{name_str}");
+        quote! {
+            #[allow(dead_code)]
+            fn __invoke(__inputs: Vec<#p::Value>) -> #p::contract::CallResult {
+                let __names: &[&str] = &[#(#arg_strs),*];
+                if __inputs.len() != __names.len() {
+                    return #p::contract::CallResult::Error(format!(
+                        "{} takes {} inputs, the host sent {}", #name_str, __names.len(), __inputs.len()));
+                }
+                #[allow(unused_mut, unused_variables)]
+                let mut __it = __inputs.into_iter();
+                #(
+                    let #arg_names: #arg_tys = match ::sandflow::SfType::from_value(__it.next().expect("length checked")) {
+                        Ok(v) => v,
+                        Err(e) => return #p::contract::CallResult::Error(format!("input `{}`: {}", #arg_strs, e)),
+                    };
+                )*
+                #invoke
+            }
+            #[cfg(target_arch = "wasm32")]
+            #[export_name = #export]
+            extern "C" fn __call_export(ptr: u32, len: u32) -> i64 {
+                // SAFETY: the host calls this export with a buffer from `sandflow_alloc`.
+                unsafe { #p::call_entity(ptr, len, __invoke) }
+            }
+        }
+    } else {
+        TokenStream2::new()
+    };
+    let decl_export = format!("sandflow:decl:{name_str}");
+    let doc = format!(
+        "Graph-building handle on the sandflow {} `{name_str}`.",
+        match kind {
+            Kind::Task => "task",
+            Kind::Workflow => "workflow",
+            Kind::Dynamic => "dynamic",
+            Kind::LaunchPlan => "launch plan",
+        }
+    );
+    let call_args = args.iter().map(|a| {
+        let (n, t) = (&a.name, &a.ty);
+        quote_spanned!(t.span()=> #n: impl ::sandflow::IntoBinding<#t>)
+    });
+
+    Ok(quote! {
+        #plain
+
+        #[doc = #doc]
+        #[allow(non_snake_case, clippy::all)]
+        #mod_vis mod #name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// Adds a call of this entity to the graph being built and returns its promise.
+            #[allow(clippy::too_many_arguments)]
+            pub fn call(#(#call_args),*) -> ::sandflow::Promise<#out_ty> {
+                #p::add_node(#name_str, vec![#( (#arg_strs, ::sandflow::IntoBinding::<#arg_tys>::into_binding(#arg_names)) ),*], None)
+            }
+
+            /// This entity as a value, for `sandflow::map`.
+            pub fn entity() -> ::sandflow::Entity<(#(#arg_tys,)*), #out_ty> {
+                ::sandflow::Entity { name: #name_str, inputs: &[#(#arg_strs),*], _t: ::core::marker::PhantomData }
+            }
+
+            #[doc(hidden)]
+            pub fn __decl() -> #p::EntityDecl {
+                #p::EntityDecl { name: #name_str.to_string(), interface: #interface, kind: #kind_decl }
+            }
+
+            #extra
+            #call_export
+
+            #[cfg(target_arch = "wasm32")]
+            #[export_name = #decl_export]
+            extern "C" fn __decl_export() -> i64 {
+                #p::decl_entity(__decl)
+            }
+        }
+    })
+}
+
+/// Unsuffixed literals in launch plan options take sandflow's types (i64, f64, String).
+fn literal_value(e: &Expr) -> TokenStream2 {
+    if let Expr::Lit(l) = e {
+        match &l.lit {
+            Lit::Int(i) if i.suffix().is_empty() => {
+                let d = i.base10_digits();
+                let v: TokenStream2 = format!("{d}i64").parse().expect("digits parse");
+                return v;
+            }
+            Lit::Float(f) if f.suffix().is_empty() => {
+                let v: TokenStream2 = format!("{}f64", f.base10_digits())
+                    .parse()
+                    .expect("digits parse");
+                return v;
+            }
+            Lit::Str(s) => return quote!(::std::string::String::from(#s)),
+            _ => {}
+        }
+    }
+    if let Expr::Unary(u) = e {
+        if matches!(u.op, syn::UnOp::Neg(_)) {
+            let inner = literal_value(&u.expr);
+            return quote!(-#inner);
+        }
+    }
+    quote!(#e)
+}
+
+fn derive(item: TokenStream2) -> syn::Result<TokenStream2> {
+    let s: syn::DeriveInput = syn::parse2(item)?;
+    let name = &s.ident;
+    let name_str = name.to_string();
+    if !s.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &s.generics,
+            "SfType records cannot be generic",
+        ));
+    }
+    let syn::Data::Struct(data) = &s.data else {
+        return Err(syn::Error::new_spanned(
+            &s.ident,
+            "#[derive(SfType)] supports structs with named fields",
+        ));
+    };
+    let syn::Fields::Named(fields) = &data.fields else {
+        return Err(syn::Error::new_spanned(
+            &data.fields,
+            "#[derive(SfType)] needs named fields",
+        ));
+    };
+    let idents: Vec<&Ident> = fields
+        .named
+        .iter()
+        .map(|f| f.ident.as_ref().expect("named"))
+        .collect();
+    let strs: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let tys: Vec<&Type> = fields.named.iter().map(|f| &f.ty).collect();
+    let n = idents.len();
+    let tmp: Vec<Ident> = idents.iter().map(|i| format_ident!("__f_{}", i)).collect();
+    let p = quote!(::sandflow::__private);
+    Ok(quote! {
+        impl ::sandflow::SfType for #name {
+            fn sf_type() -> #p::Type {
+                #p::Type::Record(#p::contract::RecordType {
+                    name: #name_str.to_string(),
+                    fields: vec![#( (#strs.to_string(), <#tys as ::sandflow::SfType>::sf_type()) ),*],
+                })
+            }
+            fn into_value(self) -> #p::Value {
+                #p::Value::Record(vec![#( ::sandflow::SfType::into_value(self.#idents) ),*])
+            }
+            fn from_value(v: #p::Value) -> ::core::result::Result<Self, ::std::string::String> {
+                match v {
+                    #p::Value::Record(vals) if vals.len() == #n => {
+                        let mut it = vals.into_iter();
+                        #( let #tmp = <#tys as ::sandflow::SfType>::from_value(it.next().expect("length checked"))
+                            .map_err(|e| format!(".{}: {}", #strs, e))?; )*
+                        Ok(#name { #( #idents: #tmp ),* })
+                    }
+                    other => Err(format!("expected record {}, found {}", #name_str, other.kind())),
+                }
+            }
+        }
+    })
+}

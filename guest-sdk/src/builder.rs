@@ -1,0 +1,220 @@
+//! Building graphs from typed promises: what `foo::call(..)` does inside a workflow or a
+//! dynamic. A workflow body runs once, when the host describes the module; a dynamic body runs
+//! in its sandbox with real inputs. Either way the calls it makes are recorded as nodes.
+
+use crate::types::SfType;
+use sandflow_contract::{Binding, GraphSpec, MapSpec, NodeSpec};
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+thread_local! {
+    /// The nodes of the graph being built; `None` outside a workflow or dynamic body.
+    static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
+}
+
+/// The future output of a node, of type `T`. Pass it to other calls; it is not a value yet.
+pub struct Promise<T> {
+    binding: Binding,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Promise<T> {
+    fn clone(&self) -> Self {
+        Promise {
+            binding: self.binding.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Promise({:?})", self.binding)
+    }
+}
+
+/// Anything that can be bound to an input of type `T`: a value of `T`, a `Promise<T>`, or,
+/// for list inputs, a `Vec` of promises of the items.
+pub trait IntoBinding<T> {
+    fn into_binding(self) -> Binding;
+}
+
+impl<T: SfType> IntoBinding<T> for T {
+    fn into_binding(self) -> Binding {
+        Binding::Literal(self.into_value())
+    }
+}
+
+impl<T> IntoBinding<T> for Promise<T> {
+    fn into_binding(self) -> Binding {
+        self.binding
+    }
+}
+
+impl<T> IntoBinding<T> for &Promise<T> {
+    fn into_binding(self) -> Binding {
+        self.binding.clone()
+    }
+}
+
+impl<T> IntoBinding<Vec<T>> for Vec<Promise<T>> {
+    fn into_binding(self) -> Binding {
+        Binding::List(self.into_iter().map(|p| p.binding).collect())
+    }
+}
+
+/// Records a call of `entity` in the graph being built. Called by `foo::call(..)`.
+pub fn add_node<T>(entity: &str, inputs: Vec<(&str, Binding)>, map: Option<MapSpec>) -> Promise<T> {
+    let index = NODES.with(|nodes| {
+        let mut nodes = nodes.borrow_mut();
+        let Some(nodes) = nodes.as_mut() else {
+            panic!(
+                "`{entity}::call` builds a graph node and works only inside a #[workflow] or \
+                 #[dynamic] body; call `{entity}(..)` to run a task as plain Rust"
+            );
+        };
+        nodes.push(NodeSpec {
+            entity: entity.to_string(),
+            inputs: inputs
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b))
+                .collect(),
+            map,
+        });
+        nodes.len() - 1
+    });
+    Promise {
+        binding: Binding::Node(index as u32),
+        _t: PhantomData,
+    }
+}
+
+/// Runs `body` with an empty graph and returns the graph it built.
+pub fn build_graph(body: impl FnOnce() -> Option<Binding>) -> GraphSpec {
+    NODES.with(|n| *n.borrow_mut() = Some(Vec::new()));
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NODES.with(|n| *n.borrow_mut() = None);
+        }
+    }
+    let _reset = Reset;
+    let output = body();
+    let nodes = NODES.with(|n| n.borrow_mut().take()).unwrap_or_default();
+    GraphSpec { nodes, output }
+}
+
+/// The promise a workflow body gets for its input `name`.
+pub fn input_promise<T>(name: &str) -> Promise<T> {
+    Promise {
+        binding: Binding::Input(name.to_string()),
+        _t: PhantomData,
+    }
+}
+
+/// The binding of a workflow's or dynamic's returned value.
+pub fn into_output<T, B: IntoBinding<T>>(b: B) -> Binding {
+    b.into_binding()
+}
+
+/// A handle on an entity of this module, typed by its inputs `I` (a tuple) and output `O`:
+/// what [`map`] takes. Every entity `foo` has `foo::entity()`.
+pub struct Entity<I, O> {
+    #[doc(hidden)]
+    pub name: &'static str,
+    #[doc(hidden)]
+    pub inputs: &'static [&'static str],
+    #[doc(hidden)]
+    pub _t: PhantomData<fn(I) -> O>,
+}
+
+/// Maps an entity (task, workflow, dynamic or launch plan) over list inputs; each element runs
+/// as its own execution of the entity, in parallel.
+///
+/// ```
+/// use sandflow::{map, task, workflow};
+/// #[task]
+/// pub fn mappable(a: i64) -> i64 { a + 2 }
+///
+/// #[workflow]
+/// pub fn level2(l: Vec<i64>) -> Vec<i64> {
+///     map(mappable::entity()).concurrency(10).over(l)
+/// }
+/// ```
+pub fn map<I, O>(entity: Entity<I, O>) -> MapBuilder<I, O> {
+    MapBuilder {
+        entity: entity.name,
+        inputs: entity.inputs,
+        fixed: Vec::new(),
+        spec: MapSpec {
+            mapped: Vec::new(),
+            concurrency: None,
+            min_success_ratio: None,
+        },
+        _t: PhantomData,
+    }
+}
+
+/// A map being set up; finish it with [`MapBuilder::over`] or [`MapBuilder::over_inputs`].
+pub struct MapBuilder<I, O> {
+    entity: &'static str,
+    inputs: &'static [&'static str],
+    fixed: Vec<(&'static str, Binding)>,
+    spec: MapSpec,
+    _t: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> MapBuilder<I, O> {
+    /// At most `n` elements run at once.
+    pub fn concurrency(mut self, n: u32) -> Self {
+        self.spec.concurrency = Some(n);
+        self
+    }
+
+    /// The map succeeds when at least `ceil(ratio * n)` elements do; failed elements are
+    /// `None` in the output.
+    pub fn min_success_ratio(self, ratio: f64) -> MapBuilder<I, Option<O>> {
+        MapBuilder {
+            entity: self.entity,
+            inputs: self.inputs,
+            fixed: self.fixed,
+            spec: MapSpec {
+                min_success_ratio: Some(ratio),
+                ..self.spec
+            },
+            _t: PhantomData,
+        }
+    }
+
+    /// Binds input `name` to the same value in every element.
+    pub fn fixed<T>(mut self, name: &'static str, value: impl IntoBinding<T>) -> Self {
+        self.fixed.push((name, value.into_binding()));
+        self
+    }
+
+    /// Maps over the one input not bound with [`MapBuilder::fixed`].
+    pub fn over<A>(self, list: impl IntoBinding<Vec<A>>) -> Promise<Vec<O>> {
+        let free: Vec<&'static str> = self
+            .inputs
+            .iter()
+            .copied()
+            .filter(|i| !self.fixed.iter().any(|(f, _)| f == i))
+            .collect();
+        match free.as_slice() {
+            [one] => self.over_inputs(vec![(one, list.into_binding())]),
+            _ => panic!(
+                "map({}).over(..) needs exactly one input left unbound, found {:?}; use \
+                 over_inputs to map several",
+                self.entity, free
+            ),
+        }
+    }
+
+    /// Maps over several inputs at once, each bound to a list of the same length.
+    pub fn over_inputs(mut self, lists: Vec<(&'static str, Binding)>) -> Promise<Vec<O>> {
+        self.spec.mapped = lists.iter().map(|(n, _)| n.to_string()).collect();
+        let mut inputs = self.fixed;
+        inputs.extend(lists);
+        add_node(self.entity, inputs, Some(self.spec))
+    }
+}

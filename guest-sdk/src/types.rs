@@ -1,0 +1,135 @@
+//! [`SfType`]: the Rust types that may cross a task boundary, and their sandflow [`Type`].
+
+use sandflow_contract::{Type, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// A Rust type with a sandflow type: i64, f64, bool, String, [`Bytes`], `Vec<T>`,
+/// string-keyed maps, `Option<T>`, and structs with `#[derive(SfType)]`.
+///
+/// ```
+/// use sandflow::SfType;
+/// #[derive(SfType, Debug, PartialEq)]
+/// struct Song { title: String, words: Vec<String> }
+///
+/// let s = Song { title: "a".into(), words: vec!["b".into()] };
+/// let v = SfType::into_value(s);
+/// assert_eq!(Song::from_value(v).unwrap().title, "a");
+/// ```
+pub trait SfType: Sized {
+    fn sf_type() -> Type;
+    fn into_value(self) -> Value;
+    /// Reads a value of [`SfType::sf_type`]; the error says what was found instead.
+    fn from_value(v: Value) -> Result<Self, String>;
+}
+
+fn mismatch<T>(expected: &Type, found: &Value) -> Result<T, String> {
+    Err(format!("expected {expected}, found {}", found.kind()))
+}
+
+macro_rules! scalar {
+    ($t:ty, $variant:ident, $ty:expr) => {
+        impl SfType for $t {
+            fn sf_type() -> Type {
+                $ty
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(self)
+            }
+            fn from_value(v: Value) -> Result<Self, String> {
+                match v {
+                    Value::$variant(x) => Ok(x),
+                    other => mismatch(&$ty, &other),
+                }
+            }
+        }
+    };
+}
+
+scalar!(i64, Int, Type::Int);
+scalar!(f64, Float, Type::Float);
+scalar!(bool, Bool, Type::Bool);
+scalar!(String, Str, Type::Str);
+
+/// Raw bytes (`Vec<u8>` would be a list of integers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
+impl SfType for Bytes {
+    fn sf_type() -> Type {
+        Type::Bytes
+    }
+    fn into_value(self) -> Value {
+        Value::Bytes(self.0)
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Bytes(b) => Ok(Bytes(b)),
+            other => mismatch(&Type::Bytes, &other),
+        }
+    }
+}
+
+impl<T: SfType> SfType for Vec<T> {
+    fn sf_type() -> Type {
+        Type::List(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::List(self.into_iter().map(T::into_value).collect())
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::List(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| T::from_value(x).map_err(|e| format!("[{i}]: {e}")))
+                .collect(),
+            other => mismatch(&Self::sf_type(), &other),
+        }
+    }
+}
+
+impl<T: SfType> SfType for Option<T> {
+    fn sf_type() -> Type {
+        Type::Optional(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::Optional(self.map(|x| Box::new(x.into_value())))
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Optional(None) => Ok(None),
+            Value::Optional(Some(x)) => T::from_value(*x).map(Some),
+            other => mismatch(&Self::sf_type(), &other),
+        }
+    }
+}
+
+impl<T: SfType> SfType for BTreeMap<String, T> {
+    fn sf_type() -> Type {
+        Type::Map(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::Map(self.into_iter().map(|(k, v)| (k, v.into_value())).collect())
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Map(m) => m
+                .into_iter()
+                .map(|(k, x)| T::from_value(x).map(|x| (k, x)))
+                .collect(),
+            other => mismatch(&Self::sf_type(), &other),
+        }
+    }
+}
+
+impl<T: SfType> SfType for HashMap<String, T> {
+    fn sf_type() -> Type {
+        Type::Map(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::Map(self.into_iter().map(|(k, v)| (k, v.into_value())).collect())
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        BTreeMap::<String, T>::from_value(v).map(|m| m.into_iter().collect())
+    }
+}

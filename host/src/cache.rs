@@ -1,0 +1,59 @@
+//! On-disk cache of compiled modules, keyed by the module's hash and the engine's
+//! configuration, so a second `sandflow run` skips Cranelift entirely.
+//!
+//! The cache directory is `$SANDFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/sandflow`, else
+//! `~/.cache/sandflow`; `SANDFLOW_CACHE_DIR=off` disables it. Files are written to a temporary
+//! name and renamed, so a reader never sees half a file.
+
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use wasmtime::{Engine, Module};
+
+fn dir() -> Option<PathBuf> {
+    match std::env::var_os("SANDFLOW_CACHE_DIR") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("sandflow")),
+    }
+}
+
+fn key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-{:016x}.cwasm", h.finish())
+}
+
+/// Compiles `bytes`, or loads the compiled form cached by an earlier run.
+pub fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    let Some(dir) = dir() else {
+        return Module::new(engine, bytes);
+    };
+    let path = dir.join(key(engine, bytes));
+    if path.exists() {
+        // SAFETY: the file was written by `precompile_module` of an engine with the same
+        // compatibility hash (it is in the name), into a directory only this user writes.
+        if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
+            return Ok(m);
+        }
+    }
+    let compiled = engine.precompile_module(bytes)?;
+    // A cache that cannot be written is not an error: the run goes on with the compiled module.
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let tmp = dir.join(format!(
+            ".{}.{}",
+            std::process::id(),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
+        ));
+        if std::fs::write(&tmp, &compiled).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    // SAFETY: `compiled` was produced just above by this engine.
+    unsafe { Module::deserialize(engine, &compiled) }
+}

@@ -1,0 +1,75 @@
+//! `sandflow describe <module>`: the module's entities and their typed interfaces.
+
+use super::build::module_path;
+use clap::Args;
+use sandflow_contract::{EntityDecl, EntityKind};
+use sandflow_host::runner::Host;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+/// List the entities of a module with their typed interfaces
+pub struct DescribeArgs {
+    /// A .wasm module, or a guest crate directory to build first
+    module: PathBuf,
+}
+
+pub fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let host = Host::new(1)?;
+    let sandbox = host.load(&module_path(&args.module)?)?;
+    for e in &sandbox.decl.entities {
+        println!("{}", line(e));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn line(e: &EntityDecl) -> String {
+    let inputs = e
+        .interface
+        .inputs
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.ty))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let output = e
+        .interface
+        .output
+        .as_ref()
+        .map(|t| format!(" -> {t}"))
+        .unwrap_or_default();
+    let mut extra = String::new();
+    match &e.kind {
+        EntityKind::Task(c) | EntityKind::Dynamic(c) => {
+            if c.retries > 0 {
+                extra.push_str(&format!("  retries={}", c.retries));
+            }
+            if let Some(t) = c.timeout_ms {
+                extra.push_str(&format!("  timeout={t}ms"));
+            }
+        }
+        EntityKind::Workflow(g) => extra.push_str(&format!("  {} nodes", g.nodes.len())),
+        EntityKind::LaunchPlan(lp) => {
+            extra.push_str(&format!("  runs {}", lp.workflow));
+            let show = |v: &[(String, sandflow_contract::Value)]| {
+                v.iter()
+                    .map(|(n, v)| format!("{n}={v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !lp.defaults.is_empty() {
+                extra.push_str(&format!("  defaults({})", show(&lp.defaults)));
+            }
+            if !lp.fixed.is_empty() {
+                extra.push_str(&format!("  fixed({})", show(&lp.fixed)));
+            }
+            if let Some(m) = lp.max_parallelism {
+                extra.push_str(&format!("  max_parallelism={m}"));
+            }
+        }
+    }
+    format!(
+        "{:<12} {:<24} ({inputs}){output}{extra}",
+        e.kind.name(),
+        e.name
+    )
+}

@@ -1,0 +1,178 @@
+//! `sandflow run <module> <entity> --<input> <json> ...`: run an entity, print its output as
+//! JSON on stdout; logs, the summary and the execution tree go to stderr.
+
+use super::build::module_path;
+use anyhow::{bail, Context};
+use clap::Args;
+use sandflow_host::json::{self, inputs_from_json};
+use sandflow_host::runner::Host;
+use sandflow_host::scheduler::{render_tree, Options, TreeOptions};
+use serde_json::Value as Json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args)]
+/// Run a task, workflow, dynamic or launch plan of a module
+pub struct RunArgs {
+    /// A .wasm module, or a guest crate directory to build for wasm32-wasip1 first
+    module: PathBuf,
+    /// The entity to run (see `sandflow describe`)
+    entity: String,
+    /// Inputs as `--name <json>` (a bare word is taken as a string for string inputs); the
+    /// options below may also come after the entity
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "INPUTS"
+    )]
+    rest: Vec<String>,
+    /// A JSON object of inputs; `--name` flags override its keys
+    #[arg(long)]
+    inputs: Option<PathBuf>,
+    /// Print the execution tree to stderr
+    #[arg(long)]
+    tree: bool,
+    /// Running task executions at once in the top execution (default 25)
+    #[arg(long)]
+    max_parallelism: Option<u32>,
+    /// Sandbox worker threads (default: one per core)
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+/// Splits `--name value` / `--name=value` pairs; `--tree` and friends may sit among them.
+fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut it = std::mem::take(&mut args.rest).into_iter();
+    while let Some(a) = it.next() {
+        let Some(flag) = a.strip_prefix("--") else {
+            bail!("unexpected argument `{a}`: inputs are given as `--name <json>`");
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.to_string(), None),
+        };
+        if name == "tree" && inline.is_none() {
+            args.tree = true;
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?,
+        };
+        match name.as_str() {
+            "inputs" => args.inputs = Some(value.into()),
+            "max-parallelism" => {
+                args.max_parallelism = Some(value.parse().with_context(|| {
+                    format!("--max-parallelism {value}: expected a positive integer")
+                })?)
+            }
+            "workers" => {
+                args.workers =
+                    Some(value.parse().with_context(|| {
+                        format!("--workers {value}: expected a positive integer")
+                    })?)
+            }
+            _ => pairs.push((name, value)),
+        }
+    }
+    Ok(pairs)
+}
+
+pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    let pairs = parse_rest(&mut args)?;
+    if args.max_parallelism == Some(0) {
+        bail!("--max-parallelism must be at least 1");
+    }
+    let host = Host::new(args.workers.unwrap_or(0))?;
+    let sandbox = host.load(&module_path(&args.module)?)?;
+    let Some(entity) = sandbox.decl.get(&args.entity) else {
+        bail!(
+            "unknown entity `{}`; {} has: {}",
+            args.entity,
+            args.module.display(),
+            sandbox.decl.names()
+        );
+    };
+    let mut given: Vec<(String, Json)> = Vec::new();
+    if let Some(file) = &args.inputs {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--inputs {}", file.display()))?;
+        let obj: Json = serde_json::from_str(&text)
+            .with_context(|| format!("--inputs {}: not valid JSON", file.display()))?;
+        let Json::Object(map) = obj else {
+            bail!(
+                "--inputs {}: expected a JSON object of inputs, found {}",
+                file.display(),
+                obj
+            );
+        };
+        given.extend(map);
+    }
+    for (name, raw) in pairs {
+        let is_str = entity
+            .interface
+            .input(&name)
+            .is_some_and(|p| p.ty == sandflow_contract::Type::Str);
+        let j = match serde_json::from_str::<Json>(&raw) {
+            Ok(j) => j,
+            Err(_) if is_str => Json::String(raw),
+            Err(e) => bail!("--{name} {raw}: not valid JSON ({e})"),
+        };
+        given.push((name, j));
+    }
+    let inputs = inputs_from_json(entity, &given).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; usage: sandflow run {} {} {}",
+            args.module.display(),
+            entity.name,
+            json::signature(entity)
+        )
+    })?;
+    let output_type = entity.interface.output.clone();
+    let mut opts = Options::default();
+    if let Some(m) = args.max_parallelism {
+        opts.max_parallelism = m;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cancel = Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    let entity_name = entity.name.clone();
+    let report = rt.block_on(host.run(&sandbox, &entity_name, inputs, opts, Some(cancel)))?;
+    if args.tree {
+        eprint!(
+            "{}",
+            render_tree(&report.scheduler.tree(&TreeOptions::default()))
+        );
+    }
+    let tasks = report.scheduler.attempts_started();
+    let children = report.scheduler.child_executions();
+    match report.result {
+        Ok(v) => {
+            eprintln!(
+                "sandflow: {entity_name} succeeded in {:.1} ms ({tasks} task executions, {children} child executions)",
+                report.elapsed.as_secs_f64() * 1e3
+            );
+            if let (Some(v), Some(t)) = (v, output_type) {
+                println!("{}", serde_json::to_string(&json::to_json(&v, &t))?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) if f.message == "cancelled" && f.attempt == 0 => {
+            eprintln!(
+                "sandflow: {entity_name} cancelled after {:.1} ms",
+                report.elapsed.as_secs_f64() * 1e3
+            );
+            Ok(ExitCode::from(130))
+        }
+        Err(f) => {
+            eprintln!("error: {entity_name} failed: {f}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

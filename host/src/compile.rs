@@ -1,0 +1,454 @@
+//! The graph compiler: checks a graph spec against the module's interfaces before any node of
+//! it runs. Every binding is type-checked; unknown entities and inputs, missing inputs, bad
+//! node references and cycles are reported with the node they concern.
+
+use crate::module::ModuleDecl;
+use sandflow_contract::{
+    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, Type,
+};
+use std::collections::HashSet;
+
+/// A graph that cannot run, and where (`<graph>` node `n3 (level2)`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct CompileError {
+    pub location: String,
+    pub message: String,
+}
+
+fn err(location: impl Into<String>, message: impl Into<String>) -> CompileError {
+    CompileError {
+        location: location.into(),
+        message: message.into(),
+    }
+}
+
+/// The type a node's promise has: the entity's output, or a list of it for a map (of
+/// optionals with a min success ratio).
+pub fn node_output_type(decl: &ModuleDecl, node: &NodeSpec) -> Option<Type> {
+    let out = decl.get(&node.entity)?.interface.output.clone()?;
+    Some(match &node.map {
+        None => out,
+        Some(m) if m.min_success_ratio.is_some() => {
+            Type::List(Box::new(Type::Optional(Box::new(out))))
+        }
+        Some(_) => Type::List(Box::new(out)),
+    })
+}
+
+/// Checks `graph`, built by `owner`. `inputs` are the inputs a workflow's bindings may name
+/// (`None` for a dynamic's graph, whose inputs are already values); `output` is the type the
+/// graph must return.
+pub fn check_graph(
+    decl: &ModuleDecl,
+    graph: &GraphSpec,
+    inputs: Option<&[Param]>,
+    output: Option<&Type>,
+    owner: &str,
+) -> Result<(), CompileError> {
+    let types: Vec<Option<Type>> = graph
+        .nodes
+        .iter()
+        .map(|n| node_output_type(decl, n))
+        .collect();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let at = format!("{owner}: node n{i} ({})", node.entity);
+        let Some(target) = decl.get(&node.entity) else {
+            return Err(err(
+                at,
+                format!(
+                    "unknown entity `{}`; the module has: {}",
+                    node.entity,
+                    decl.names()
+                ),
+            ));
+        };
+        check_node(decl, graph, &types, i, node, target, inputs, &at)?;
+    }
+    match (&graph.output, output) {
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(err(
+                owner,
+                "returns a value, but its interface declares no output",
+            ))
+        }
+        (None, Some(t)) => {
+            return Err(err(
+                owner,
+                format!("returns nothing, but its interface declares output {t}"),
+            ))
+        }
+        (Some(b), Some(t)) => check_binding(decl, &types, usize::MAX, b, t, inputs)
+            .map_err(|m| err(format!("{owner}: output"), m))?,
+    }
+    check_acyclic(graph).map_err(|m| err(owner, m))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_node(
+    decl: &ModuleDecl,
+    graph: &GraphSpec,
+    types: &[Option<Type>],
+    i: usize,
+    node: &NodeSpec,
+    target: &EntityDecl,
+    inputs: Option<&[Param]>,
+    at: &str,
+) -> Result<(), CompileError> {
+    let (fixed, defaults): (Vec<&str>, Vec<&str>) = match &target.kind {
+        EntityKind::LaunchPlan(lp) => (
+            lp.fixed.iter().map(|(n, _)| n.as_str()).collect(),
+            lp.defaults.iter().map(|(n, _)| n.as_str()).collect(),
+        ),
+        _ => (vec![], vec![]),
+    };
+    let mut bound = HashSet::new();
+    let expected_list = target
+        .interface
+        .inputs
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.ty))
+        .collect::<Vec<_>>();
+    if let Some(m) = &node.map {
+        if let Some(r) = m.min_success_ratio {
+            if !(0.0..=1.0).contains(&r) || r.is_nan() {
+                return Err(err(
+                    at,
+                    format!("min_success_ratio must be within 0..=1, got {r}"),
+                ));
+            }
+        }
+        if m.concurrency == Some(0) {
+            return Err(err(at, "map concurrency must be at least 1"));
+        }
+        if m.mapped.is_empty() {
+            return Err(err(at, "a map needs at least one mapped input"));
+        }
+        let _ = graph;
+    }
+    for (name, binding) in &node.inputs {
+        let Some(param) = target.interface.input(name) else {
+            return Err(err(
+                at,
+                format!(
+                    "unknown input `{name}`; {} takes ({})",
+                    target.name,
+                    expected_list.join(", ")
+                ),
+            ));
+        };
+        if fixed.contains(&name.as_str()) {
+            return Err(err(
+                at,
+                format!(
+                    "input `{name}` is fixed by launch plan {} and cannot be bound",
+                    target.name
+                ),
+            ));
+        }
+        if !bound.insert(name.as_str()) {
+            return Err(err(at, format!("input `{name}` is bound twice")));
+        }
+        let mapped = node
+            .map
+            .as_ref()
+            .is_some_and(|m| m.mapped.iter().any(|n| n == name));
+        let ty = if mapped {
+            Type::List(Box::new(param.ty.clone()))
+        } else {
+            param.ty.clone()
+        };
+        check_binding(decl, types, i, binding, &ty, inputs)
+            .map_err(|m| err(at, format!("input `{name}`: {m}")))?;
+    }
+    if let Some(m) = &node.map {
+        for name in &m.mapped {
+            if !bound.contains(name.as_str()) {
+                return Err(err(
+                    at,
+                    format!("mapped input `{name}` is not bound to a list"),
+                ));
+            }
+        }
+    }
+    for p in &target.interface.inputs {
+        let name = p.name.as_str();
+        if !bound.contains(name) && !fixed.contains(&name) && !defaults.contains(&name) {
+            return Err(err(
+                at,
+                format!("missing input `{name}` ({}) of {}", p.ty, target.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_binding(
+    decl: &ModuleDecl,
+    types: &[Option<Type>],
+    node: usize,
+    b: &Binding,
+    expected: &Type,
+    inputs: Option<&[Param]>,
+) -> Result<(), String> {
+    let _ = decl;
+    match b {
+        Binding::Literal(v) => v.check(expected).map_err(|e| format!("literal {e}")),
+        Binding::Input(name) => {
+            let Some(inputs) = inputs else {
+                return Err(format!(
+                    "refers to workflow input `{name}`, but a dynamic's graph has no inputs"
+                ));
+            };
+            let p = inputs
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| format!("unknown workflow input `{name}`"))?;
+            same(&p.ty, expected, &format!("workflow input `{name}`"))
+        }
+        Binding::Node(j) => {
+            let j = *j as usize;
+            if j >= types.len() {
+                return Err(format!(
+                    "refers to node n{j}, but the graph has {} nodes",
+                    types.len()
+                ));
+            }
+            if j == node {
+                return Err(format!("node n{j} refers to its own output"));
+            }
+            match &types[j] {
+                None => Err(format!("node n{j} returns nothing")),
+                Some(t) => same(t, expected, &format!("the output of node n{j}")),
+            }
+        }
+        Binding::List(items) => {
+            let Type::List(elem) = expected else {
+                return Err(format!("expected {expected}, found a list"));
+            };
+            for (k, item) in items.iter().enumerate() {
+                check_binding(decl, types, node, item, elem, inputs)
+                    .map_err(|m| format!("[{k}]: {m}"))?;
+            }
+            Ok(())
+        }
+        Binding::Map(entries) => {
+            let Type::Map(elem) = expected else {
+                return Err(format!("expected {expected}, found a map"));
+            };
+            for (k, item) in entries {
+                check_binding(decl, types, node, item, elem, inputs)
+                    .map_err(|m| format!("[{k:?}]: {m}"))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn same(found: &Type, expected: &Type, what: &str) -> Result<(), String> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(format!("{what} has type {found}, expected {expected}"))
+    }
+}
+
+/// Node references form a DAG (Kahn's algorithm); names a node on a cycle otherwise.
+fn check_acyclic(graph: &GraphSpec) -> Result<(), String> {
+    let n = graph.nodes.len();
+    let mut indegree = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for d in deps(node) {
+            indegree[i] += 1;
+            dependents[d].push(i);
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut seen = 0;
+    while let Some(i) = ready.pop() {
+        seen += 1;
+        for &k in &dependents[i] {
+            indegree[k] -= 1;
+            if indegree[k] == 0 {
+                ready.push(k);
+            }
+        }
+    }
+    match (0..n).find(|&i| indegree[i] > 0) {
+        Some(i) if seen < n => Err(format!(
+            "node n{i} ({}) is on a cycle",
+            graph.nodes[i].entity
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The distinct nodes `node` reads the output of (only in-range references).
+pub fn deps(node: &NodeSpec) -> Vec<usize> {
+    fn walk(b: &Binding, out: &mut Vec<usize>) {
+        match b {
+            Binding::Node(j) => {
+                if !out.contains(&(*j as usize)) {
+                    out.push(*j as usize)
+                }
+            }
+            Binding::List(items) => items.iter().for_each(|b| walk(b, out)),
+            Binding::Map(items) => items.iter().for_each(|(_, b)| walk(b, out)),
+            Binding::Literal(_) | Binding::Input(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    node.inputs.iter().for_each(|(_, b)| walk(b, &mut out));
+    out
+}
+
+/// A launch plan names a workflow of the module, declares a subset of its interface, and its
+/// defaults and fixed inputs have the workflow's types.
+pub fn check_launch_plan(
+    decl: &ModuleDecl,
+    lp: &EntityDecl,
+    spec: &LaunchPlanSpec,
+) -> Result<(), CompileError> {
+    let at = format!("launch plan {}", lp.name);
+    let Some(wf) = decl.get(&spec.workflow) else {
+        return Err(err(
+            at,
+            format!(
+                "unknown workflow `{}`; the module has: {}",
+                spec.workflow,
+                decl.names()
+            ),
+        ));
+    };
+    if !matches!(wf.kind, EntityKind::Workflow(_)) {
+        return Err(err(
+            at,
+            format!(
+                "`{}` is a {}, a launch plan needs a workflow",
+                wf.name,
+                wf.kind.name()
+            ),
+        ));
+    }
+    if spec.max_parallelism == Some(0) {
+        return Err(err(at, "max_parallelism must be at least 1"));
+    }
+    for (kind, list) in [("default", &spec.defaults), ("fixed", &spec.fixed)] {
+        for (name, value) in list {
+            let p = wf.interface.input(name).ok_or_else(|| {
+                err(
+                    &at,
+                    format!("{kind} input `{name}` is not an input of {}", wf.name),
+                )
+            })?;
+            value
+                .check(&p.ty)
+                .map_err(|e| err(&at, format!("{kind} input `{name}`: {e}")))?;
+        }
+    }
+    for p in &lp.interface.inputs {
+        let w = wf.interface.input(&p.name).ok_or_else(|| {
+            err(
+                &at,
+                format!("input `{}` is not an input of {}", p.name, wf.name),
+            )
+        })?;
+        if w.ty != p.ty {
+            return Err(err(
+                &at,
+                format!(
+                    "input `{}` is declared {}, but {} takes {}",
+                    p.name, p.ty, wf.name, w.ty
+                ),
+            ));
+        }
+        if spec.fixed.iter().any(|(n, _)| n == &p.name) {
+            return Err(err(
+                &at,
+                format!("input `{}` is both fixed and a parameter", p.name),
+            ));
+        }
+    }
+    for w in &wf.interface.inputs {
+        let covered = lp.interface.input(&w.name).is_some()
+            || spec
+                .defaults
+                .iter()
+                .chain(&spec.fixed)
+                .any(|(n, _)| n == &w.name);
+        if !covered {
+            return Err(err(
+                &at,
+                format!(
+                    "workflow input `{}` ({}) is neither a parameter, a default nor fixed",
+                    w.name, w.ty
+                ),
+            ));
+        }
+    }
+    if lp.interface.output != wf.interface.output {
+        let show = |t: &Option<Type>| {
+            t.as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "nothing".into())
+        };
+        return Err(err(
+            at,
+            format!(
+                "returns {}, but {} returns {}",
+                show(&lp.interface.output),
+                wf.name,
+                show(&wf.interface.output)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A workflow that contains itself (directly, or through other workflows and launch plans)
+/// would expand without end.
+pub fn check_workflow_recursion(decl: &ModuleDecl) -> Result<(), CompileError> {
+    fn children<'a>(decl: &'a ModuleDecl, e: &'a EntityDecl) -> Vec<&'a str> {
+        match &e.kind {
+            EntityKind::Workflow(g) => g.nodes.iter().map(|n| n.entity.as_str()).collect(),
+            EntityKind::LaunchPlan(lp) => vec![lp.workflow.as_str()],
+            _ => vec![],
+        }
+        .into_iter()
+        .filter(|n| decl.get(n).is_some())
+        .collect()
+    }
+    fn visit<'a>(
+        decl: &'a ModuleDecl,
+        name: &'a str,
+        stack: &mut Vec<&'a str>,
+        done: &mut HashSet<&'a str>,
+    ) -> Result<(), CompileError> {
+        if done.contains(name) {
+            return Ok(());
+        }
+        if let Some(pos) = stack.iter().position(|s| *s == name) {
+            let mut cycle = stack[pos..].to_vec();
+            cycle.push(name);
+            return Err(err(
+                format!("workflow {}", stack[pos]),
+                format!("contains itself: {}", cycle.join(" -> ")),
+            ));
+        }
+        stack.push(name);
+        let e = decl.get(name).expect("filtered to known entities");
+        for c in children(decl, e) {
+            visit(decl, c, stack, done)?;
+        }
+        stack.pop();
+        done.insert(name);
+        Ok(())
+    }
+    let mut done = HashSet::new();
+    for e in &decl.entities {
+        visit(decl, &e.name, &mut Vec::new(), &mut done)?;
+    }
+    Ok(())
+}

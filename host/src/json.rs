@@ -1,0 +1,248 @@
+//! JSON in and out, typed by interfaces: CLI inputs become [`Value`]s (with errors naming the
+//! input and the element that is wrong), outputs become JSON.
+
+use sandflow_contract::{EntityDecl, EntityKind, Type, Value};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// An input the user gave that does not fit the entity's interface.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("input `{input}`{at}: expected {expected}, found {found}", at = if path.is_empty() { String::new() } else { format!(" at {path}") })]
+    Type {
+        input: String,
+        path: String,
+        expected: String,
+        found: String,
+    },
+    #[error("missing input `{input}` ({ty}) of {entity}")]
+    Missing {
+        entity: String,
+        input: String,
+        ty: String,
+    },
+    #[error("unknown input `{input}`; {entity} takes {expected}")]
+    Unknown {
+        entity: String,
+        input: String,
+        expected: String,
+    },
+    #[error("input `{input}` of {entity} is fixed by the launch plan and cannot be given")]
+    Fixed { entity: String, input: String },
+}
+
+fn describe(j: &Json) -> String {
+    match j {
+        Json::Null => "null".into(),
+        Json::Bool(b) => format!("{b}"),
+        Json::Number(n) => format!("the number {n}"),
+        Json::String(s) if s.len() > 40 => format!(
+            "a string \"{}…\"",
+            &s[..s.char_indices().nth(37).map(|(i, _)| i).unwrap_or(s.len())]
+        ),
+        Json::String(s) => format!("the string {s:?}"),
+        Json::Array(_) => "an array".into(),
+        Json::Object(_) => "an object".into(),
+    }
+}
+
+/// Reads `j` as a value of type `ty`; `path` locates it inside input `input` for errors.
+pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<Value, InputError> {
+    let bad = |path: &String| InputError::Type {
+        input: input.to_string(),
+        path: path.clone(),
+        expected: ty.to_string(),
+        found: describe(j),
+    };
+    Ok(match (ty, j) {
+        (Type::Int, Json::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| bad(path))?),
+        (Type::Float, Json::Number(n)) => Value::Float(n.as_f64().ok_or_else(|| bad(path))?),
+        (Type::Bool, Json::Bool(b)) => Value::Bool(*b),
+        (Type::Str, Json::String(s)) => Value::Str(s.clone()),
+        (Type::Bytes, Json::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, x) in items.iter().enumerate() {
+                match x.as_u64().filter(|b| *b <= 255) {
+                    Some(b) => out.push(b as u8),
+                    None => {
+                        let len = path.len();
+                        path.push_str(&format!("[{i}]"));
+                        let e = InputError::Type {
+                            input: input.into(),
+                            path: path.clone(),
+                            expected: "a byte (0..=255)".into(),
+                            found: describe(x),
+                        };
+                        path.truncate(len);
+                        return Err(e);
+                    }
+                }
+            }
+            Value::Bytes(out)
+        }
+        (Type::List(t), Json::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, x) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                out.push(from_json(x, t, input, path)?);
+                path.truncate(len);
+            }
+            Value::List(out)
+        }
+        (Type::Map(t), Json::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, x) in m {
+                let len = path.len();
+                path.push_str(&format!("[{k:?}]"));
+                out.insert(k.clone(), from_json(x, t, input, path)?);
+                path.truncate(len);
+            }
+            Value::Map(out)
+        }
+        (Type::Optional(_), Json::Null) => Value::Optional(None),
+        (Type::Optional(t), x) => Value::Optional(Some(Box::new(from_json(x, t, input, path)?))),
+        (Type::Record(r), Json::Object(m)) => {
+            let mut out = Vec::with_capacity(r.fields.len());
+            for (name, t) in &r.fields {
+                let len = path.len();
+                path.push('.');
+                path.push_str(name);
+                match m.get(name) {
+                    Some(x) => out.push(from_json(x, t, input, path)?),
+                    None if matches!(t, Type::Optional(_)) => out.push(Value::Optional(None)),
+                    None => {
+                        let e = InputError::Type {
+                            input: input.into(),
+                            path: path.clone(),
+                            expected: t.to_string(),
+                            found: "nothing (the field is missing)".into(),
+                        };
+                        return Err(e);
+                    }
+                }
+                path.truncate(len);
+            }
+            if let Some(k) = m.keys().find(|k| !r.fields.iter().any(|(n, _)| n == *k)) {
+                return Err(InputError::Type {
+                    input: input.into(),
+                    path: path.clone(),
+                    expected: format!(
+                        "{} (fields: {})",
+                        r.name,
+                        r.fields
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    found: format!("an object with unknown field `{k}`"),
+                });
+            }
+            Value::Record(out)
+        }
+        _ => return Err(bad(path)),
+    })
+}
+
+/// Writes `v` (of type `ty`) as JSON. Records become objects with their field names.
+pub fn to_json(v: &Value, ty: &Type) -> Json {
+    match (v, ty) {
+        (Value::Int(i), _) => Json::from(*i),
+        (Value::Float(f), _) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
+        (Value::Bool(b), _) => Json::Bool(*b),
+        (Value::Str(s), _) => Json::String(s.clone()),
+        (Value::Bytes(b), _) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
+        (Value::List(items), Type::List(t)) => {
+            Json::Array(items.iter().map(|x| to_json(x, t)).collect())
+        }
+        (Value::Map(m), Type::Map(t)) => {
+            Json::Object(m.iter().map(|(k, x)| (k.clone(), to_json(x, t))).collect())
+        }
+        (Value::Optional(None), _) => Json::Null,
+        (Value::Optional(Some(x)), Type::Optional(t)) => to_json(x, t),
+        (Value::Record(vals), Type::Record(r)) => Json::Object(
+            vals.iter()
+                .zip(&r.fields)
+                .map(|(x, (n, t))| (n.clone(), to_json(x, t)))
+                .collect(),
+        ),
+        // Values are type-checked before they get here; show what there is rather than lose it.
+        (Value::List(items), _) => {
+            Json::Array(items.iter().map(|x| to_json(x, &Type::Str)).collect())
+        }
+        (Value::Map(m), _) => Json::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), to_json(x, &Type::Str)))
+                .collect(),
+        ),
+        (Value::Optional(Some(x)), _) => to_json(x, &Type::Str),
+        (Value::Record(vals), _) => {
+            Json::Array(vals.iter().map(|x| to_json(x, &Type::Str)).collect())
+        }
+    }
+}
+
+/// The inputs a caller may give `entity`: its interface, minus a launch plan's fixed inputs.
+/// Returns values in interface order; a launch plan's defaults fill what is not given.
+pub fn inputs_from_json(
+    entity: &EntityDecl,
+    given: &[(String, Json)],
+) -> Result<Vec<Value>, InputError> {
+    let (fixed, defaults): (Vec<&str>, Vec<(&str, &Value)>) = match &entity.kind {
+        EntityKind::LaunchPlan(lp) => (
+            lp.fixed.iter().map(|(n, _)| n.as_str()).collect(),
+            lp.defaults.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+        ),
+        _ => (Vec::new(), Vec::new()),
+    };
+    for (name, _) in given {
+        if fixed.contains(&name.as_str()) {
+            return Err(InputError::Fixed {
+                entity: entity.name.clone(),
+                input: name.clone(),
+            });
+        }
+        if entity.interface.input(name).is_none() {
+            return Err(InputError::Unknown {
+                entity: entity.name.clone(),
+                input: name.clone(),
+                expected: signature(entity),
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(entity.interface.inputs.len());
+    for p in &entity.interface.inputs {
+        match given.iter().rev().find(|(n, _)| n == &p.name) {
+            Some((_, j)) => out.push(from_json(j, &p.ty, &p.name, &mut String::new())?),
+            None => match defaults.iter().find(|(n, _)| *n == p.name) {
+                Some((_, v)) => out.push((*v).clone()),
+                None if matches!(p.ty, Type::Optional(_)) => out.push(Value::Optional(None)),
+                None => {
+                    return Err(InputError::Missing {
+                        entity: entity.name.clone(),
+                        input: p.name.clone(),
+                        ty: p.ty.to_string(),
+                    })
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// `--l <list<i64>> --chunk <i64>`, or "no inputs".
+pub fn signature(entity: &EntityDecl) -> String {
+    if entity.interface.inputs.is_empty() {
+        return "no inputs".into();
+    }
+    entity
+        .interface
+        .inputs
+        .iter()
+        .map(|p| format!("--{} <{}>", p.name, p.ty))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

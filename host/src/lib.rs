@@ -1,0 +1,15 @@
+//! The sandflow host: load a guest module, compile its graphs, schedule and execute every
+//! task in its own wasm sandbox. The `sandflow` binary is a thin front end over this library.
+//!
+//! - [`sandbox`]: wasmtime engine, module loading, one fresh instance per task execution;
+//! - [`module`]: a module's entities and load errors; [`compile`]: the graph compiler;
+//! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
+//! - [`json`]: JSON inputs and outputs, typed by the interfaces.
+
+pub mod cache;
+pub mod compile;
+pub mod json;
+pub mod module;
+pub mod runner;
+pub mod sandbox;
+pub mod scheduler;

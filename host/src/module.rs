@@ -1,0 +1,90 @@
+//! A guest module's entities ([`ModuleDecl`]) and the errors loading a module can give.
+
+use crate::compile::{self, CompileError};
+use sandflow_contract::{EntityDecl, EntityKind};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("{}: could not read the module: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a WebAssembly module (expected a .wasm file starting with \\0asm)", path.display())]
+    NotWasm { path: PathBuf },
+    #[error("{}: invalid WebAssembly module: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{}: imports {import}, which sandflow does not provide (only wasi_snapshot_preview1 functions are allowed)", path.display())]
+    ForbiddenImport { path: PathBuf, import: String },
+    #[error("{}: missing export `{export}`: is this a sandflow guest built with the sandflow SDK?", path.display())]
+    MissingExport { path: PathBuf, export: String },
+    #[error("{}: sandflow ABI version {found}, this host speaks version {expected}: rebuild the guest with a matching sandflow SDK", path.display())]
+    AbiVersion {
+        path: PathBuf,
+        found: i32,
+        expected: i32,
+    },
+    #[error("{}: describing entity `{entity}` failed: {reason}", path.display())]
+    Describe {
+        path: PathBuf,
+        entity: String,
+        reason: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Compile { path: PathBuf, source: CompileError },
+}
+
+/// The entities of one module, by name.
+#[derive(Debug, Default)]
+pub struct ModuleDecl {
+    pub entities: Vec<EntityDecl>,
+    by_name: HashMap<String, usize>,
+}
+
+impl ModuleDecl {
+    /// Indexes `entities` and compiles every workflow's graph and every launch plan, so nothing
+    /// ill-typed is found only after tasks have run.
+    pub fn new(entities: Vec<EntityDecl>) -> Result<ModuleDecl, CompileError> {
+        let by_name = entities
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        let decl = ModuleDecl { entities, by_name };
+        for e in &decl.entities {
+            match &e.kind {
+                EntityKind::Workflow(g) => compile::check_graph(
+                    &decl,
+                    g,
+                    Some(&e.interface.inputs),
+                    e.interface.output.as_ref(),
+                    &e.name,
+                )?,
+                EntityKind::LaunchPlan(lp) => compile::check_launch_plan(&decl, e, lp)?,
+                EntityKind::Task(_) | EntityKind::Dynamic(_) => {}
+            }
+        }
+        compile::check_workflow_recursion(&decl)?;
+        Ok(decl)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&EntityDecl> {
+        self.by_name.get(name).map(|&i| &self.entities[i])
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The names of all entities, for "unknown entity" messages.
+    pub fn names(&self) -> String {
+        self.entities
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

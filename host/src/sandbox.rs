@@ -1,0 +1,483 @@
+//! The wasm executor: one wasmtime [`Engine`] per process, one compiled module per guest, and a
+//! fresh store + instance (from an [`InstancePre`] and the pooling allocator) per task
+//! execution. WASI preview 1 with no preopened directories, no environment, no arguments and
+//! no network; stdout and stderr are captured per call.
+
+use crate::cache;
+use crate::module::{ModuleDecl, ModuleError};
+use sandflow_contract::{abi, codec, CallResult, EntityDecl};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, ModuleExport,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// How often the epoch ticker advances; the granularity of timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every instance of one engine.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Instances that may be alive at once (the worker pool's size plus headroom).
+    pub max_instances: u32,
+    /// Largest linear memory a guest may grow to.
+    pub max_memory_bytes: usize,
+    /// Captured stdout and stderr, each, per call.
+    pub max_log_bytes: usize,
+    /// Wall-clock limit of one call when the task declares none.
+    pub default_timeout: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_instances: 64,
+            max_memory_bytes: 256 << 20,
+            max_log_bytes: 1 << 20,
+            default_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+pub(crate) struct Ctx {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
+}
+
+/// Builds the process's engine and starts its epoch ticker (one thread for all stores).
+pub fn engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(config.max_instances)
+        .total_memories(config.max_instances)
+        .total_tables(config.max_instances)
+        .max_memory_size(config.max_memory_bytes);
+    let mut c = Config::new();
+    c.epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&c)?;
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("sandflow-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(engine)
+}
+
+/// A guest module, compiled and checked, ready to instantiate many times.
+pub struct Sandbox {
+    engine: Engine,
+    config: SandboxConfig,
+    pre: InstancePre<Ctx>,
+    initialize: Option<ModuleExport>,
+    alloc: ModuleExport,
+    memory: ModuleExport,
+    panic_message: Option<ModuleExport>,
+    calls: HashMap<String, ModuleExport>,
+    /// The module's entities, read from its decl exports.
+    pub decl: Arc<ModuleDecl>,
+}
+
+/// What one call produced: the guest's answer or why there is none, plus its logs.
+pub struct CallOutcome {
+    pub result: Result<CallResult, CallFailure>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Why a call produced no answer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CallFailure {
+    /// A fault of the guest (trap, panic, limit exceeded, garbage returned), as opposed to one
+    /// of the host (could not instantiate, pool exhausted).
+    pub user: bool,
+    pub message: String,
+    /// The wasm backtrace, one frame a line, when the guest trapped.
+    pub backtrace: Option<String>,
+}
+
+impl CallFailure {
+    fn guest(message: impl Into<String>) -> Self {
+        CallFailure {
+            user: true,
+            message: message.into(),
+            backtrace: None,
+        }
+    }
+    fn host(message: impl Into<String>) -> Self {
+        CallFailure {
+            user: false,
+            message: message.into(),
+            backtrace: None,
+        }
+    }
+}
+
+const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+impl Sandbox {
+    /// Loads `bytes` (a wasm module) from `origin` (for messages), compiling it or taking the
+    /// compiled form from the on-disk cache, checks its imports and ABI, and reads its entities.
+    pub fn load(
+        engine: &Engine,
+        config: SandboxConfig,
+        bytes: &[u8],
+        origin: &Path,
+    ) -> Result<Sandbox, ModuleError> {
+        if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+            return Err(ModuleError::NotWasm {
+                path: origin.to_path_buf(),
+            });
+        }
+        let module = cache::compile(engine, bytes).map_err(|e| ModuleError::Invalid {
+            path: origin.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
+        for import in module.imports() {
+            if import.module() != WASI_MODULE {
+                return Err(ModuleError::ForbiddenImport {
+                    path: origin.to_path_buf(),
+                    import: format!("{}::{}", import.module(), import.name()),
+                });
+            }
+        }
+        let mut linker: Linker<Ctx> = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi).map_err(
+            |e| ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: format!("{e:#}"),
+            },
+        )?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| ModuleError::ForbiddenImport {
+                path: origin.to_path_buf(),
+                import: format!("{e:#}"),
+            })?;
+        let export = |name: &str| module.get_export_index(name);
+        let missing = |name: &str| ModuleError::MissingExport {
+            path: origin.to_path_buf(),
+            export: name.to_string(),
+        };
+        let alloc = export(abi::ALLOC_EXPORT).ok_or_else(|| missing(abi::ALLOC_EXPORT))?;
+        let memory = export("memory").ok_or_else(|| missing("memory"))?;
+        let version =
+            export(abi::ABI_VERSION_EXPORT).ok_or_else(|| missing(abi::ABI_VERSION_EXPORT))?;
+        let mut calls = HashMap::new();
+        let mut decl_exports = Vec::new();
+        for e in module.exports() {
+            if let Some(name) = e.name().strip_prefix(abi::CALL_PREFIX) {
+                calls.insert(name.to_string(), export(e.name()).expect("listed export"));
+            } else if let Some(name) = e.name().strip_prefix(abi::DECL_PREFIX) {
+                decl_exports.push((name.to_string(), export(e.name()).expect("listed export")));
+            }
+        }
+        let mut sandbox = Sandbox {
+            engine: engine.clone(),
+            config,
+            pre,
+            initialize: export(abi::WASI_INITIALIZE_EXPORT),
+            alloc,
+            memory,
+            panic_message: export(abi::PANIC_MESSAGE_EXPORT),
+            calls,
+            decl: Arc::new(ModuleDecl::default()),
+        };
+        let invalid = |reason: String| ModuleError::Invalid {
+            path: origin.to_path_buf(),
+            reason,
+        };
+
+        // Describe: one instance reads the ABI version and every entity's declaration.
+        let (mut store, instance) = sandbox
+            .instantiate(Duration::from_secs(30))
+            .map_err(|f| invalid(f.message))?;
+        let v = instance
+            .get_module_export(&mut store, &version)
+            .and_then(|e| e.into_func())
+            .ok_or_else(|| missing(abi::ABI_VERSION_EXPORT))?
+            .typed::<(), i32>(&store)
+            .map_err(|e| {
+                invalid(format!(
+                    "{} has the wrong signature: {e}",
+                    abi::ABI_VERSION_EXPORT
+                ))
+            })?
+            .call(&mut store, ())
+            .map_err(|e| invalid(format!("{} trapped: {e}", abi::ABI_VERSION_EXPORT)))?;
+        if v != abi::ABI_VERSION {
+            return Err(ModuleError::AbiVersion {
+                path: origin.to_path_buf(),
+                found: v,
+                expected: abi::ABI_VERSION,
+            });
+        }
+        let mut entities = Vec::new();
+        for (name, idx) in decl_exports {
+            let r: Result<EntityDecl, String> = (|| {
+                let f = instance
+                    .get_module_export(&mut store, &idx)
+                    .and_then(|e| e.into_func())
+                    .ok_or("not a function")?
+                    .typed::<(), i64>(&store)
+                    .map_err(|e| format!("wrong signature: {e}"))?;
+                let packed = match f.call(&mut store, ()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let panic = sandbox.panic_message(&mut store, &instance);
+                        return Err(panic.unwrap_or_else(|| format!("{e:#}")));
+                    }
+                };
+                let bytes = sandbox.read(&mut store, &instance, packed)?;
+                codec::decode::<EntityDecl>(&bytes).map_err(|e| e.to_string())
+            })();
+            match r {
+                Ok(d) if d.name == name => entities.push(d),
+                Ok(d) => {
+                    return Err(invalid(format!(
+                        "export for `{name}` declares `{}`",
+                        d.name
+                    )))
+                }
+                Err(reason) => {
+                    return Err(ModuleError::Describe {
+                        path: origin.to_path_buf(),
+                        entity: name,
+                        reason,
+                    })
+                }
+            }
+        }
+        entities.sort_by(|a, b| a.name.cmp(&b.name));
+        for d in &entities {
+            let runs = matches!(
+                d.kind,
+                sandflow_contract::EntityKind::Task(_) | sandflow_contract::EntityKind::Dynamic(_)
+            );
+            if runs && !sandbox.calls.contains_key(&d.name) {
+                return Err(missing(&format!("{}{}", abi::CALL_PREFIX, d.name)));
+            }
+        }
+        sandbox.decl = Arc::new(ModuleDecl::new(entities).map_err(|e| invalid(e.to_string()))?);
+        Ok(sandbox)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn instantiate(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
+        self.instantiate_with(timeout, MemoryOutputPipe::new(0), MemoryOutputPipe::new(0))
+    }
+
+    fn instantiate_with(
+        &self,
+        timeout: Duration,
+        stdout: MemoryOutputPipe,
+        stderr: MemoryOutputPipe,
+    ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr)
+            .build_p1();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.config.max_memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, Ctx { wasi, limits });
+        store.limiter(|c| &mut c.limits);
+        let ticks = (timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CallFailure::host(format!("could not instantiate the module: {e:#}")))?;
+        if let Some(init) = &self.initialize {
+            let f = instance
+                .get_module_export(&mut store, init)
+                .and_then(|e| e.into_func())
+                .ok_or_else(|| CallFailure::guest("_initialize is not a function"))?;
+            f.typed::<(), ()>(&store)
+                .map_err(|e| {
+                    CallFailure::guest(format!("_initialize has the wrong signature: {e}"))
+                })?
+                .call(&mut store, ())
+                .map_err(|e| trap_failure(e, timeout, None))?;
+        }
+        Ok((store, instance))
+    }
+
+    fn read(
+        &self,
+        store: &mut Store<Ctx>,
+        instance: &wasmtime::Instance,
+        packed: i64,
+    ) -> Result<Vec<u8>, String> {
+        let (ptr, len) = abi::unpack(packed);
+        let memory = instance
+            .get_module_export(&mut *store, &self.memory)
+            .and_then(|e| e.into_memory())
+            .ok_or("the module exports no memory")?;
+        let data = memory.data(&*store);
+        let (start, end) = (ptr as usize, ptr as usize + len as usize);
+        if end > data.len() {
+            return Err(format!(
+                "the guest returned a buffer at {ptr:#x}..{end:#x}, outside its {}-byte memory",
+                data.len()
+            ));
+        }
+        Ok(data[start..end].to_vec())
+    }
+
+    fn panic_message(
+        &self,
+        store: &mut Store<Ctx>,
+        instance: &wasmtime::Instance,
+    ) -> Option<String> {
+        let export = self.panic_message.as_ref()?;
+        let f = instance
+            .get_module_export(&mut *store, export)?
+            .into_func()?
+            .typed::<(), i64>(&*store)
+            .ok()?;
+        store.set_epoch_deadline(
+            (Duration::from_secs(1).as_micros() / EPOCH_TICK.as_micros()) as u64,
+        );
+        let packed = f.call(&mut *store, ()).ok()?;
+        let bytes = self.read(store, instance, packed).ok()?;
+        let msg = String::from_utf8_lossy(&bytes).into_owned();
+        (!msg.is_empty()).then_some(msg)
+    }
+
+    /// Runs entity `entity` (a task or dynamic) on `inputs` (encoded `Vec<Value>`) in a fresh
+    /// instance.
+    pub fn call(&self, entity: &str, inputs: &[u8], timeout: Option<Duration>) -> CallOutcome {
+        let timeout = timeout.unwrap_or(self.config.default_timeout);
+        let stdout = MemoryOutputPipe::new(self.config.max_log_bytes);
+        let stderr = MemoryOutputPipe::new(self.config.max_log_bytes);
+        let result = self.call_inner(entity, inputs, timeout, stdout.clone(), stderr.clone());
+        CallOutcome {
+            result,
+            stdout: stdout.contents().to_vec(),
+            stderr: stderr.contents().to_vec(),
+        }
+    }
+
+    fn call_inner(
+        &self,
+        entity: &str,
+        inputs: &[u8],
+        timeout: Duration,
+        stdout: MemoryOutputPipe,
+        stderr: MemoryOutputPipe,
+    ) -> Result<CallResult, CallFailure> {
+        let call = self.calls.get(entity).ok_or_else(|| {
+            CallFailure::host(format!("the module has no call export for `{entity}`"))
+        })?;
+        let (mut store, instance) = self.instantiate_with(timeout, stdout, stderr)?;
+        let func = |store: &mut Store<Ctx>, e: &ModuleExport| {
+            instance
+                .get_module_export(&mut *store, e)
+                .and_then(|e| e.into_func())
+        };
+        let alloc = func(&mut store, &self.alloc)
+            .and_then(|f| f.typed::<i32, i32>(&store).ok())
+            .ok_or_else(|| {
+                CallFailure::guest(format!(
+                    "{} is not a function (i32) -> i32",
+                    abi::ALLOC_EXPORT
+                ))
+            })?;
+        let len = i32::try_from(inputs.len())
+            .map_err(|_| CallFailure::host("inputs larger than 2 GiB"))?;
+        let ptr = alloc
+            .call(&mut store, len)
+            .map_err(|e| trap_failure(e, timeout, None))?;
+        let memory = instance
+            .get_module_export(&mut store, &self.memory)
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| CallFailure::guest("the module exports no memory"))?;
+        memory
+            .write(&mut store, ptr as u32 as usize, inputs)
+            .map_err(|_| {
+                CallFailure::guest(format!(
+                    "{} returned {ptr:#x}, which has no room for {len} bytes",
+                    abi::ALLOC_EXPORT
+                ))
+            })?;
+        let f = func(&mut store, call)
+            .and_then(|f| f.typed::<(i32, i32), i64>(&store).ok())
+            .ok_or_else(|| {
+                CallFailure::guest(format!(
+                    "the call export of `{entity}` is not (i32, i32) -> i64"
+                ))
+            })?;
+        let packed = match f.call(&mut store, (ptr, len)) {
+            Ok(p) => p,
+            Err(e) => {
+                let panic = self.panic_message(&mut store, &instance);
+                return Err(trap_failure(e, timeout, panic));
+            }
+        };
+        let bytes = self
+            .read(&mut store, &instance, packed)
+            .map_err(CallFailure::guest)?;
+        codec::decode::<CallResult>(&bytes).map_err(|e| {
+            CallFailure::guest(format!(
+                "the guest returned bytes that are not a call result ({e})"
+            ))
+        })
+    }
+}
+
+fn trap_failure(e: wasmtime::Error, timeout: Duration, panic: Option<String>) -> CallFailure {
+    let backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| {
+        bt.frames()
+            .iter()
+            .map(|f| {
+                let name = f.func_name().unwrap_or("<unnamed>");
+                format!("  {:>4}: {name}", f.func_index())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let message = match (panic, e.downcast_ref::<Trap>()) {
+        (Some(p), _) => format!("panicked: {p}"),
+        (None, Some(Trap::Interrupt)) => format!("timed out after {} ms", timeout.as_millis()),
+        (None, Some(Trap::StackOverflow)) => "wasm stack overflow (recursion too deep)".to_string(),
+        (None, Some(t)) => format!("trapped: {t}"),
+        (None, None) => format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or("trapped")
+            .to_string(),
+    };
+    CallFailure {
+        user: true,
+        message,
+        backtrace,
+    }
+}
+
+/// The process-wide engine, built on first use.
+pub fn shared_engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
+    let e = engine(config)?;
+    Ok(ENGINE.get_or_init(|| e).clone())
+}

@@ -1,0 +1,1161 @@
+//! The scheduler: a pure state machine that turns events (a task attempt returned or failed,
+//! cancel) into commands (run this task attempt, the execution finished). It knows nothing of
+//! wasm, threads or clocks: timings arrive inside events, and every decision follows from the
+//! events alone, so a test or a durable store can replay them.
+//!
+//! State is a flat arena of nodes. A workflow or dynamic node owns a *scope* (one instance of a
+//! graph); a launch plan node owns a child *execution* with its own `max_parallelism`; a map
+//! node owns its element nodes. Only task and dynamic attempts run in a sandbox: they wait in
+//! their execution's queue until it has a free slot.
+
+mod tree;
+
+use crate::compile;
+use crate::module::ModuleDecl;
+use sandflow_contract::{Binding, CallResult, EntityKind, GraphSpec, MapSpec, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+pub use tree::{render_tree, TreeOptions};
+
+pub type NodeId = u32;
+pub type ExecId = u32;
+
+/// Flyte's default: running task executions allowed at once in one execution.
+pub const DEFAULT_MAX_PARALLELISM: u32 = 25;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Running task executions at once in the top execution (a launch plan sets its own).
+    pub max_parallelism: u32,
+    /// Graphs nested inside graphs, counting workflows, dynamics and launch plans.
+    pub max_depth: u32,
+    /// Nodes one run may create in all, counting map elements.
+    pub max_nodes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
+            max_depth: 64,
+            max_nodes: 20_000_000,
+        }
+    }
+}
+
+/// When an attempt ran, in microseconds since the run started (the driver's clock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub start_us: u64,
+    pub end_us: u64,
+}
+
+/// What a sandbox did with one attempt: its answer, or why there is none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Returned(CallResult),
+    /// No answer: trap, panic, timeout, garbage, or a host fault (`user == false`).
+    Failed {
+        user: bool,
+        message: String,
+        backtrace: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// An attempt of a task or dynamic ended.
+    Attempted {
+        node: NodeId,
+        attempt: u32,
+        outcome: Outcome,
+        timing: Timing,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// Stop: nothing new starts, the run fails as cancelled.
+    Cancel,
+}
+
+/// Run attempt `attempt` of a task or dynamic in a fresh sandbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunTask {
+    pub node: NodeId,
+    pub attempt: u32,
+    /// Index into the module's entities.
+    pub entity: u32,
+    /// In interface order.
+    pub inputs: Vec<Value>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Run(RunTask),
+    /// The run ended; no command follows.
+    Finished(Result<Option<Value>, Failure>),
+}
+
+/// Why a node, and so the run, failed: the first failure, named where it happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Node path, e.g. `multi_wf/level1/level2[1]/core_wf_lp[0]/step2`.
+    pub path: String,
+    pub attempt: u32,
+    pub attempts: u32,
+    /// A fault of the guest rather than of the host.
+    pub user: bool,
+    pub message: String,
+    pub backtrace: Option<String>,
+    pub stderr_tail: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path)?;
+        if self.attempt > 0 {
+            write!(f, " (attempt {} of {})", self.attempt, self.attempts)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.user {
+            write!(f, " [system error]")?;
+        }
+        if let Some(bt) = &self.backtrace {
+            write!(f, "\nwasm backtrace:\n{bt}")?;
+        }
+        if let Some(tail) = &self.stderr_tail {
+            write!(f, "\nstderr (tail):\n{tail}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the outputs it reads.
+    Waiting,
+    /// In its execution's queue for a sandbox slot.
+    Queued,
+    Running,
+    /// Its children (scope, child execution or map elements) are running.
+    Expanded,
+    Succeeded,
+    Failed,
+    /// Never ran: the run failed or was cancelled first.
+    Skipped,
+    /// Was running when the run failed or was cancelled; its answer is ignored.
+    Aborted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Parent {
+    Root,
+    Scope(u32, u32),
+    Map(NodeId, u32),
+}
+
+#[derive(Debug)]
+enum Child {
+    None,
+    Scope(u32),
+    /// A child execution and its root scope.
+    Exec(ExecId, u32),
+    Map(Box<MapState>),
+}
+
+#[derive(Debug)]
+struct MapState {
+    /// Inputs in interface order; mapped ones hold the lists.
+    inputs: Vec<Value>,
+    mapped: Vec<bool>,
+    elements: Vec<NodeId>,
+    next: usize,
+    running: u32,
+    concurrency: u32,
+    ok: usize,
+    failed: usize,
+    /// Failures tolerated; `None` without a min success ratio.
+    allowed_failures: Option<usize>,
+    over: bool,
+}
+
+/// Failed attempts of a node, kept for the tree.
+#[derive(Clone, Debug)]
+struct AttemptLog {
+    timing: Timing,
+    message: String,
+}
+
+#[derive(Debug)]
+struct Node {
+    entity: u32,
+    parent: Parent,
+    exec: ExecId,
+    /// Index among same-entity siblings, `u32::MAX` when the entity occurs once.
+    ordinal: u32,
+    state: State,
+    deps_left: u32,
+    attempts: u32,
+    timing: Option<Timing>,
+    output: Option<Value>,
+    inputs: Option<Vec<Value>>,
+    child: Child,
+    dependents: Vec<u32>,
+    failed_attempts: Vec<AttemptLog>,
+    logs: Option<Box<(Vec<u8>, Vec<u8>)>>,
+}
+
+#[derive(Debug)]
+struct Scope {
+    graph: Arc<GraphSpec>,
+    /// Workflow inputs in interface order (empty for a dynamic's graph).
+    inputs: Vec<Value>,
+    owner: NodeId,
+    nodes: Vec<NodeId>,
+    remaining: usize,
+    depth: u32,
+    over: bool,
+}
+
+#[derive(Debug)]
+struct Exec {
+    parent: Option<NodeId>,
+    max_parallelism: u32,
+    running: u32,
+    queue: VecDeque<NodeId>,
+}
+
+pub struct Scheduler {
+    decl: Arc<ModuleDecl>,
+    opts: Options,
+    nodes: Vec<Node>,
+    scopes: Vec<Scope>,
+    execs: Vec<Exec>,
+    out: Vec<Command>,
+    finished: bool,
+    /// Executions whose queue may have work and room.
+    to_dispatch: Vec<ExecId>,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("unknown entity `{name}`; the module has: {available}")]
+    UnknownEntity { name: String, available: String },
+    #[error("{entity} takes {expected} inputs, got {got}")]
+    Arity {
+        entity: String,
+        expected: usize,
+        got: usize,
+    },
+}
+
+impl Scheduler {
+    /// A run of `entity` on `inputs` (in its interface order, already type-checked: see
+    /// `json::inputs_from_json`). Call [`Scheduler::start`] next.
+    pub fn new(
+        decl: Arc<ModuleDecl>,
+        entity: &str,
+        inputs: Vec<Value>,
+        opts: Options,
+    ) -> Result<Self, StartError> {
+        let Some(idx) = decl.index(entity) else {
+            return Err(StartError::UnknownEntity {
+                name: entity.to_string(),
+                available: decl.names(),
+            });
+        };
+        let e = &decl.entities[idx];
+        if e.interface.inputs.len() != inputs.len() {
+            return Err(StartError::Arity {
+                entity: entity.into(),
+                expected: e.interface.inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        let maxp = match &e.kind {
+            EntityKind::LaunchPlan(lp) => lp.max_parallelism.unwrap_or(opts.max_parallelism),
+            _ => opts.max_parallelism,
+        };
+        let mut s = Scheduler {
+            decl,
+            opts,
+            nodes: Vec::new(),
+            scopes: Vec::new(),
+            execs: vec![Exec {
+                parent: None,
+                max_parallelism: maxp.max(1),
+                running: 0,
+                queue: VecDeque::new(),
+            }],
+            out: Vec::new(),
+            finished: false,
+            to_dispatch: Vec::new(),
+        };
+        s.nodes
+            .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
+        s.nodes[0].inputs = Some(inputs);
+        Ok(s)
+    }
+
+    /// Starts the run; returns the first commands.
+    pub fn start(&mut self) -> Vec<Command> {
+        let inputs = self.nodes[0].inputs.take().unwrap_or_default();
+        self.start_node(0, inputs, 0);
+        self.flush()
+    }
+
+    /// Feeds one event; returns the commands it causes. Events about unknown nodes or stale
+    /// attempts are ignored.
+    pub fn on_event(&mut self, event: Event) -> Vec<Command> {
+        match event {
+            Event::Cancel => {
+                if !self.finished {
+                    self.cancel_subtree(0);
+                    self.finish(Err(Failure {
+                        path: self.path(0),
+                        attempt: 0,
+                        attempts: 0,
+                        user: true,
+                        message: "cancelled".into(),
+                        backtrace: None,
+                        stderr_tail: None,
+                    }));
+                }
+            }
+            Event::Attempted {
+                node,
+                attempt,
+                outcome,
+                timing,
+                stdout,
+                stderr,
+            } => self.on_attempt(node, attempt, outcome, timing, stdout, stderr),
+        }
+        self.flush()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The module this run executes.
+    pub fn decl(&self) -> &ModuleDecl {
+        &self.decl
+    }
+
+    /// Task executions (attempts) started so far, over all nodes.
+    pub fn attempts_started(&self) -> u64 {
+        self.nodes.iter().map(|n| n.attempts as u64).sum()
+    }
+
+    /// The number of child executions (launch plan runs) started.
+    pub fn child_executions(&self) -> usize {
+        self.execs.len() - 1
+    }
+
+    fn flush(&mut self) -> Vec<Command> {
+        while let Some(e) = self.to_dispatch.pop() {
+            self.dispatch(e);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn finish(&mut self, result: Result<Option<Value>, Failure>) {
+        if !self.finished {
+            self.finished = true;
+            self.out.push(Command::Finished(result));
+        }
+    }
+
+    fn entity(&self, node: NodeId) -> &sandflow_contract::EntityDecl {
+        &self.decl.entities[self.nodes[node as usize].entity as usize]
+    }
+
+    fn new_node(
+        &mut self,
+        entity: u32,
+        parent: Parent,
+        exec: ExecId,
+        ordinal: u32,
+    ) -> Result<NodeId, String> {
+        if self.nodes.len() >= self.opts.max_nodes {
+            return Err(format!(
+                "the run would create more than {} nodes (max_nodes)",
+                self.opts.max_nodes
+            ));
+        }
+        self.nodes.push(Node::new(entity, parent, exec, ordinal));
+        Ok((self.nodes.len() - 1) as NodeId)
+    }
+
+    /// A node has its inputs: run it (task, dynamic) or expand it (workflow, launch plan).
+    fn start_node(&mut self, id: NodeId, inputs: Vec<Value>, depth: u32) {
+        let decl = self.decl.clone();
+        let e = &decl.entities[self.nodes[id as usize].entity as usize];
+        match &e.kind {
+            EntityKind::Task(_) | EntityKind::Dynamic(_) => {
+                let n = &mut self.nodes[id as usize];
+                n.inputs = Some(inputs);
+                n.state = State::Queued;
+                let exec = n.exec;
+                self.execs[exec as usize].queue.push_back(id);
+                self.to_dispatch.push(exec);
+            }
+            EntityKind::Workflow(g) => {
+                let exec = self.nodes[id as usize].exec;
+                self.nodes[id as usize].state = State::Expanded;
+                let graph = Arc::new(g.clone());
+                if let Err(m) = self.create_scope(id, exec, graph, inputs, depth + 1) {
+                    self.fail_node(id, self.internal_failure(id, m));
+                }
+            }
+            EntityKind::LaunchPlan(lp) => {
+                let Some(wf) = decl.get(&lp.workflow) else {
+                    return self.fail_node(
+                        id,
+                        self.internal_failure(id, format!("unknown workflow {}", lp.workflow)),
+                    );
+                };
+                let EntityKind::Workflow(g) = &wf.kind else {
+                    return self.fail_node(
+                        id,
+                        self.internal_failure(id, format!("{} is not a workflow", lp.workflow)),
+                    );
+                };
+                // The workflow's inputs: the caller's, else fixed, else defaults (checked at load).
+                let mut wf_inputs = Vec::with_capacity(wf.interface.inputs.len());
+                let mut given = inputs.into_iter();
+                let given_names: Vec<&str> =
+                    e.interface.inputs.iter().map(|p| p.name.as_str()).collect();
+                let mut given_vals: Vec<(&str, Value)> = given_names
+                    .iter()
+                    .map(|n| (*n, given.next().unwrap_or(Value::Optional(None))))
+                    .collect();
+                for p in &wf.interface.inputs {
+                    let v = if let Some(pos) = given_vals.iter().position(|(n, _)| *n == p.name) {
+                        given_vals.swap_remove(pos).1
+                    } else if let Some((_, v)) = lp
+                        .fixed
+                        .iter()
+                        .chain(&lp.defaults)
+                        .find(|(n, _)| n == &p.name)
+                    {
+                        v.clone()
+                    } else {
+                        return self.fail_node(
+                            id,
+                            self.internal_failure(id, format!("no value for input `{}`", p.name)),
+                        );
+                    };
+                    wf_inputs.push(v);
+                }
+                let exec = if self.nodes[id as usize].parent == Parent::Root {
+                    0
+                } else {
+                    self.execs.push(Exec {
+                        parent: Some(id),
+                        max_parallelism: lp
+                            .max_parallelism
+                            .unwrap_or(self.opts.max_parallelism)
+                            .max(1),
+                        running: 0,
+                        queue: VecDeque::new(),
+                    });
+                    (self.execs.len() - 1) as ExecId
+                };
+                self.nodes[id as usize].state = State::Expanded;
+                if let Err(m) =
+                    self.create_scope(id, exec, Arc::new(g.clone()), wf_inputs, depth + 1)
+                {
+                    self.fail_node(id, self.internal_failure(id, m));
+                }
+            }
+        }
+    }
+
+    fn internal_failure(&self, id: NodeId, message: String) -> Failure {
+        Failure {
+            path: self.path(id),
+            attempt: 0,
+            attempts: 0,
+            user: true,
+            message,
+            backtrace: None,
+            stderr_tail: None,
+        }
+    }
+
+    /// Instantiates `graph` as the children of `owner`.
+    fn create_scope(
+        &mut self,
+        owner: NodeId,
+        exec: ExecId,
+        graph: Arc<GraphSpec>,
+        inputs: Vec<Value>,
+        depth: u32,
+    ) -> Result<(), String> {
+        if depth > self.opts.max_depth {
+            return Err(format!(
+                "graphs nest deeper than {} levels (max_depth): is a dynamic expanding itself without end?",
+                self.opts.max_depth
+            ));
+        }
+        if self.nodes.len() + graph.nodes.len() > self.opts.max_nodes {
+            return Err(format!(
+                "the run would create more than {} nodes (max_nodes)",
+                self.opts.max_nodes
+            ));
+        }
+        let s = self.scopes.len() as u32;
+        let n = graph.nodes.len();
+        let mut ids = Vec::with_capacity(n);
+        for (j, spec) in graph.nodes.iter().enumerate() {
+            let entity = self
+                .decl
+                .index(&spec.entity)
+                .ok_or_else(|| format!("unknown entity {}", spec.entity))?
+                as u32;
+            let same: Vec<usize> = graph
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.entity == spec.entity)
+                .map(|(k, _)| k)
+                .collect();
+            let ordinal = if same.len() > 1 {
+                same.iter().position(|&k| k == j).unwrap_or(0) as u32
+            } else {
+                u32::MAX
+            };
+            ids.push(self.new_node(entity, Parent::Scope(s, j as u32), exec, ordinal)?);
+        }
+        for (j, spec) in graph.nodes.iter().enumerate() {
+            let deps = compile::deps(spec);
+            self.nodes[ids[j] as usize].deps_left = deps.len() as u32;
+            for d in deps {
+                self.nodes[ids[d] as usize].dependents.push(j as u32);
+            }
+        }
+        self.scopes.push(Scope {
+            graph: graph.clone(),
+            inputs,
+            owner,
+            nodes: ids.clone(),
+            remaining: n,
+            depth,
+            over: false,
+        });
+        self.nodes[owner as usize].child = match self.nodes[owner as usize].child {
+            Child::None if exec != self.nodes[owner as usize].exec => Child::Exec(exec, s),
+            _ => Child::Scope(s),
+        };
+        if n == 0 {
+            self.complete_scope(s);
+            return Ok(());
+        }
+        for j in 0..n {
+            if self.nodes[ids[j] as usize].deps_left == 0 {
+                self.ready(s, j as u32);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, s: u32, b: &Binding) -> Result<Value, String> {
+        let scope = &self.scopes[s as usize];
+        Ok(match b {
+            Binding::Literal(v) => v.clone(),
+            Binding::Input(name) => {
+                let owner = &self.decl.entities[self.nodes[scope.owner as usize].entity as usize];
+                let wf = match &owner.kind {
+                    EntityKind::LaunchPlan(lp) => self.decl.get(&lp.workflow).unwrap_or(owner),
+                    _ => owner,
+                };
+                let pos = wf
+                    .interface
+                    .inputs
+                    .iter()
+                    .position(|p| &p.name == name)
+                    .ok_or_else(|| format!("no input {name}"))?;
+                scope
+                    .inputs
+                    .get(pos)
+                    .cloned()
+                    .ok_or_else(|| format!("no input {name}"))?
+            }
+            Binding::Node(j) => {
+                let id = *scope
+                    .nodes
+                    .get(*j as usize)
+                    .ok_or_else(|| format!("no node n{j}"))?;
+                self.nodes[id as usize]
+                    .output
+                    .clone()
+                    .ok_or_else(|| format!("node n{j} has no output"))?
+            }
+            Binding::List(items) => Value::List(
+                items
+                    .iter()
+                    .map(|b| self.resolve(s, b))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Binding::Map(items) => Value::Map(
+                items
+                    .iter()
+                    .map(|(k, b)| Ok((k.clone(), self.resolve(s, b)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+
+    /// Node `j` of scope `s` has all it reads: resolve its inputs and start it.
+    fn ready(&mut self, s: u32, j: u32) {
+        let scope = &self.scopes[s as usize];
+        let graph = scope.graph.clone();
+        let depth = scope.depth;
+        let id = scope.nodes[j as usize];
+        let spec = &graph.nodes[j as usize];
+        let target = &self.decl.entities[self.nodes[id as usize].entity as usize];
+        let mut inputs = Vec::with_capacity(target.interface.inputs.len());
+        let mut mapped = Vec::with_capacity(target.interface.inputs.len());
+        let params: Vec<String> = target
+            .interface
+            .inputs
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        for name in &params {
+            let Some((_, b)) = spec.inputs.iter().find(|(n, _)| n == name) else {
+                // Only a launch plan's defaulted or fixed inputs may be unbound (compiled).
+                continue;
+            };
+            match self.resolve(s, b) {
+                Ok(v) => inputs.push(v),
+                Err(m) => return self.fail_node(id, self.internal_failure(id, m)),
+            }
+            mapped.push(
+                spec.map
+                    .as_ref()
+                    .is_some_and(|m| m.mapped.iter().any(|n| n == name)),
+            );
+        }
+        match &spec.map {
+            Some(m) => self.start_map(id, m, inputs, mapped, depth),
+            None => self.start_node(id, inputs, depth),
+        }
+    }
+
+    fn start_map(
+        &mut self,
+        id: NodeId,
+        spec: &MapSpec,
+        inputs: Vec<Value>,
+        mapped: Vec<bool>,
+        depth: u32,
+    ) {
+        let mut len = None;
+        for (v, &m) in inputs.iter().zip(&mapped) {
+            if let (true, Value::List(items)) = (m, v) {
+                match len {
+                    None => len = Some(items.len()),
+                    Some(l) if l != items.len() => {
+                        let f = self.internal_failure(
+                            id,
+                            format!(
+                                "mapped lists have different lengths ({l} and {})",
+                                items.len()
+                            ),
+                        );
+                        return self.fail_node(id, f);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let n = len.unwrap_or(0);
+        if self.nodes.len() + n > self.opts.max_nodes {
+            let f = self.internal_failure(
+                id,
+                format!(
+                    "the run would create more than {} nodes (max_nodes)",
+                    self.opts.max_nodes
+                ),
+            );
+            return self.fail_node(id, f);
+        }
+        let (entity, exec) = (self.nodes[id as usize].entity, self.nodes[id as usize].exec);
+        let mut elements = Vec::with_capacity(n);
+        for i in 0..n {
+            self.nodes
+                .push(Node::new(entity, Parent::Map(id, i as u32), exec, i as u32));
+            elements.push((self.nodes.len() - 1) as NodeId);
+        }
+        let allowed_failures = spec
+            .min_success_ratio
+            .map(|r| n - ((r * n as f64).ceil() as usize).min(n));
+        self.nodes[id as usize].state = State::Expanded;
+        self.nodes[id as usize].child = Child::Map(Box::new(MapState {
+            inputs,
+            mapped,
+            elements,
+            next: 0,
+            running: 0,
+            concurrency: spec.concurrency.unwrap_or(u32::MAX),
+            ok: 0,
+            failed: 0,
+            allowed_failures,
+            over: false,
+        }));
+        let _ = depth;
+        self.advance_map(id, depth);
+    }
+
+    /// Starts elements while the map's concurrency allows; completes the map when all ended.
+    fn advance_map(&mut self, id: NodeId, depth: u32) {
+        loop {
+            let Child::Map(m) = &mut self.nodes[id as usize].child else {
+                return;
+            };
+            if m.over {
+                return;
+            }
+            if m.ok + m.failed == m.elements.len() {
+                m.over = true;
+                let ratio = m.allowed_failures.is_some();
+                let elements = std::mem::take(&mut m.elements);
+                m.inputs = Vec::new();
+                let mut out = Vec::with_capacity(elements.len());
+                for e in &elements {
+                    let v = self.nodes[*e as usize].output.take();
+                    out.push(if ratio {
+                        Value::Optional(v.map(Box::new))
+                    } else {
+                        v.unwrap_or(Value::Optional(None))
+                    });
+                }
+                if let Child::Map(m) = &mut self.nodes[id as usize].child {
+                    m.elements = elements;
+                }
+                return self.succeed_node(id, Some(Value::List(out)));
+            }
+            if m.running >= m.concurrency || m.next >= m.elements.len() {
+                return;
+            }
+            let i = m.next;
+            m.next += 1;
+            m.running += 1;
+            let el = m.elements[i];
+            let inputs: Vec<Value> = m
+                .inputs
+                .iter()
+                .zip(&m.mapped)
+                .map(|(v, &mapped)| match (mapped, v) {
+                    (true, Value::List(items)) => items[i].clone(),
+                    _ => v.clone(),
+                })
+                .collect();
+            self.start_node(el, inputs, depth);
+        }
+    }
+
+    fn dispatch(&mut self, exec: ExecId) {
+        loop {
+            let ex = &mut self.execs[exec as usize];
+            if self.finished || ex.running >= ex.max_parallelism {
+                return;
+            }
+            let Some(id) = ex.queue.pop_front() else {
+                return;
+            };
+            let n = &mut self.nodes[id as usize];
+            if n.state != State::Queued {
+                continue;
+            }
+            let entity = &self.decl.entities[n.entity as usize];
+            let (retries, timeout_ms) = match &entity.kind {
+                EntityKind::Task(c) | EntityKind::Dynamic(c) => (c.retries, c.timeout_ms),
+                _ => (0, None),
+            };
+            n.attempts += 1;
+            n.state = State::Running;
+            // Keep the inputs only while another attempt may need them.
+            let inputs = if n.attempts > retries {
+                n.inputs.take().unwrap_or_default()
+            } else {
+                n.inputs.clone().unwrap_or_default()
+            };
+            self.execs[exec as usize].running += 1;
+            self.out.push(Command::Run(RunTask {
+                node: id,
+                attempt: n.attempts,
+                entity: n.entity,
+                inputs,
+                timeout_ms,
+            }));
+        }
+    }
+
+    fn on_attempt(
+        &mut self,
+        id: NodeId,
+        attempt: u32,
+        outcome: Outcome,
+        timing: Timing,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) {
+        let Some(n) = self.nodes.get_mut(id as usize) else {
+            return;
+        };
+        if attempt != n.attempts || !matches!(n.state, State::Running | State::Aborted) {
+            return;
+        }
+        let exec = n.exec;
+        self.execs[exec as usize].running -= 1;
+        self.to_dispatch.push(exec);
+        n.timing = Some(match n.timing {
+            Some(t) => Timing {
+                start_us: t.start_us,
+                end_us: timing.end_us,
+            },
+            None => timing,
+        });
+        let stderr_tail = tail(&stderr);
+        if !stdout.is_empty() || !stderr.is_empty() {
+            n.logs = Some(Box::new((stdout, stderr)));
+        }
+        if n.state == State::Aborted {
+            return;
+        }
+        let decl = self.decl.clone();
+        let e = &decl.entities[n.entity as usize];
+        let retries = match &e.kind {
+            EntityKind::Task(c) | EntityKind::Dynamic(c) => c.retries,
+            _ => 0,
+        };
+        let failure =
+            |message: String, user: bool, backtrace: Option<String>| (message, user, backtrace);
+        let result: Result<(), (String, bool, Option<String>)> = match (outcome, &e.kind) {
+            (Outcome::Returned(CallResult::Output(v)), EntityKind::Task(_)) => {
+                match (&v, &e.interface.output) {
+                    (Some(v), Some(t)) => match v.check(t) {
+                        Ok(()) => return self.succeed_node(id, Some(v.clone())),
+                        Err(m) => Err(failure(
+                            format!("returned a value that does not match its output type: {m}"),
+                            true,
+                            None,
+                        )),
+                    },
+                    (None, None) => return self.succeed_node(id, None),
+                    (Some(_), None) => Err(failure(
+                        "returned a value but declares no output".into(),
+                        true,
+                        None,
+                    )),
+                    (None, Some(t)) => Err(failure(
+                        format!("returned nothing, expected {t}"),
+                        true,
+                        None,
+                    )),
+                }
+            }
+            (Outcome::Returned(CallResult::Graph(g)), EntityKind::Dynamic(_)) => {
+                let path = self.path(id);
+                match compile::check_graph(&decl, &g, None, e.interface.output.as_ref(), &path) {
+                    Ok(()) => {
+                        let depth = self.depth_of(id);
+                        self.nodes[id as usize].state = State::Expanded;
+                        if let Err(m) =
+                            self.create_scope(id, exec, Arc::new(g), Vec::new(), depth + 1)
+                        {
+                            self.fail_node(id, self.internal_failure(id, m));
+                        }
+                        return;
+                    }
+                    Err(c) => Err(failure(
+                        format!("returned a graph that does not compile: {}", c.message),
+                        true,
+                        None,
+                    )),
+                }
+            }
+            (Outcome::Returned(CallResult::Error(m)), _) => Err(failure(m, true, None)),
+            (Outcome::Returned(CallResult::Output(_)), _) => Err(failure(
+                format!("is a {} but returned a task output", e.kind.name()),
+                true,
+                None,
+            )),
+            (Outcome::Returned(CallResult::Graph(_)), _) => Err(failure(
+                format!("is a {} but returned a graph", e.kind.name()),
+                true,
+                None,
+            )),
+            (
+                Outcome::Failed {
+                    user,
+                    message,
+                    backtrace,
+                },
+                _,
+            ) => Err(failure(message, user, backtrace)),
+        };
+        let Err((message, user, backtrace)) = result else {
+            return;
+        };
+        let n = &mut self.nodes[id as usize];
+        n.failed_attempts.push(AttemptLog {
+            timing,
+            message: message.clone(),
+        });
+        if n.attempts <= retries {
+            n.state = State::Queued;
+            self.execs[exec as usize].queue.push_back(id);
+            return;
+        }
+        let f = Failure {
+            path: self.path(id),
+            attempt: attempt,
+            attempts: retries + 1,
+            user,
+            message,
+            backtrace,
+            stderr_tail,
+        };
+        self.fail_node(id, f);
+    }
+
+    fn depth_of(&self, id: NodeId) -> u32 {
+        match self.nodes[id as usize].parent {
+            Parent::Root => 0,
+            Parent::Scope(s, _) => self.scopes[s as usize].depth,
+            Parent::Map(m, _) => self.depth_of(m),
+        }
+    }
+
+    fn succeed_node(&mut self, id: NodeId, output: Option<Value>) {
+        let n = &mut self.nodes[id as usize];
+        n.state = State::Succeeded;
+        n.output = output;
+        n.inputs = None;
+        match n.parent {
+            Parent::Root => {
+                let out = self.nodes[0].output.take();
+                self.finish(Ok(out));
+            }
+            Parent::Scope(s, j) => {
+                if self.scopes[s as usize].over {
+                    return;
+                }
+                let dependents = std::mem::take(&mut self.nodes[id as usize].dependents);
+                for &k in &dependents {
+                    let kid = self.scopes[s as usize].nodes[k as usize];
+                    let kn = &mut self.nodes[kid as usize];
+                    kn.deps_left -= 1;
+                    if kn.deps_left == 0 && kn.state == State::Waiting {
+                        self.ready(s, k);
+                    }
+                }
+                let _ = j;
+                let scope = &mut self.scopes[s as usize];
+                scope.remaining -= 1;
+                if scope.remaining == 0 {
+                    self.complete_scope(s);
+                }
+            }
+            Parent::Map(m, _) => {
+                let depth = self.depth_of(m);
+                if let Child::Map(ms) = &mut self.nodes[m as usize].child {
+                    if ms.over {
+                        return;
+                    }
+                    ms.running -= 1;
+                    ms.ok += 1;
+                }
+                self.advance_map(m, depth);
+            }
+        }
+    }
+
+    fn complete_scope(&mut self, s: u32) {
+        let scope = &self.scopes[s as usize];
+        let owner = scope.owner;
+        let out = match scope.graph.output.clone() {
+            Some(b) => match self.resolve(s, &b) {
+                Ok(v) => Some(v),
+                Err(m) => return self.fail_node(owner, self.internal_failure(owner, m)),
+            },
+            None => None,
+        };
+        let scope = &mut self.scopes[s as usize];
+        scope.over = true;
+        // Outputs inside a finished scope are not read again: free them.
+        for id in scope.nodes.clone() {
+            self.nodes[id as usize].output = None;
+        }
+        self.succeed_node(owner, out);
+    }
+
+    fn fail_node(&mut self, id: NodeId, failure: Failure) {
+        let n = &mut self.nodes[id as usize];
+        if matches!(
+            n.state,
+            State::Failed | State::Succeeded | State::Skipped | State::Aborted
+        ) {
+            return;
+        }
+        n.state = State::Failed;
+        n.inputs = None;
+        self.cancel_children(id);
+        match self.nodes[id as usize].parent {
+            Parent::Root => self.finish(Err(failure)),
+            Parent::Scope(s, _) => {
+                if self.scopes[s as usize].over {
+                    return;
+                }
+                // Fail fast: the rest of the scope will not be needed.
+                self.scopes[s as usize].over = true;
+                for sib in self.scopes[s as usize].nodes.clone() {
+                    if sib != id {
+                        self.cancel_subtree(sib);
+                    }
+                }
+                let owner = self.scopes[s as usize].owner;
+                self.fail_node(owner, failure);
+            }
+            Parent::Map(m, _) => {
+                let depth = self.depth_of(m);
+                let give_up = match &mut self.nodes[m as usize].child {
+                    Child::Map(ms) if !ms.over => {
+                        ms.running -= 1;
+                        ms.failed += 1;
+                        ms.allowed_failures.is_none_or(|a| ms.failed > a)
+                    }
+                    _ => return,
+                };
+                if give_up {
+                    let (failed, total, ratio) = match &self.nodes[m as usize].child {
+                        Child::Map(ms) => {
+                            (ms.failed, ms.elements.len(), ms.allowed_failures.is_some())
+                        }
+                        _ => (0, 0, false),
+                    };
+                    let mut f = failure;
+                    if ratio {
+                        f.message = format!("{} (map: {failed} of {total} elements failed, more than min_success_ratio allows)", f.message);
+                    }
+                    self.fail_node(m, f);
+                } else {
+                    self.advance_map(m, depth);
+                }
+            }
+        }
+    }
+
+    /// Stops a node and everything under it: queued and waiting nodes are skipped, running
+    /// ones aborted (their answers will be ignored).
+    fn cancel_subtree(&mut self, id: NodeId) {
+        let n = &mut self.nodes[id as usize];
+        match n.state {
+            State::Waiting | State::Queued => {
+                n.state = State::Skipped;
+                n.inputs = None;
+            }
+            State::Running => n.state = State::Aborted,
+            State::Expanded => {
+                n.state = State::Aborted;
+                self.cancel_children(id);
+            }
+            _ => {}
+        }
+    }
+
+    fn cancel_children(&mut self, id: NodeId) {
+        let kids: Vec<NodeId> = match &mut self.nodes[id as usize].child {
+            Child::Scope(s) | Child::Exec(_, s) => {
+                let s = *s as usize;
+                self.scopes[s].over = true;
+                self.scopes[s].nodes.clone()
+            }
+            Child::Map(m) => {
+                m.over = true;
+                m.elements.clone()
+            }
+            Child::None => Vec::new(),
+        };
+        for k in kids {
+            self.cancel_subtree(k);
+        }
+    }
+
+    /// The node's path: entity names from the root, with `[i]` for repeated siblings and map
+    /// elements.
+    pub fn path(&self, id: NodeId) -> String {
+        let mut parts = Vec::new();
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let n = &self.nodes[c as usize];
+            let name = &self.decl.entities[n.entity as usize].name;
+            match n.parent {
+                Parent::Map(m, i) => {
+                    parts.push(format!("[{i}]"));
+                    cur = Some(m);
+                    continue;
+                }
+                Parent::Root => cur = None,
+                Parent::Scope(s, _) => cur = Some(self.scopes[s as usize].owner),
+            }
+            let seg = if n.ordinal == u32::MAX {
+                name.clone()
+            } else {
+                format!("{name}[{}]", n.ordinal)
+            };
+            parts.push(seg);
+        }
+        let mut out = String::new();
+        for p in parts.iter().rev() {
+            if !out.is_empty() && !p.starts_with('[') {
+                out.push('/');
+            }
+            out.push_str(p);
+        }
+        out
+    }
+}
+
+impl Node {
+    fn new(entity: u32, parent: Parent, exec: ExecId, ordinal: u32) -> Node {
+        Node {
+            entity,
+            parent,
+            exec,
+            ordinal,
+            state: State::Waiting,
+            deps_left: 0,
+            attempts: 0,
+            timing: None,
+            output: None,
+            inputs: None,
+            child: Child::None,
+            dependents: Vec::new(),
+            failed_attempts: Vec::new(),
+            logs: None,
+        }
+    }
+}
+
+/// The last lines of a guest's stderr, for failure messages.
+fn tail(stderr: &[u8]) -> Option<String> {
+    if stderr.is_empty() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = s.lines().collect();
+    let start = lines.len().saturating_sub(10);
+    Some(lines[start..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests;

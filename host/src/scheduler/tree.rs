@@ -1,0 +1,193 @@
+//! The execution tree: what ran where, as Flyte's console shows it. Built on request from the
+//! scheduler's state ([`TreeNode`]), and rendered as text for `sandflow run --tree`.
+
+use super::{Child, NodeId, Scheduler, State, Timing};
+use serde::Serialize;
+
+/// One node of the execution tree.
+#[derive(Clone, Debug, Serialize)]
+pub struct TreeNode {
+    /// The last segment of the node path (`core_wf_lp[1]`, `[3]` for a map element).
+    pub name: String,
+    pub path: String,
+    pub entity: String,
+    /// task, workflow, dynamic, launch plan; `map` for a map node.
+    pub kind: String,
+    pub state: String,
+    pub attempts: u32,
+    /// Messages of failed attempts, oldest first.
+    pub failed_attempts: Vec<String>,
+    /// The child execution a launch plan node started.
+    pub execution: Option<u32>,
+    pub start_us: Option<u64>,
+    pub end_us: Option<u64>,
+    pub children: Vec<TreeNode>,
+    /// Map elements not listed in `children` (see [`TreeOptions::max_map_elements`]).
+    pub elided: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct TreeOptions {
+    /// Map elements listed per map; failed ones are always listed.
+    pub max_map_elements: usize,
+}
+
+impl Default for TreeOptions {
+    fn default() -> Self {
+        TreeOptions {
+            max_map_elements: 8,
+        }
+    }
+}
+
+impl Scheduler {
+    /// The tree of everything this run started, from the root node.
+    pub fn tree(&self, opts: &TreeOptions) -> TreeNode {
+        self.tree_node(0, opts)
+    }
+
+    fn tree_node(&self, id: NodeId, opts: &TreeOptions) -> TreeNode {
+        let n = &self.nodes[id as usize];
+        let e = &self.decl.entities[n.entity as usize];
+        let mut children = Vec::new();
+        let mut elided = 0;
+        let mut execution = None;
+        let kind = match &n.child {
+            Child::Map(_) => "map".to_string(),
+            _ => e.kind.name().to_string(),
+        };
+        match &n.child {
+            Child::None => {}
+            Child::Scope(s) => {
+                children = self.scopes[*s as usize]
+                    .nodes
+                    .iter()
+                    .map(|&c| self.tree_node(c, opts))
+                    .collect()
+            }
+            Child::Exec(x, s) => {
+                execution = Some(*x);
+                children = self.scopes[*s as usize]
+                    .nodes
+                    .iter()
+                    .map(|&c| self.tree_node(c, opts))
+                    .collect();
+            }
+            Child::Map(m) => {
+                for (i, &el) in m.elements.iter().enumerate() {
+                    let st = self.nodes[el as usize].state;
+                    if i < opts.max_map_elements || st == State::Failed {
+                        children.push(self.tree_node(el, opts));
+                    } else {
+                        elided += 1;
+                    }
+                }
+            }
+        }
+        let name = {
+            let p = self.path(id);
+            let cut = if p.ends_with(']')
+                && n.ordinal != u32::MAX
+                && matches!(n.parent, super::Parent::Map(..))
+            {
+                p.rfind('[').unwrap_or(0)
+            } else {
+                p.rfind('/').map(|i| i + 1).unwrap_or(0)
+            };
+            p[cut..].to_string()
+        };
+        let mut span: Option<Timing> = n.timing;
+        for c in &children {
+            if let (Some(s), Some(e)) = (c.start_us, c.end_us) {
+                span = Some(match span {
+                    None => Timing {
+                        start_us: s,
+                        end_us: e,
+                    },
+                    Some(t) => Timing {
+                        start_us: t.start_us.min(s),
+                        end_us: t.end_us.max(e),
+                    },
+                });
+            }
+        }
+        TreeNode {
+            name,
+            path: self.path(id),
+            entity: e.name.clone(),
+            kind,
+            state: format!("{:?}", n.state).to_uppercase(),
+            attempts: n.attempts,
+            failed_attempts: n
+                .failed_attempts
+                .iter()
+                .map(|a| a.message.clone())
+                .collect(),
+            execution,
+            start_us: span.map(|t| t.start_us),
+            end_us: span.map(|t| t.end_us),
+            children,
+            elided,
+        }
+    }
+}
+
+/// Renders the tree as indented text, one node a line.
+pub fn render_tree(root: &TreeNode) -> String {
+    let mut out = String::new();
+    line(root, "", "", &mut out);
+    out
+}
+
+fn line(n: &TreeNode, lead: &str, child_lead: &str, out: &mut String) {
+    let dur = match (n.start_us, n.end_us) {
+        (Some(s), Some(e)) => fmt_us(e.saturating_sub(s)),
+        _ => "-".into(),
+    };
+    let mut extra = String::new();
+    if n.attempts > 0 {
+        extra.push_str(&format!("  attempts={}", n.attempts));
+    }
+    if let Some(x) = n.execution {
+        extra.push_str(&format!("  child execution #{x}"));
+    }
+    let label = format!("{lead}{}", n.name);
+    out.push_str(&format!(
+        "{label:<44} {:<12} {:<10} {dur:>9}{extra}\n",
+        n.kind, n.state
+    ));
+    for m in &n.failed_attempts {
+        out.push_str(&format!(
+            "{child_lead}    ! {}\n",
+            m.lines().next().unwrap_or("")
+        ));
+    }
+    let count = n.children.len();
+    for (i, c) in n.children.iter().enumerate() {
+        let last = i + 1 == count && n.elided == 0;
+        let (l, cl) = if last {
+            ("└─ ", "   ")
+        } else {
+            ("├─ ", "│  ")
+        };
+        line(
+            c,
+            &format!("{child_lead}{l}"),
+            &format!("{child_lead}{cl}"),
+            out,
+        );
+    }
+    if n.elided > 0 {
+        out.push_str(&format!("{child_lead}└─ … {} more elements\n", n.elided));
+    }
+}
+
+fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
