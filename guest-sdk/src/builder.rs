@@ -12,24 +12,40 @@ thread_local! {
     static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
 }
 
-/// The future output of a node, of type `T`. Pass it to other calls; it is not a value yet.
+/// The future output of a node, of type `T`. Pass it to other calls (it is `Copy`, so one
+/// promise can feed many); it is not a value yet.
 pub struct Promise<T> {
-    binding: Binding,
+    src: Src,
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for Promise<T> {
-    fn clone(&self) -> Self {
-        Promise {
-            binding: self.binding.clone(),
-            _t: PhantomData,
+/// Where a promise's value will come from.
+#[derive(Clone, Copy, Debug)]
+enum Src {
+    Node(u32),
+    Input(&'static str),
+}
+
+impl Src {
+    fn binding(self) -> Binding {
+        match self {
+            Src::Node(i) => Binding::Node(i),
+            Src::Input(name) => Binding::Input(name.to_string()),
         }
     }
 }
 
+impl<T> Clone for Promise<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Promise<T> {}
+
 impl<T> std::fmt::Debug for Promise<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Promise({:?})", self.binding)
+        write!(f, "Promise({:?})", self.src)
     }
 }
 
@@ -47,19 +63,19 @@ impl<T: SfType> IntoBinding<T> for T {
 
 impl<T> IntoBinding<T> for Promise<T> {
     fn into_binding(self) -> Binding {
-        self.binding
+        self.src.binding()
     }
 }
 
 impl<T> IntoBinding<T> for &Promise<T> {
     fn into_binding(self) -> Binding {
-        self.binding.clone()
+        self.src.binding()
     }
 }
 
 impl<T> IntoBinding<Vec<T>> for Vec<Promise<T>> {
     fn into_binding(self) -> Binding {
-        Binding::List(self.into_iter().map(|p| p.binding).collect())
+        Binding::List(self.into_iter().map(|p| p.src.binding()).collect())
     }
 }
 
@@ -84,7 +100,7 @@ pub fn add_node<T>(entity: &str, inputs: Vec<(&str, Binding)>, map: Option<MapSp
         nodes.len() - 1
     });
     Promise {
-        binding: Binding::Node(index as u32),
+        src: Src::Node(index as u32),
         _t: PhantomData,
     }
 }
@@ -105,9 +121,9 @@ pub fn build_graph(body: impl FnOnce() -> Option<Binding>) -> GraphSpec {
 }
 
 /// The promise a workflow body gets for its input `name`.
-pub fn input_promise<T>(name: &str) -> Promise<T> {
+pub fn input_promise<T>(name: &'static str) -> Promise<T> {
     Promise {
-        binding: Binding::Input(name.to_string()),
+        src: Src::Input(name),
         _t: PhantomData,
     }
 }
@@ -140,6 +156,7 @@ pub struct Entity<I, O> {
 /// pub fn level2(l: Vec<i64>) -> Vec<i64> {
 ///     map(mappable::entity()).concurrency(10).over(l)
 /// }
+/// # fn main() {}
 /// ```
 pub fn map<I, O>(entity: Entity<I, O>) -> MapBuilder<I, O> {
     MapBuilder {

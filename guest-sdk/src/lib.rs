@@ -15,8 +15,10 @@
 //!     step2::call(step1::call(a))
 //! }
 //!
-//! // Tasks stay plain functions in `cargo test`:
-//! assert_eq!(step2(step1(1)), 4);
+//! fn main() {
+//!     // Tasks stay plain functions in `cargo test`:
+//!     assert_eq!(step2(step1(1)), 4);
+//! }
 //! ```
 //!
 //! Every entity `foo` gets a companion module `foo` whose `foo::call(..)` adds a call of it to

@@ -47,24 +47,48 @@ pub struct ModuleDecl {
 impl ModuleDecl {
     /// Indexes `entities` and compiles every workflow's graph and every launch plan, so nothing
     /// ill-typed is found only after tasks have run.
-    pub fn new(entities: Vec<EntityDecl>) -> Result<ModuleDecl, CompileError> {
-        let by_name = entities
+    ///
+    /// A launch plan's interface becomes its workflow's inputs minus the fixed ones: the
+    /// guest declares the inputs its Rust callers pass, and defaulted inputs may still be
+    /// given (from the CLI, or bound in a graph).
+    pub fn new(mut entities: Vec<EntityDecl>) -> Result<ModuleDecl, CompileError> {
+        let by_name: HashMap<String, usize> = entities
             .iter()
             .enumerate()
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
-        let decl = ModuleDecl { entities, by_name };
+        let mut decl = ModuleDecl {
+            entities: Vec::new(),
+            by_name,
+        };
+        decl.entities = std::mem::take(&mut entities);
+        let mut widened = Vec::new();
+        for (i, e) in decl.entities.iter().enumerate() {
+            if let EntityKind::LaunchPlan(lp) = &e.kind {
+                compile::check_launch_plan(&decl, e, lp)?;
+                let wf = decl.get(&lp.workflow).expect("checked above");
+                let inputs = wf
+                    .interface
+                    .inputs
+                    .iter()
+                    .filter(|p| !lp.fixed.iter().any(|(n, _)| n == &p.name))
+                    .cloned()
+                    .collect();
+                widened.push((i, inputs));
+            }
+        }
+        for (i, inputs) in widened {
+            decl.entities[i].interface.inputs = inputs;
+        }
         for e in &decl.entities {
-            match &e.kind {
-                EntityKind::Workflow(g) => compile::check_graph(
+            if let EntityKind::Workflow(g) = &e.kind {
+                compile::check_graph(
                     &decl,
                     g,
                     Some(&e.interface.inputs),
                     e.interface.output.as_ref(),
                     &e.name,
-                )?,
-                EntityKind::LaunchPlan(lp) => compile::check_launch_plan(&decl, e, lp)?,
-                EntityKind::Task(_) | EntityKind::Dynamic(_) => {}
+                )?;
             }
         }
         compile::check_workflow_recursion(&decl)?;

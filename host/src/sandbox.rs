@@ -444,16 +444,7 @@ impl Sandbox {
 }
 
 fn trap_failure(e: wasmtime::Error, timeout: Duration, panic: Option<String>) -> CallFailure {
-    let backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| {
-        bt.frames()
-            .iter()
-            .map(|f| {
-                let name = f.func_name().unwrap_or("<unnamed>");
-                format!("  {:>4}: {name}", f.func_index())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    let backtrace = e.downcast_ref::<WasmBacktrace>().map(format_backtrace);
     let message = match (panic, e.downcast_ref::<Trap>()) {
         (Some(p), _) => format!("panicked: {p}"),
         (None, Some(Trap::Interrupt)) => format!("timed out after {} ms", timeout.as_millis()),
@@ -480,4 +471,27 @@ pub fn shared_engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
     }
     let e = engine(config)?;
     Ok(ENGINE.get_or_init(|| e).clone())
+}
+
+/// One frame a line, demangled, without the panic machinery above the frame that panicked.
+fn format_backtrace(bt: &WasmBacktrace) -> String {
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .map(|f| match f.func_name() {
+            Some(n) => format!("{:#}", rustc_demangle::demangle(n)),
+            None => format!("<wasm function {}>", f.func_index()),
+        })
+        .collect();
+    // Frames are innermost first; everything up to the panic entry point is std's machinery.
+    let skip = names
+        .iter()
+        .rposition(|n| n.contains("core::panicking::") || n.contains("rust_begin_unwind"))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    names[skip..]
+        .iter()
+        .map(|n| format!("  {n}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -1,1 +1,9 @@
+//! sandflow's end-to-end suite: builds the guest crates in `examples/` and `tests/` for
+//! wasm32-wasip1 once, runs them through the host (library and CLI), and checks outputs,
+//! execution trees and errors. One binary, linked once.
 
+mod cli;
+mod errors;
+mod guests;
+mod seed;
+mod semantics;

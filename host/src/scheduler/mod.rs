@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-pub use tree::{render_tree, TreeOptions};
+pub use tree::{render_tree, TreeNode, TreeOptions};
 
 pub type NodeId = u32;
 pub type ExecId = u32;
@@ -221,7 +221,6 @@ struct Scope {
 
 #[derive(Debug)]
 struct Exec {
-    parent: Option<NodeId>,
     max_parallelism: u32,
     running: u32,
     queue: VecDeque<NodeId>,
@@ -285,7 +284,6 @@ impl Scheduler {
             nodes: Vec::new(),
             scopes: Vec::new(),
             execs: vec![Exec {
-                parent: None,
                 max_parallelism: maxp.max(1),
                 running: 0,
                 queue: VecDeque::new(),
@@ -370,10 +368,6 @@ impl Scheduler {
         }
     }
 
-    fn entity(&self, node: NodeId) -> &sandflow_contract::EntityDecl {
-        &self.decl.entities[self.nodes[node as usize].entity as usize]
-    }
-
     fn new_node(
         &mut self,
         entity: u32,
@@ -456,7 +450,6 @@ impl Scheduler {
                     0
                 } else {
                     self.execs.push(Exec {
-                        parent: Some(id),
                         max_parallelism: lp
                             .max_parallelism
                             .unwrap_or(self.opts.max_parallelism)
@@ -556,8 +549,11 @@ impl Scheduler {
             self.complete_scope(s);
             return Ok(());
         }
-        for j in 0..n {
-            if self.nodes[ids[j] as usize].deps_left == 0 {
+        for (j, &id) in ids.iter().enumerate() {
+            // A node that ends as it starts may already have readied a later one, or failed
+            // the scope and skipped the rest: start only nodes still waiting.
+            let node = &self.nodes[id as usize];
+            if node.deps_left == 0 && node.state == State::Waiting {
                 self.ready(s, j as u32);
             }
         }
@@ -618,7 +614,8 @@ impl Scheduler {
         let depth = scope.depth;
         let id = scope.nodes[j as usize];
         let spec = &graph.nodes[j as usize];
-        let target = &self.decl.entities[self.nodes[id as usize].entity as usize];
+        let decl = self.decl.clone();
+        let target = &decl.entities[self.nodes[id as usize].entity as usize];
         let mut inputs = Vec::with_capacity(target.interface.inputs.len());
         let mut mapped = Vec::with_capacity(target.interface.inputs.len());
         let params: Vec<String> = target
@@ -629,7 +626,18 @@ impl Scheduler {
             .collect();
         for name in &params {
             let Some((_, b)) = spec.inputs.iter().find(|(n, _)| n == name) else {
-                // Only a launch plan's defaulted or fixed inputs may be unbound (compiled).
+                // Only a launch plan's defaulted inputs may be unbound (compiled): fill in the
+                // default so the inputs stay in interface order.
+                let default = match &target.kind {
+                    EntityKind::LaunchPlan(lp) => lp.defaults.iter().find(|(n, _)| n == name),
+                    _ => None,
+                };
+                let Some((_, v)) = default else {
+                    let m = format!("no value for input `{name}`");
+                    return self.fail_node(id, self.internal_failure(id, m));
+                };
+                inputs.push(v.clone());
+                mapped.push(false);
                 continue;
             };
             match self.resolve(s, b) {
@@ -876,7 +884,7 @@ impl Scheduler {
                         return;
                     }
                     Err(c) => Err(failure(
-                        format!("returned a graph that does not compile: {}", c.message),
+                        format!("returned a graph that does not compile: {c}"),
                         true,
                         None,
                     )),
@@ -917,7 +925,7 @@ impl Scheduler {
         }
         let f = Failure {
             path: self.path(id),
-            attempt: attempt,
+            attempt,
             attempts: retries + 1,
             user,
             message,

@@ -121,7 +121,13 @@ impl Scheduler {
             failed_attempts: n
                 .failed_attempts
                 .iter()
-                .map(|a| a.message.clone())
+                .map(|a| {
+                    format!(
+                        "{} ({})",
+                        a.message,
+                        fmt_us(a.timing.end_us.saturating_sub(a.timing.start_us))
+                    )
+                })
                 .collect(),
             execution,
             start_us: span.map(|t| t.start_us),

@@ -1,0 +1,155 @@
+//! The `sandflow` binary: outputs on stdout, errors on stderr, exit codes 0 / 1 / 2.
+
+use crate::guests::{module, repo};
+use std::process::{Command, Output};
+
+fn sandflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sandflow"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("sandflow runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_prints_the_bare_output_as_json() {
+    let m = module("nested_dynamics");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "multi_wf",
+        "--l",
+        "[1,2,3,4,5,6]",
+        "--chunk",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[4,5,6,7,8,9]\n");
+}
+
+#[test]
+fn run_builds_a_guest_crate_directory() {
+    module("nested_dynamics");
+    let out = sandflow(&[
+        "run",
+        "examples/nested-dynamics",
+        "multi_wf",
+        "--l",
+        "[1,2,3,4,5,6]",
+        "--chunk",
+        "2",
+        "--tree",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[4,5,6,7,8,9]\n");
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("core_wf_lp[").count(), 6, "{err}");
+    assert!(err.contains("child execution #6"), "{err}");
+}
+
+#[test]
+fn inputs_file_works_like_flags() {
+    let m = module("mixed_parallelism");
+    let file = std::env::temp_dir().join(format!("sandflow-inputs-{}.json", std::process::id()));
+    std::fs::write(&file, r#"{"l": [1, 2, 3], "chunk": 2}"#).unwrap();
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "multi_wf",
+        "--inputs",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "[3,4,5]\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_failed_execution_exits_1_naming_the_node_and_the_panic() {
+    let m = module("nested_dynamics");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "multi_wf",
+        "--l",
+        "[1,2]",
+        "--chunk",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("multi_wf/level1") && err.contains("chunk must be positive, got 0"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_and_input_errors_exit_2() {
+    let m = module("nested_dynamics");
+    let m = m.to_str().unwrap();
+    for (args, expect) in [
+        (
+            vec!["run", m, "multi_wf", "--l", "[1,\"x\"]", "--chunk", "2"],
+            "input `l` at [1]: expected i64",
+        ),
+        (
+            vec!["run", m, "multi_wf", "--l", "[1]"],
+            "missing input `chunk`",
+        ),
+        (vec!["run", m, "nope", "--a", "1"], "unknown entity `nope`"),
+        (
+            vec!["run", m, "multi_wf", "--l", "[1", "--chunk", "2"],
+            "--l [1: not valid JSON",
+        ),
+        (
+            vec!["run", "Cargo.toml", "multi_wf"],
+            "not a WebAssembly module",
+        ),
+        (
+            vec!["run", "no/such/file.wasm", "multi_wf"],
+            "no such file or directory",
+        ),
+        (
+            vec![
+                "run",
+                m,
+                "multi_wf",
+                "--l",
+                "[1]",
+                "--chunk",
+                "1",
+                "--max-parallelism",
+                "0",
+            ],
+            "at least 1",
+        ),
+        (vec!["run"], "Usage"),
+    ] {
+        let out = sandflow(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+    }
+}
+
+#[test]
+fn describe_lists_entities_with_interfaces() {
+    let m = module("nested_dynamics");
+    let out = sandflow(&["describe", m.to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("multi_wf") && s.contains("(l: list<i64>, chunk: i64) -> list<i64>"),
+        "{s}"
+    );
+    assert!(
+        s.contains("launch plan") && s.contains("runs core_wf"),
+        "{s}"
+    );
+}

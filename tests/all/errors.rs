@@ -1,0 +1,151 @@
+//! Every bad input gets a clear error naming what, where, and what was expected.
+
+use crate::guests::{host, load};
+use sandflow_host::json::{inputs_from_json, InputError};
+use sandflow_host::module::ModuleError;
+use serde_json::json;
+use std::path::Path;
+
+fn load_wat(wat: &str) -> ModuleError {
+    let bytes = wat::parse_str(wat).expect("test module parses");
+    match host().load_bytes(&bytes, Path::new("test.wasm")) {
+        Ok(_) => panic!("module should not load"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn wrong_json_type_names_the_input_and_the_element() {
+    let s = load("nested_dynamics");
+    let wf = s.decl.get("multi_wf").unwrap();
+    let err = inputs_from_json(
+        wf,
+        &[("l".into(), json!([1, "x"])), ("chunk".into(), json!(2))],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input `l` at [1]: expected i64, found the string \"x\""
+    );
+    let err = inputs_from_json(
+        wf,
+        &[("l".into(), json!([1])), ("chunk".into(), json!(2.5))],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input `chunk`: expected i64, found the number 2.5"
+    );
+}
+
+#[test]
+fn missing_and_unknown_inputs_are_named() {
+    let s = load("nested_dynamics");
+    let wf = s.decl.get("multi_wf").unwrap();
+    let err = inputs_from_json(wf, &[("l".into(), json!([1]))]).unwrap_err();
+    assert_eq!(
+        err,
+        InputError::Missing {
+            entity: "multi_wf".into(),
+            input: "chunk".into(),
+            ty: "i64".into()
+        }
+    );
+    let err = inputs_from_json(
+        wf,
+        &[
+            ("l".into(), json!([1])),
+            ("chunk".into(), json!(1)),
+            ("chunks".into(), json!(1)),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown input `chunks`; multi_wf takes --l <list<i64>> --chunk <i64>"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_rejected() {
+    let e = host()
+        .load_bytes(b"#!/bin/sh\necho hi\n", Path::new("script.sh"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModuleError::NotWasm { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("script.sh: not a WebAssembly module"),
+        "{e}"
+    );
+}
+
+#[test]
+fn truncated_wasm_is_rejected_as_invalid() {
+    let e = host()
+        .load_bytes(b"\0asm\x01\0\0\0\x01\xff\xff", Path::new("t.wasm"))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModuleError::Invalid { .. }), "{e}");
+}
+
+#[test]
+fn a_module_without_the_abi_exports_is_rejected() {
+    let e = load_wat(r#"(module (memory (export "memory") 1))"#);
+    assert!(
+        matches!(&e, ModuleError::MissingExport { export, .. } if export == "sandflow_alloc"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_module_with_another_abi_version_is_rejected() {
+    let e = load_wat(
+        r#"(module (memory (export "memory") 1)
+            (func (export "sandflow_alloc") (param i32) (result i32) i32.const 16)
+            (func (export "sandflow_abi_version") (result i32) i32.const 99))"#,
+    );
+    assert!(
+        matches!(
+            e,
+            ModuleError::AbiVersion {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("ABI version 99"), "{e}");
+}
+
+#[test]
+fn a_module_importing_what_we_do_not_provide_is_rejected() {
+    let e =
+        load_wat(r#"(module (import "env" "open_socket" (func)) (memory (export "memory") 1))"#);
+    assert!(e.to_string().contains("env::open_socket"), "{e}");
+    let e = load_wat(
+        r#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (memory (export "memory") 1))"#,
+    );
+    assert!(matches!(e, ModuleError::ForbiddenImport { .. }), "{e}");
+}
+
+#[test]
+fn unknown_entity_lists_the_available_ones() {
+    let s = load("nested_dynamics");
+    let e = sandflow_host::scheduler::Scheduler::new(
+        s.decl.clone(),
+        "multi",
+        vec![],
+        Default::default(),
+    )
+    .err()
+    .unwrap();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("unknown entity `multi`")
+            && msg.contains("multi_wf")
+            && msg.contains("core_wf_lp"),
+        "{msg}"
+    );
+}
