@@ -3,7 +3,7 @@
 //! in its sandbox with real inputs. Either way the calls it makes are recorded as nodes.
 
 use crate::types::SfType;
-use sandflow_contract::{Binding, GraphSpec, MapSpec, NodeSpec};
+use sandflow_contract::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
@@ -106,7 +106,7 @@ pub fn add_node<T>(entity: &str, inputs: Vec<(&str, Binding)>, map: Option<MapSp
 }
 
 /// Runs `body` with an empty graph and returns the graph it built.
-pub fn build_graph(body: impl FnOnce() -> Option<Binding>) -> GraphSpec {
+pub fn build_graph(on_failure: FailurePolicy, body: impl FnOnce() -> Option<Binding>) -> GraphSpec {
     NODES.with(|n| *n.borrow_mut() = Some(Vec::new()));
     struct Reset;
     impl Drop for Reset {
@@ -117,7 +117,11 @@ pub fn build_graph(body: impl FnOnce() -> Option<Binding>) -> GraphSpec {
     let _reset = Reset;
     let output = body();
     let nodes = NODES.with(|n| n.borrow_mut().take()).unwrap_or_default();
-    GraphSpec { nodes, output }
+    GraphSpec {
+        nodes,
+        output,
+        on_failure,
+    }
 }
 
 /// The promise a workflow body gets for its input `name`.
@@ -167,6 +171,7 @@ pub fn map<I, O>(entity: Entity<I, O>) -> MapBuilder<I, O> {
             mapped: Vec::new(),
             concurrency: None,
             min_success_ratio: None,
+            min_success: None,
         },
         _t: PhantomData,
     }
@@ -197,6 +202,21 @@ impl<I, O> MapBuilder<I, O> {
             fixed: self.fixed,
             spec: MapSpec {
                 min_success_ratio: Some(ratio),
+                ..self.spec
+            },
+            _t: PhantomData,
+        }
+    }
+
+    /// The map succeeds when at least `n` elements do; failed elements are `None` in the
+    /// output.
+    pub fn min_success(self, n: u32) -> MapBuilder<I, Option<O>> {
+        MapBuilder {
+            entity: self.entity,
+            inputs: self.inputs,
+            fixed: self.fixed,
+            spec: MapSpec {
+                min_success: Some(n),
                 ..self.spec
             },
             _t: PhantomData,

@@ -29,7 +29,7 @@ pub fn node_output_type(decl: &ModuleDecl, node: &NodeSpec) -> Option<Type> {
     let out = decl.get(&node.entity)?.interface.output.clone()?;
     Some(match &node.map {
         None => out,
-        Some(m) if m.min_success_ratio.is_some() => {
+        Some(m) if m.min_success_ratio.is_some() || m.min_success.is_some() => {
             Type::List(Box::new(Type::Optional(Box::new(out))))
         }
         Some(_) => Type::List(Box::new(out)),

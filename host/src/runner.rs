@@ -5,7 +5,7 @@
 //! however deep executions nest, wasm never runs on more threads than the pool has.
 
 use crate::module::ModuleError;
-use crate::sandbox::{self, Sandbox, SandboxConfig};
+use crate::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use crate::scheduler::{
     Command, Event, Failure, Options, Outcome, RunTask, Scheduler, StartError, Timing,
 };
@@ -13,6 +13,7 @@ use sandflow_contract::{codec, Value};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,6 +25,8 @@ struct Job {
     task: RunTask,
     t0: Instant,
     events: UnboundedSender<Event>,
+    /// The run's cancel flag: set, it stops this job's instance within an epoch tick.
+    cancel: Arc<AtomicBool>,
 }
 
 /// Worker threads that run sandboxes; sized to the machine by default.
@@ -80,12 +83,22 @@ impl Drop for WorkerPool {
 }
 
 fn run_job(job: Job) {
+    if job.cancel.load(Ordering::Relaxed) {
+        return;
+    }
     let start_us = job.t0.elapsed().as_micros() as u64;
     let entity = &job.sandbox.decl.entities[job.task.entity as usize].name;
-    let timeout = job.task.timeout_ms.map(Duration::from_millis);
+    let limits = CallLimits {
+        timeout: job.task.timeout_ms.map(Duration::from_millis),
+        max_memory_bytes: job
+            .task
+            .max_memory_mb
+            .map(|mb| (mb as usize).saturating_mul(1 << 20)),
+        cancel: Some(job.cancel.clone()),
+    };
     let (outcome, stdout, stderr) = match codec::encode(&job.task.inputs) {
         Ok(bytes) => {
-            let o = job.sandbox.call(entity, &bytes, timeout);
+            let o = job.sandbox.call(entity, &bytes, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
                 Err(f) => Outcome::Failed {
@@ -189,6 +202,7 @@ impl Host {
         let mut cancel = cancel.unwrap_or_else(|| Box::pin(std::future::pending()));
         let mut commands = sched.start();
         let mut cancelled = false;
+        let stop = Arc::new(AtomicBool::new(false));
         loop {
             let mut result = None;
             for c in commands.drain(..) {
@@ -198,11 +212,14 @@ impl Host {
                         task,
                         t0,
                         events: tx.clone(),
+                        cancel: stop.clone(),
                     }),
                     Command::Finished(r) => result = Some(r),
                 }
             }
             if let Some(result) = result {
+                // Nothing of this run is needed any more: stop what still runs or waits.
+                stop.store(true, Ordering::Relaxed);
                 return Ok(Report {
                     result,
                     scheduler: sched,

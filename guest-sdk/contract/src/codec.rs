@@ -42,3 +42,80 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     }
     Ok(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Binding, Type, Value};
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>()
+                .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
+                .prop_map(Value::Float),
+            any::<bool>().prop_map(Value::Bool),
+            ".{0,12}".prop_map(Value::Str),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
+            Just(Value::Optional(None)),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::List),
+                proptest::collection::btree_map(".{0,6}", inner.clone(), 0..4).prop_map(Value::Map),
+                inner
+                    .clone()
+                    .prop_map(|v| Value::Optional(Some(Box::new(v)))),
+                proptest::collection::vec(inner, 0..4).prop_map(Value::Record),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn values_round_trip(v in value()) {
+            let bytes = encode(&v).unwrap();
+            prop_assert_eq!(decode::<Value>(&bytes).unwrap(), v);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<Value>(&bytes);
+            let _ = decode::<crate::GraphSpec>(&bytes);
+            let _ = decode::<crate::CallResult>(&bytes);
+        }
+    }
+
+    /// Bytes for `depth` optionals nested in each other around an integer.
+    fn deep_value_bytes(depth: usize) -> Vec<u8> {
+        let mut v = Value::Int(1);
+        for _ in 0..10 {
+            v = Value::Optional(Some(Box::new(v)));
+        }
+        let ten = encode(&v).unwrap();
+        // Each level is the same two-byte prefix; repeat it without building a deep value.
+        let prefix = &ten[..ten.len() - encode(&Value::Int(1)).unwrap().len()];
+        let per_level = &prefix[..prefix.len() / 10];
+        let mut out = per_level.repeat(depth);
+        out.extend(encode(&Value::Int(1)).unwrap());
+        out
+    }
+
+    #[test]
+    fn deeply_nested_bytes_are_an_error_not_a_stack_overflow() {
+        let bytes = deep_value_bytes(1_000_000);
+        let err = decode::<Value>(&bytes).unwrap_err();
+        assert!(err.0.contains("nested deeper than"), "{err}");
+        // Nesting within the bound still decodes.
+        assert!(decode::<Value>(&deep_value_bytes(50)).is_ok());
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let mut bytes = encode(&Value::Int(7)).unwrap();
+        bytes.push(0);
+        assert!(decode::<Value>(&bytes).unwrap_err().0.contains("trailing"));
+        let _ = (Type::Int, Binding::Node(0));
+    }
+}

@@ -10,6 +10,18 @@ pub struct GraphSpec {
     pub nodes: Vec<NodeSpec>,
     /// What the graph returns, if anything.
     pub output: Option<Binding>,
+    /// What a failed node does to the rest of the graph.
+    pub on_failure: FailurePolicy,
+}
+
+/// What happens to the rest of a graph when one of its nodes fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailurePolicy {
+    /// Stop at once: skip what has not started, abort what runs, fail the graph.
+    #[default]
+    FailFast,
+    /// Run everything that does not depend on the failed node, then fail the graph.
+    RunAll,
 }
 
 /// One call of an entity (or a map over it) inside a graph.
@@ -32,10 +44,12 @@ pub struct MapSpec {
     /// With a ratio, failed elements become `None` in a `list<option<T>>` output, and the
     /// map fails only when fewer than `ceil(ratio * n)` elements succeed.
     pub min_success_ratio: Option<f64>,
+    /// Like `min_success_ratio`, as a count of elements.
+    pub min_success: Option<u32>,
 }
 
 /// Where an input's value comes from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Binding {
     Literal(Value),
     /// An input of the enclosing workflow.
@@ -46,4 +60,21 @@ pub enum Binding {
     List(Vec<Binding>),
     /// A string-keyed map built from bindings.
     Map(Vec<(String, Binding)>),
+}
+
+// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound.
+#[derive(Deserialize)]
+#[serde(remote = "Binding")]
+enum BindingDef {
+    Literal(Value),
+    Input(String),
+    Node(u32),
+    List(Vec<Binding>),
+    Map(Vec<(String, Binding)>),
+}
+
+impl<'de> Deserialize<'de> for Binding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::nested(d, BindingDef::deserialize)
+    }
 }

@@ -25,13 +25,38 @@ impl Interface {
     }
 }
 
-/// Per-task settings declared in the SDK (`#[task(retries = 2, timeout_ms = 500)]`).
+/// Per-task settings declared in the SDK (`#[task(retries = 2, timeout_ms = 500)]`); the
+/// CLI may override them for a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskConfig {
     /// Extra attempts after a failed one.
     pub retries: u32,
+    /// Which failures a retry is spent on.
+    pub retry_on: RetryOn,
     /// Wall-clock limit of one attempt, in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Largest linear memory one attempt may grow to, in MiB.
+    pub max_memory_mb: Option<u64>,
+}
+
+/// Failures are told apart as Flyte does: the guest's own (panic, trap, returned error, limit
+/// exceeded) or the host's (could not instantiate, internal fault).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryOn {
+    #[default]
+    Any,
+    UserErrors,
+    SystemErrors,
+}
+
+impl RetryOn {
+    pub fn retries(self, user_error: bool) -> bool {
+        match self {
+            RetryOn::Any => true,
+            RetryOn::UserErrors => user_error,
+            RetryOn::SystemErrors => !user_error,
+        }
+    }
 }
 
 /// A named plan over a workflow: calling it starts a child execution.

@@ -10,12 +10,13 @@
 
 pub mod abi;
 pub mod codec;
+pub mod depth;
 pub mod graph;
 pub mod interface;
 pub mod value;
 
-pub use graph::{Binding, GraphSpec, MapSpec, NodeSpec};
+pub use graph::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
 pub use interface::{
-    CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, TaskConfig,
+    CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn, TaskConfig,
 };
 pub use value::{RecordType, Type, TypeMismatch, Value};

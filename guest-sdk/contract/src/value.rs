@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A static type of an input or output.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Type {
     Int,
     Float,
@@ -28,7 +28,7 @@ pub struct RecordType {
 
 /// A runtime value. Records hold their fields positionally, in the order of their
 /// [`RecordType`]; the type gives the names.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Value {
     Int(i64),
     Float(f64),
@@ -39,6 +39,47 @@ pub enum Value {
     Map(BTreeMap<String, Value>),
     Optional(Option<Box<Value>>),
     Record(Vec<Value>),
+}
+
+// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound.
+#[derive(Deserialize)]
+#[serde(remote = "Type")]
+enum TypeDef {
+    Int,
+    Float,
+    Bool,
+    Str,
+    Bytes,
+    List(Box<Type>),
+    Map(Box<Type>),
+    Optional(Box<Type>),
+    Record(RecordType),
+}
+
+impl<'de> Deserialize<'de> for Type {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::nested(d, TypeDef::deserialize)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(remote = "Value")]
+enum ValueDef {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Map(BTreeMap<String, Value>),
+    Optional(Option<Box<Value>>),
+    Record(Vec<Value>),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::nested(d, ValueDef::deserialize)
+    }
 }
 
 impl fmt::Display for Type {

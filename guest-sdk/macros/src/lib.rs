@@ -65,6 +65,9 @@ enum Kind {
 struct Options {
     retries: Option<Expr>,
     timeout_ms: Option<Expr>,
+    max_memory_mb: Option<Expr>,
+    retry_on: Option<TokenStream2>,
+    on_failure: Option<TokenStream2>,
     workflow: Option<syn::Path>,
     defaults: Vec<(Ident, Expr)>,
     fixed: Vec<(Ident, Expr)>,
@@ -86,6 +89,37 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
             }
             (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "timeout_ms") => {
                 o.timeout_ms = Some(nv.value.clone())
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "max_memory_mb") => {
+                o.max_memory_mb = Some(nv.value.clone())
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "retry_on") => {
+                let variant = match str_lit(&nv.value).as_deref() {
+                    Some("any") => quote!(Any),
+                    Some("user") => quote!(UserErrors),
+                    Some("system") => quote!(SystemErrors),
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "expected \"any\", \"user\" or \"system\"",
+                        ))
+                    }
+                };
+                o.retry_on = Some(quote!(::sandflow::__private::contract::RetryOn::#variant));
+            }
+            (Kind::Workflow | Kind::Dynamic, Meta::NameValue(nv), "on_failure") => {
+                let variant = match str_lit(&nv.value).as_deref() {
+                    Some("fail_fast") => quote!(FailFast),
+                    Some("run_all") => quote!(RunAll),
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            &nv.value,
+                            "expected \"fail_fast\" or \"run_all\"",
+                        ))
+                    }
+                };
+                o.on_failure =
+                    Some(quote!(::sandflow::__private::contract::FailurePolicy::#variant));
             }
             (Kind::LaunchPlan, Meta::Path(p), _) if o.workflow.is_none() => {
                 o.workflow = Some(p.clone())
@@ -120,8 +154,9 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
             }
             _ => {
                 let expected = match kind {
-                    Kind::Task | Kind::Dynamic => "`retries = N` or `timeout_ms = N`",
-                    Kind::Workflow => "no options",
+                    Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N` or `max_memory_mb = N`",
+                    Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N` or `on_failure = \"fail_fast\" | \"run_all\"`",
+                    Kind::Workflow => "`on_failure = \"fail_fast\" | \"run_all\"`",
                     Kind::LaunchPlan => {
                         "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"
                     }
@@ -269,8 +304,22 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             .as_ref()
             .map(|e| quote!(Some(#e)))
             .unwrap_or(quote!(None));
-        quote!(#p::TaskConfig { retries: #retries, timeout_ms: #timeout })
+        let memory = opts
+            .max_memory_mb
+            .as_ref()
+            .map(|e| quote!(Some(#e)))
+            .unwrap_or(quote!(None));
+        let retry_on = opts
+            .retry_on
+            .clone()
+            .unwrap_or(quote!(#p::contract::RetryOn::Any));
+        quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory })
     };
+
+    let policy = opts
+        .on_failure
+        .clone()
+        .unwrap_or(quote!(#p::contract::FailurePolicy::FailFast));
 
     // The graph-building body shared by workflows and dynamics.
     let graph_body = |block: &syn::Block| {
@@ -324,7 +373,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
                 /// The graph this dynamic returns for these inputs (for tests of the guest crate).
                 #(#attrs)*
                 pub fn graph(#(#arg_names: #arg_tys),*) -> #p::contract::GraphSpec {
-                    #p::build_graph(move || { #body })
+                    #p::build_graph(#policy, move || { #body })
                 }
             };
             invoke = quote!(#p::contract::CallResult::Graph(graph(#(#arg_names),*)));
@@ -335,7 +384,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             kind_decl = quote!(#p::EntityKind::Workflow(__graph()));
             extra = quote! {
                 fn __graph() -> #p::contract::GraphSpec {
-                    #p::build_graph(move || {
+                    #p::build_graph(#policy, move || {
                         #( let #arg_names: ::sandflow::Promise<#arg_tys> = #p::input_promise(#arg_strs); )*
                         #body
                     })
@@ -535,4 +584,13 @@ fn derive(item: TokenStream2) -> syn::Result<TokenStream2> {
             }
         }
     })
+}
+
+fn str_lit(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.value()),
+        _ => None,
+    }
 }

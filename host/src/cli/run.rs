@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use sandflow_host::json::{self, inputs_from_json};
 use sandflow_host::runner::Host;
-use sandflow_host::scheduler::{render_tree, Options, TreeOptions};
+use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeOptions};
 use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +38,15 @@ pub struct RunArgs {
     /// Sandbox worker threads (default: one per core)
     #[arg(long)]
     workers: Option<usize>,
+    /// Wall-clock limit of every task attempt, overriding what tasks declare
+    #[arg(long)]
+    task_timeout_ms: Option<u64>,
+    /// Memory limit of every task attempt in MiB (at most 256), overriding what tasks declare
+    #[arg(long)]
+    task_memory_mb: Option<u64>,
+    /// Retries of every task, overriding what tasks declare
+    #[arg(long)]
+    task_retries: Option<u32>,
 }
 
 /// Splits `--name value` / `--name=value` pairs; `--tree` and friends may sit among them.
@@ -62,19 +71,17 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
                 .next()
                 .with_context(|| format!("--{name} needs a value"))?,
         };
+        let number = |v: &str| -> anyhow::Result<u64> {
+            v.parse()
+                .with_context(|| format!("--{name} {v}: expected a non-negative integer"))
+        };
         match name.as_str() {
             "inputs" => args.inputs = Some(value.into()),
-            "max-parallelism" => {
-                args.max_parallelism = Some(value.parse().with_context(|| {
-                    format!("--max-parallelism {value}: expected a positive integer")
-                })?)
-            }
-            "workers" => {
-                args.workers =
-                    Some(value.parse().with_context(|| {
-                        format!("--workers {value}: expected a positive integer")
-                    })?)
-            }
+            "max-parallelism" => args.max_parallelism = Some(number(&value)? as u32),
+            "workers" => args.workers = Some(number(&value)? as usize),
+            "task-timeout-ms" => args.task_timeout_ms = Some(number(&value)?),
+            "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
+            "task-retries" => args.task_retries = Some(number(&value)? as u32),
             _ => pairs.push((name, value)),
         }
     }
@@ -136,6 +143,11 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = args.max_parallelism {
         opts.max_parallelism = m;
     }
+    opts.overrides = TaskOverrides {
+        retries: args.task_retries,
+        timeout_ms: args.task_timeout_ms,
+        max_memory_mb: args.task_memory_mb,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

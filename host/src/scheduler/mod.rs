@@ -12,7 +12,9 @@ mod tree;
 
 use crate::compile;
 use crate::module::ModuleDecl;
-use sandflow_contract::{Binding, CallResult, EntityKind, GraphSpec, MapSpec, Value};
+use sandflow_contract::{
+    Binding, CallResult, EntityKind, FailurePolicy, GraphSpec, MapSpec, TaskConfig, Value,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +35,16 @@ pub struct Options {
     pub max_depth: u32,
     /// Nodes one run may create in all, counting map elements.
     pub max_nodes: usize,
+    /// Per-run overrides of what tasks declare (the CLI's `--task-*` options).
+    pub overrides: TaskOverrides,
+}
+
+/// Replaces, for every task and dynamic of a run, what they declare in the SDK.
+#[derive(Clone, Debug, Default)]
+pub struct TaskOverrides {
+    pub retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
 }
 
 impl Default for Options {
@@ -41,6 +53,7 @@ impl Default for Options {
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             max_depth: 64,
             max_nodes: 20_000_000,
+            overrides: TaskOverrides::default(),
         }
     }
 }
@@ -89,6 +102,7 @@ pub struct RunTask {
     /// In interface order.
     pub inputs: Vec<Value>,
     pub timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -217,6 +231,8 @@ struct Scope {
     remaining: usize,
     depth: u32,
     over: bool,
+    /// The first failure, held until the rest has run (`FailurePolicy::RunAll`).
+    failure: Option<Failure>,
 }
 
 #[derive(Debug)]
@@ -540,6 +556,7 @@ impl Scheduler {
             remaining: n,
             depth,
             over: false,
+            failure: None,
         });
         self.nodes[owner as usize].child = match self.nodes[owner as usize].child {
             Child::None if exec != self.nodes[owner as usize].exec => Child::Exec(exec, s),
@@ -701,9 +718,18 @@ impl Scheduler {
                 .push(Node::new(entity, Parent::Map(id, i as u32), exec, i as u32));
             elements.push((self.nodes.len() - 1) as NodeId);
         }
-        let allowed_failures = spec
-            .min_success_ratio
-            .map(|r| n - ((r * n as f64).ceil() as usize).min(n));
+        if let Some(k) = spec.min_success.filter(|&k| k as usize > n) {
+            let f = self.internal_failure(
+                id,
+                format!("min_success is {k}, but the map has only {n} elements"),
+            );
+            return self.fail_node(id, f);
+        }
+        let allowed_failures = match (spec.min_success, spec.min_success_ratio) {
+            (Some(k), _) => Some(n - k as usize),
+            (None, Some(r)) => Some(n - ((r * n as f64).ceil() as usize).min(n)),
+            (None, None) => None,
+        };
         self.nodes[id as usize].state = State::Expanded;
         self.nodes[id as usize].child = Child::Map(Box::new(MapState {
             inputs,
@@ -782,11 +808,8 @@ impl Scheduler {
             if n.state != State::Queued {
                 continue;
             }
-            let entity = &self.decl.entities[n.entity as usize];
-            let (retries, timeout_ms) = match &entity.kind {
-                EntityKind::Task(c) | EntityKind::Dynamic(c) => (c.retries, c.timeout_ms),
-                _ => (0, None),
-            };
+            let cfg = task_config(&self.decl, &self.opts.overrides, n.entity);
+            let retries = cfg.retries;
             n.attempts += 1;
             n.state = State::Running;
             // Keep the inputs only while another attempt may need them.
@@ -801,7 +824,8 @@ impl Scheduler {
                 attempt: n.attempts,
                 entity: n.entity,
                 inputs,
-                timeout_ms,
+                timeout_ms: cfg.timeout_ms,
+                max_memory_mb: cfg.max_memory_mb,
             }));
         }
     }
@@ -840,10 +864,8 @@ impl Scheduler {
         }
         let decl = self.decl.clone();
         let e = &decl.entities[n.entity as usize];
-        let retries = match &e.kind {
-            EntityKind::Task(c) | EntityKind::Dynamic(c) => c.retries,
-            _ => 0,
-        };
+        let cfg = task_config(&decl, &self.opts.overrides, n.entity);
+        let retries = cfg.retries;
         let failure =
             |message: String, user: bool, backtrace: Option<String>| (message, user, backtrace);
         let result: Result<(), (String, bool, Option<String>)> = match (outcome, &e.kind) {
@@ -918,7 +940,7 @@ impl Scheduler {
             timing,
             message: message.clone(),
         });
-        if n.attempts <= retries {
+        if n.attempts <= retries && cfg.retry_on.retries(user) {
             n.state = State::Queued;
             self.execs[exec as usize].queue.push_back(id);
             return;
@@ -988,8 +1010,13 @@ impl Scheduler {
     }
 
     fn complete_scope(&mut self, s: u32) {
-        let scope = &self.scopes[s as usize];
+        let scope = &mut self.scopes[s as usize];
         let owner = scope.owner;
+        if let Some(f) = scope.failure.take() {
+            scope.over = true;
+            return self.fail_node(owner, f);
+        }
+        let scope = &self.scopes[s as usize];
         let out = match scope.graph.output.clone() {
             Some(b) => match self.resolve(s, &b) {
                 Ok(v) => Some(v),
@@ -1022,6 +1049,9 @@ impl Scheduler {
             Parent::Scope(s, _) => {
                 if self.scopes[s as usize].over {
                     return;
+                }
+                if self.scopes[s as usize].graph.on_failure == FailurePolicy::RunAll {
+                    return self.fail_and_run_the_rest(s, id, failure);
                 }
                 // Fail fast: the rest of the scope will not be needed.
                 self.scopes[s as usize].over = true;
@@ -1059,6 +1089,29 @@ impl Scheduler {
                     self.advance_map(m, depth);
                 }
             }
+        }
+    }
+
+    /// `FailurePolicy::RunAll`: skip what depends on the failed node, let everything else
+    /// run, and fail the scope's owner with the first failure once nothing is left.
+    fn fail_and_run_the_rest(&mut self, s: u32, id: NodeId, failure: Failure) {
+        let scope = &mut self.scopes[s as usize];
+        scope.failure.get_or_insert(failure);
+        let mut finished = 1;
+        let mut stack = std::mem::take(&mut self.nodes[id as usize].dependents);
+        while let Some(k) = stack.pop() {
+            let kid = self.scopes[s as usize].nodes[k as usize];
+            let kn = &mut self.nodes[kid as usize];
+            if kn.state == State::Waiting {
+                kn.state = State::Skipped;
+                finished += 1;
+                stack.extend(std::mem::take(&mut kn.dependents));
+            }
+        }
+        let scope = &mut self.scopes[s as usize];
+        scope.remaining -= finished;
+        if scope.remaining == 0 {
+            self.complete_scope(s);
         }
     }
 
@@ -1152,6 +1205,18 @@ impl Node {
             logs: None,
         }
     }
+}
+
+/// What a task or dynamic declares, with the run's overrides applied.
+fn task_config(decl: &ModuleDecl, o: &TaskOverrides, entity: u32) -> TaskConfig {
+    let mut c = match &decl.entities[entity as usize].kind {
+        EntityKind::Task(c) | EntityKind::Dynamic(c) => c.clone(),
+        _ => TaskConfig::default(),
+    };
+    c.retries = o.retries.unwrap_or(c.retries);
+    c.timeout_ms = o.timeout_ms.or(c.timeout_ms);
+    c.max_memory_mb = o.max_memory_mb.or(c.max_memory_mb);
+    c
 }
 
 /// The last lines of a guest's stderr, for failure messages.

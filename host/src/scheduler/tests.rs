@@ -55,7 +55,7 @@ fn task_with_retries(
 ) -> EntityDecl {
     let config = TaskConfig {
         retries,
-        timeout_ms: None,
+        ..TaskConfig::default()
     };
     entity(name, inputs, output, EntityKind::Task(config))
 }
@@ -76,7 +76,11 @@ fn workflow(
     nodes: Vec<NodeSpec>,
     out: Option<Binding>,
 ) -> EntityDecl {
-    let graph = GraphSpec { nodes, output: out };
+    let graph = GraphSpec {
+        nodes,
+        output: out,
+        ..GraphSpec::default()
+    };
     entity(name, inputs, output, EntityKind::Workflow(graph))
 }
 
@@ -121,6 +125,7 @@ fn map_call(
             mapped: mapped.iter().map(|m| m.to_string()).collect(),
             concurrency,
             min_success_ratio,
+            min_success: None,
         }),
         ..call(entity, inputs)
     }
@@ -173,7 +178,11 @@ fn output(v: Value) -> Outcome {
 }
 
 fn graph(nodes: Vec<NodeSpec>, out: Option<Binding>) -> Outcome {
-    Outcome::Returned(CallResult::Graph(GraphSpec { nodes, output: out }))
+    Outcome::Returned(CallResult::Graph(GraphSpec {
+        nodes,
+        output: out,
+        ..GraphSpec::default()
+    }))
 }
 
 fn fail(message: &str) -> Outcome {
@@ -1120,7 +1129,13 @@ fn retries_rerun_a_failed_attempt_then_give_up() {
             }
         }
         let failed = (1..=failing.min(retries + 1)).map(|a| format!("attempt {a} failed"));
-        assert_eq!(tree.failed_attempts, failed.collect::<Vec<_>>(), "{case}");
+        // Each failed attempt is listed with its duration after the message.
+        let listed: Vec<&str> = tree
+            .failed_attempts
+            .iter()
+            .map(|m| m.rsplit_once(" (").map_or(m.as_str(), |(msg, _)| msg))
+            .collect();
+        assert_eq!(listed, failed.collect::<Vec<_>>(), "{case}");
     }
 }
 

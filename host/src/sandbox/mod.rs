@@ -3,19 +3,23 @@
 //! execution. WASI preview 1 with no preopened directories, no environment, no arguments and
 //! no network; stdout and stderr are captured per call.
 
+mod logs;
+
+pub use logs::LogPipe;
+
 use crate::cache;
 use crate::module::{ModuleDecl, ModuleError};
 use sandflow_contract::{abi, codec, CallResult, EntityDecl};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, ModuleExport,
-    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
 /// How often the epoch ticker advances; the granularity of timeouts.
@@ -32,6 +36,8 @@ pub struct SandboxConfig {
     pub max_log_bytes: usize,
     /// Wall-clock limit of one call when the task declares none.
     pub default_timeout: Duration,
+    /// Largest result a call may return (encoded).
+    pub max_output_bytes: usize,
 }
 
 impl Default for SandboxConfig {
@@ -41,13 +47,9 @@ impl Default for SandboxConfig {
             max_memory_bytes: 256 << 20,
             max_log_bytes: 1 << 20,
             default_timeout: Duration::from_secs(300),
+            max_output_bytes: 64 << 20,
         }
     }
-}
-
-pub(crate) struct Ctx {
-    wasi: WasiP1Ctx,
-    limits: StoreLimits,
 }
 
 /// Builds the process's engine and starts its epoch ticker (one thread for all stores).
@@ -200,7 +202,10 @@ impl Sandbox {
 
         // Describe: one instance reads the ABI version and every entity's declaration.
         let (mut store, instance) = sandbox
-            .instantiate(Duration::from_secs(30))
+            .instantiate(&CallLimits {
+                timeout: Some(Duration::from_secs(30)),
+                ..CallLimits::default()
+            })
             .map_err(|f| invalid(f.message))?;
         let v = instance
             .get_module_export(&mut store, &version)
@@ -238,7 +243,12 @@ impl Sandbox {
                         return Err(panic.unwrap_or_else(|| format!("{e:#}")));
                     }
                 };
-                let bytes = sandbox.read(&mut store, &instance, packed)?;
+                let bytes = sandbox.read(
+                    &mut store,
+                    &instance,
+                    packed,
+                    sandbox.config.max_output_bytes,
+                )?;
                 codec::decode::<EntityDecl>(&bytes).map_err(|e| e.to_string())
             })();
             match r {
@@ -278,29 +288,52 @@ impl Sandbox {
 
     fn instantiate(
         &self,
-        timeout: Duration,
+        limits: &CallLimits,
     ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
-        self.instantiate_with(timeout, MemoryOutputPipe::new(0), MemoryOutputPipe::new(0))
+        self.instantiate_with(limits, LogPipe::new(0), LogPipe::new(0))
     }
 
     fn instantiate_with(
         &self,
-        timeout: Duration,
-        stdout: MemoryOutputPipe,
-        stderr: MemoryOutputPipe,
+        limits: &CallLimits,
+        stdout: LogPipe,
+        stderr: LogPipe,
     ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout)
             .stderr(stderr)
             .build_p1();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.max_memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut store = Store::new(&self.engine, Ctx { wasi, limits });
-        store.limiter(|c| &mut c.limits);
-        let ticks = (timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        let timeout = limits.timeout.unwrap_or(self.config.default_timeout);
+        let max_memory = limits
+            .max_memory_bytes
+            .unwrap_or(self.config.max_memory_bytes)
+            .min(self.config.max_memory_bytes);
+        let ctx = Ctx {
+            wasi,
+            max_memory,
+            memory_exceeded: None,
+            deadline: Instant::now() + timeout,
+            timeout,
+            cancel: limits.cancel.clone(),
+            stopped: None,
+        };
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|c| c);
+        // Every tick, check the wall clock and the cancel flag: one ticker thread serves all
+        // stores, and a cancelled run stops its running instances within a tick.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| {
+            let c = cx.data_mut();
+            if c.cancel.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+                c.stopped = Some(Stop::Cancelled);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if Instant::now() >= c.deadline {
+                c.stopped = Some(Stop::Timeout);
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -315,18 +348,27 @@ impl Sandbox {
                     CallFailure::guest(format!("_initialize has the wrong signature: {e}"))
                 })?
                 .call(&mut store, ())
-                .map_err(|e| trap_failure(e, timeout, None))?;
+                .map_err(|e| trap_failure(e, store.data(), None))?;
         }
         Ok((store, instance))
     }
 
+    /// Copies the buffer `packed` points at out of the guest, refusing more than `limit` bytes.
     fn read(
         &self,
         store: &mut Store<Ctx>,
         instance: &wasmtime::Instance,
         packed: i64,
+        limit: usize,
     ) -> Result<Vec<u8>, String> {
         let (ptr, len) = abi::unpack(packed);
+        if len as usize > limit {
+            return Err(format!(
+                "returned {}, more than the {} output limit",
+                human_bytes(len as u64),
+                human_bytes(limit as u64)
+            ));
+        }
         let memory = instance
             .get_module_export(&mut *store, &self.memory)
             .and_then(|e| e.into_memory())
@@ -347,32 +389,34 @@ impl Sandbox {
         store: &mut Store<Ctx>,
         instance: &wasmtime::Instance,
     ) -> Option<String> {
+        // A cancelled or timed-out guest gets no more time; its stderr still says what it did.
+        if store.data().stopped.is_some() {
+            return None;
+        }
         let export = self.panic_message.as_ref()?;
         let f = instance
             .get_module_export(&mut *store, export)?
             .into_func()?
             .typed::<(), i64>(&*store)
             .ok()?;
-        store.set_epoch_deadline(
-            (Duration::from_secs(1).as_micros() / EPOCH_TICK.as_micros()) as u64,
-        );
+        let c = store.data_mut();
+        c.deadline = Instant::now() + Duration::from_secs(1);
         let packed = f.call(&mut *store, ()).ok()?;
-        let bytes = self.read(store, instance, packed).ok()?;
+        let bytes = self.read(store, instance, packed, 64 << 10).ok()?;
         let msg = String::from_utf8_lossy(&bytes).into_owned();
         (!msg.is_empty()).then_some(msg)
     }
 
     /// Runs entity `entity` (a task or dynamic) on `inputs` (encoded `Vec<Value>`) in a fresh
     /// instance.
-    pub fn call(&self, entity: &str, inputs: &[u8], timeout: Option<Duration>) -> CallOutcome {
-        let timeout = timeout.unwrap_or(self.config.default_timeout);
-        let stdout = MemoryOutputPipe::new(self.config.max_log_bytes);
-        let stderr = MemoryOutputPipe::new(self.config.max_log_bytes);
-        let result = self.call_inner(entity, inputs, timeout, stdout.clone(), stderr.clone());
+    pub fn call(&self, entity: &str, inputs: &[u8], limits: &CallLimits) -> CallOutcome {
+        let stdout = LogPipe::new(self.config.max_log_bytes);
+        let stderr = LogPipe::new(self.config.max_log_bytes);
+        let result = self.call_inner(entity, inputs, limits, stdout.clone(), stderr.clone());
         CallOutcome {
             result,
-            stdout: stdout.contents().to_vec(),
-            stderr: stderr.contents().to_vec(),
+            stdout: stdout.contents(),
+            stderr: stderr.contents(),
         }
     }
 
@@ -380,14 +424,14 @@ impl Sandbox {
         &self,
         entity: &str,
         inputs: &[u8],
-        timeout: Duration,
-        stdout: MemoryOutputPipe,
-        stderr: MemoryOutputPipe,
+        limits: &CallLimits,
+        stdout: LogPipe,
+        stderr: LogPipe,
     ) -> Result<CallResult, CallFailure> {
         let call = self.calls.get(entity).ok_or_else(|| {
             CallFailure::host(format!("the module has no call export for `{entity}`"))
         })?;
-        let (mut store, instance) = self.instantiate_with(timeout, stdout, stderr)?;
+        let (mut store, instance) = self.instantiate_with(limits, stdout, stderr)?;
         let func = |store: &mut Store<Ctx>, e: &ModuleExport| {
             instance
                 .get_module_export(&mut *store, e)
@@ -405,7 +449,7 @@ impl Sandbox {
             .map_err(|_| CallFailure::host("inputs larger than 2 GiB"))?;
         let ptr = alloc
             .call(&mut store, len)
-            .map_err(|e| trap_failure(e, timeout, None))?;
+            .map_err(|e| trap_failure(e, store.data(), None))?;
         let memory = instance
             .get_module_export(&mut store, &self.memory)
             .and_then(|e| e.into_memory())
@@ -429,11 +473,11 @@ impl Sandbox {
             Ok(p) => p,
             Err(e) => {
                 let panic = self.panic_message(&mut store, &instance);
-                return Err(trap_failure(e, timeout, panic));
+                return Err(trap_failure(e, store.data(), panic));
             }
         };
         let bytes = self
-            .read(&mut store, &instance, packed)
+            .read(&mut store, &instance, packed, self.config.max_output_bytes)
             .map_err(CallFailure::guest)?;
         codec::decode::<CallResult>(&bytes).map_err(|e| {
             CallFailure::guest(format!(
@@ -443,18 +487,100 @@ impl Sandbox {
     }
 }
 
-fn trap_failure(e: wasmtime::Error, timeout: Duration, panic: Option<String>) -> CallFailure {
+/// Why the host stopped an instance.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Timeout,
+    Cancelled,
+}
+
+/// Limits of one call; `None` takes the sandbox's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct CallLimits {
+    pub timeout: Option<Duration>,
+    /// Capped by the engine-wide [`SandboxConfig::max_memory_bytes`].
+    pub max_memory_bytes: Option<usize>,
+    /// Set to stop the call within one epoch tick (the run was cancelled).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+pub(crate) struct Ctx {
+    wasi: WasiP1Ctx,
+    max_memory: usize,
+    /// The size the guest tried to grow its memory to, past `max_memory`.
+    memory_exceeded: Option<usize>,
+    deadline: Instant,
+    timeout: Duration,
+    cancel: Option<Arc<AtomicBool>>,
+    stopped: Option<Stop>,
+}
+
+impl ResourceLimiter for Ctx {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.memory_exceeded = Some(desired);
+            wasmtime::bail!("memory limit exceeded");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            wasmtime::bail!("table grew past {MAX_TABLE_ELEMENTS} elements");
+        }
+        Ok(true)
+    }
+}
+
+/// Table elements an instance may have (function pointers; Rust guests use a few hundred).
+const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn trap_failure(e: wasmtime::Error, ctx: &Ctx, panic: Option<String>) -> CallFailure {
     let backtrace = e.downcast_ref::<WasmBacktrace>().map(format_backtrace);
-    let message = match (panic, e.downcast_ref::<Trap>()) {
-        (Some(p), _) => format!("panicked: {p}"),
-        (None, Some(Trap::Interrupt)) => format!("timed out after {} ms", timeout.as_millis()),
-        (None, Some(Trap::StackOverflow)) => "wasm stack overflow (recursion too deep)".to_string(),
-        (None, Some(t)) => format!("trapped: {t}"),
-        (None, None) => format!("{e:#}")
-            .lines()
-            .next()
-            .unwrap_or("trapped")
-            .to_string(),
+    let message = if let Some(p) = panic {
+        format!("panicked: {p}")
+    } else if let Some(Stop::Timeout) = ctx.stopped {
+        format!("timed out after {} ms", ctx.timeout.as_millis())
+    } else if let Some(Stop::Cancelled) = ctx.stopped {
+        "cancelled while running".to_string()
+    } else if let Some(desired) = ctx.memory_exceeded {
+        format!(
+            "exceeded its memory limit of {} (tried to grow to {})",
+            human_bytes(ctx.max_memory as u64),
+            human_bytes(desired as u64)
+        )
+    } else if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        format!("called exit({}) instead of returning a result", exit.0)
+    } else {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => "wasm stack overflow (recursion too deep)".to_string(),
+            Some(t) => format!("trapped: {t}"),
+            None => format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or("trapped")
+                .to_string(),
+        }
     };
     CallFailure {
         user: true,
