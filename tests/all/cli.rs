@@ -153,3 +153,55 @@ fn describe_lists_entities_with_interfaces() {
         "{s}"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_run_prints_the_tree_and_exits_130() {
+    let m = module("fixtures");
+    let child = Command::new(env!("CARGO_BIN_EXE_sandflow"))
+        .args([
+            "run",
+            m.to_str().unwrap(),
+            "spin",
+            "--a",
+            "1",
+            "--task-timeout-ms",
+            "60000",
+            "--tree",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sandflow starts");
+    // Let it load the module and start the task, then interrupt it as a terminal would.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("sandflow exits");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(err.contains("spin") && err.contains("ABORTED"), "{err}");
+}
+
+#[test]
+fn per_run_limits_come_from_the_command_line() {
+    let m = module("fixtures");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "spin",
+        "--a",
+        "1",
+        "--task-timeout-ms",
+        "20",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("timed out after 20 ms"),
+        "{}",
+        text(&out.stderr)
+    );
+}

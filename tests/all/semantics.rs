@@ -109,7 +109,7 @@ fn map_fails_when_fewer_elements_succeed_than_the_ratio_asks() {
     .unwrap_err();
     assert!(f.message.contains("negative input"), "{}", f.message);
     assert!(
-        f.message.contains("more than min_success_ratio allows"),
+        f.message.contains("more than min_success allows"),
         "{}",
         f.message
     );
@@ -224,4 +224,90 @@ fn nested_maps_and_optionals_cross_the_boundary_intact() {
         run("fixtures", "echo_nested", json!({"m": m.clone()})).unwrap(),
         m
     );
+}
+
+#[test]
+fn run_all_policy_lets_independent_branches_finish_before_failing() {
+    let r = run_with(
+        "fixtures",
+        "run_all_branches",
+        json!({"a": -1}),
+        Options::default(),
+    );
+    let tree = r.scheduler.tree(&TreeOptions::default());
+    let states: Vec<(&str, &str)> = tree
+        .children
+        .iter()
+        .map(|c| (c.entity.as_str(), c.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("spin_briefly", "SUCCEEDED"),
+            ("non_negative", "FAILED"),
+            ("add", "SKIPPED")
+        ]
+    );
+    let f = r.result.unwrap_err();
+    assert_eq!(f.path, "run_all_branches/non_negative");
+    assert_eq!(
+        run("fixtures", "run_all_branches", json!({"a": 2})).unwrap(),
+        json!(24)
+    );
+}
+
+#[test]
+fn fail_fast_policy_aborts_running_siblings() {
+    let r = run_with("fixtures", "branches", json!({"a": -1}), Options::default());
+    let f = r.result.unwrap_err();
+    assert_eq!(f.path, "branches/non_negative");
+    let tree = r.scheduler.tree(&TreeOptions::default());
+    let add = tree.children.iter().find(|c| c.entity == "add").unwrap();
+    assert_eq!(add.state, "SKIPPED");
+}
+
+#[test]
+fn map_min_success_counts_elements() {
+    assert_eq!(
+        run("fixtures", "min_success_map", json!({"l": [1, -1, 2]})).unwrap(),
+        json!([10, null, 20])
+    );
+    let f = run("fixtures", "min_success_map", json!({"l": [1, -1, -2]})).unwrap_err();
+    assert!(
+        f.message.contains("2 of 3 elements failed"),
+        "{}",
+        f.message
+    );
+    let f = run("fixtures", "min_success_map", json!({"l": [1]})).unwrap_err();
+    assert!(
+        f.message
+            .contains("min_success is 2, but the map has only 1 elements"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn run_overrides_replace_what_tasks_declare() {
+    use sandflow_host::scheduler::TaskOverrides;
+    // always_fails declares retries = 2; the run says none.
+    let opts = Options {
+        overrides: TaskOverrides {
+            retries: Some(0),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let r = run_with("fixtures", "always_fails", json!({"a": 1}), opts);
+    assert_eq!(r.result.unwrap_err().attempts, 1);
+    // spin declares 100 ms; the run says 30.
+    let opts = Options {
+        overrides: TaskOverrides {
+            timeout_ms: Some(30),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let r = run_with("fixtures", "spin", json!({"a": 1}), opts);
+    assert_eq!(r.result.unwrap_err().message, "timed out after 30 ms");
 }

@@ -1082,7 +1082,7 @@ impl Scheduler {
                     };
                     let mut f = failure;
                     if ratio {
-                        f.message = format!("{} (map: {failed} of {total} elements failed, more than min_success_ratio allows)", f.message);
+                        f.message = format!("{} (map: {failed} of {total} elements failed, more than min_success allows)", f.message);
                     }
                     self.fail_node(m, f);
                 } else {

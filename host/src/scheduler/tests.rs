@@ -1007,7 +1007,7 @@ fn map_failures_beyond_min_success_ratio_fail_the_map() {
         assert!(f.message.starts_with("odd input"), "{f}");
         assert!(
             f.message.contains(&format!(
-                "{count} elements failed, more than min_success_ratio allows"
+                "{count} elements failed, more than min_success allows"
             )),
             "{f}"
         );
