@@ -10,49 +10,40 @@ use crate::scheduler::{
     Command, Event, Failure, Options, Outcome, RunTask, Scheduler, StartError, Timing,
 };
 use sandflow_contract::{codec, Value};
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 struct Job {
     sandbox: Arc<Sandbox>,
     task: RunTask,
     t0: Instant,
-    events: UnboundedSender<Event>,
+    events: crossbeam_channel::Sender<Event>,
     /// The run's cancel flag: set, it stops this job's instance within an epoch tick.
     cancel: Arc<AtomicBool>,
 }
 
 /// Worker threads that run sandboxes; sized to the machine by default.
 pub struct WorkerPool {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl WorkerPool {
     pub fn new(workers: usize) -> std::io::Result<WorkerPool> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let rx = rx.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("sandflow-worker-{i}"))
-                    .spawn(move || loop {
-                        // A poisoned lock only means another worker panicked while holding it, which
-                        // `recv` cannot do; keep going with the receiver either way.
-                        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                            Ok(j) => j,
-                            Err(_) => return,
-                        };
-                        run_job(job);
+                    .spawn(move || {
+                        while let Ok(job) = rx.recv() {
+                            run_job(job);
+                        }
                     })?,
             );
         }
@@ -134,6 +125,15 @@ fn run_job(job: Job) {
     });
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// How often a waiting driver looks at its cancel flag.
+pub const CANCEL_POLL: Duration = Duration::from_millis(20);
+
 /// What a run produced: its result, and the scheduler's final state for the execution tree.
 pub struct Report {
     pub result: Result<Option<Value>, Failure>,
@@ -151,15 +151,11 @@ pub struct Host {
 impl Host {
     /// A host with `workers` sandbox threads (0: one per core).
     pub fn new(workers: usize) -> anyhow::Result<Host> {
-        let workers = if workers == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        } else {
-            workers
-        };
+        let workers = if workers == 0 { cores() } else { workers };
         let config = SandboxConfig {
-            max_instances: (workers as u32) * 2 + 8,
+            // Running instances, plus slots waiting in wasmtime's decommit batches (one
+            // shard per core), plus headroom for describe.
+            max_instances: (workers * 2 + 8 + cores().min(16) * sandbox::DECOMMIT_BATCH) as u32,
             ..SandboxConfig::default()
         };
         let engine = sandbox::engine(&config)?;
@@ -172,6 +168,12 @@ impl Host {
 
     pub fn workers(&self) -> usize {
         self.pool.size()
+    }
+
+    /// The configuration this host's engine was built with, so a benchmark can build a bare
+    /// engine exactly like it with [`sandbox::engine`].
+    pub fn sandbox_config(&self) -> &SandboxConfig {
+        &self.config
     }
 
     /// Loads, checks and describes the module at `path`.
@@ -187,22 +189,25 @@ impl Host {
         Sandbox::load(&self.engine, self.config.clone(), bytes, origin).map(Arc::new)
     }
 
-    /// Runs `entity` on `inputs` (interface order) to the end, or until `cancel` resolves.
-    pub async fn run(
+    /// Runs `entity` on `inputs` (interface order) to the end, or until `cancel` is set
+    /// (from another thread; it is checked at least every [`CANCEL_POLL`]).
+    pub fn run(
         &self,
         sandbox: &Arc<Sandbox>,
         entity: &str,
         inputs: Vec<Value>,
         opts: Options,
-        cancel: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        cancel: Option<Arc<AtomicBool>>,
     ) -> Result<Report, StartError> {
         let t0 = Instant::now();
         let mut sched = Scheduler::new(sandbox.decl.clone(), entity, inputs, opts)?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut cancel = cancel.unwrap_or_else(|| Box::pin(std::future::pending()));
+        // A plain channel and a blocking receive: the driver sleeps on a futex between
+        // results instead of waking an async runtime's event loop for each one.
+        let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+        let cancel = cancel.unwrap_or_default();
+        let stop = Arc::new(AtomicBool::new(false));
         let mut commands = sched.start();
         let mut cancelled = false;
-        let stop = Arc::new(AtomicBool::new(false));
         loop {
             let mut result = None;
             for c in commands.drain(..) {
@@ -226,24 +231,29 @@ impl Host {
                     elapsed: t0.elapsed(),
                 });
             }
-            tokio::select! {
-                ev = rx.recv() => {
-                    let Some(ev) = ev else { unreachable!("the driver holds a sender") };
+            if !cancelled && cancel.load(Ordering::Relaxed) {
+                cancelled = true;
+                stop.store(true, Ordering::Relaxed);
+                commands = sched.on_event(Event::Cancel);
+                continue;
+            }
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(ev) => {
                     commands = sched.on_event(ev);
                     // Take whatever else has arrived in one go.
                     while let Ok(ev) = rx.try_recv() {
                         commands.extend(sched.on_event(ev));
                     }
                 }
-                _ = &mut cancel, if !cancelled => {
-                    cancelled = true;
-                    commands = sched.on_event(Event::Cancel);
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    unreachable!("the driver holds a sender")
                 }
             }
         }
     }
 
-    /// [`Host::run`] on a runtime of its own, for callers that are not async.
+    /// [`Host::run`] without a cancel flag.
     pub fn run_blocking(
         &self,
         sandbox: &Arc<Sandbox>,
@@ -251,10 +261,6 @@ impl Host {
         inputs: Vec<Value>,
         opts: Options,
     ) -> Result<Report, StartError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread runtime builds");
-        rt.block_on(self.run(sandbox, entity, inputs, opts, None))
+        self.run(sandbox, entity, inputs, opts, None)
     }
 }

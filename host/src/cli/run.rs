@@ -10,6 +10,8 @@ use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeOptions}
 use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Args)]
 /// Run a task, workflow, dynamic or launch plan of a module
@@ -148,14 +150,24 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         timeout_ms: args.task_timeout_ms,
         max_memory_mb: args.task_memory_mb,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let cancel = Box::pin(async {
-        let _ = tokio::signal::ctrl_c().await;
-    });
+    // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    std::thread::Builder::new()
+        .name("sandflow-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        })?;
     let entity_name = entity.name.clone();
-    let report = rt.block_on(host.run(&sandbox, &entity_name, inputs, opts, Some(cancel)))?;
+    let report = host.run(&sandbox, &entity_name, inputs, opts, Some(cancel))?;
     if args.tree {
         eprint!(
             "{}",
