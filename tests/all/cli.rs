@@ -205,3 +205,44 @@ fn per_run_limits_come_from_the_command_line() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn compiled_modules_are_cached_on_disk() {
+    let m = module("nested_dynamics");
+    let dir = std::env::temp_dir().join(format!("sandflow-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_sandflow"))
+            .args(["run", m.to_str().unwrap(), "core_wf", "--a", "1"])
+            .env("SANDFLOW_CACHE_DIR", &dir)
+            .output()
+            .unwrap();
+        assert_eq!(text(&out.stdout), "4\n", "{}", text(&out.stderr));
+    }
+    let cached: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(
+        cached.len(),
+        1,
+        "one compiled module, keyed by module and engine"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn describe_shows_launch_plan_defaults_and_fixed_inputs_as_json() {
+    let m = module("album_lyrics");
+    let out = sandflow(&["describe", m.to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("defaults(min_len=3)") && s.contains("fixed(lowercase=true)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("album_lp") && s.contains("(album: Album, min_len: i64) -> AlbumSummary"),
+        "{s}"
+    );
+}

@@ -3,6 +3,7 @@
 use super::build::module_path;
 use clap::Args;
 use sandflow_contract::{EntityDecl, EntityKind};
+use sandflow_host::json;
 use sandflow_host::runner::Host;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,9 +51,17 @@ fn line(e: &EntityDecl) -> String {
         EntityKind::Workflow(g) => extra.push_str(&format!("  {} nodes", g.nodes.len())),
         EntityKind::LaunchPlan(lp) => {
             extra.push_str(&format!("  runs {}", lp.workflow));
+            // Defaults and fixed values shown as JSON, typed by the workflow's interface.
             let show = |v: &[(String, sandflow_contract::Value)]| {
                 v.iter()
-                    .map(|(n, v)| format!("{n}={v:?}"))
+                    .map(|(n, v)| {
+                        let ty = e
+                            .interface
+                            .input(n)
+                            .map(|p| p.ty.clone())
+                            .unwrap_or(sandflow_contract::Type::Str);
+                        format!("{n}={}", json::to_json(v, &ty))
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };
