@@ -452,3 +452,67 @@ pub fn check_workflow_recursion(decl: &ModuleDecl) -> Result<(), CompileError> {
     }
     Ok(())
 }
+
+/// A checked graph plus what the scheduler needs per node, computed once per graph (once per
+/// workflow for the whole module, once per returned graph for a dynamic) rather than once per
+/// scope that runs it.
+#[derive(Debug)]
+pub struct CompiledGraph {
+    pub spec: GraphSpec,
+    /// Each node's entity, as an index into the module's entities.
+    pub entities: Vec<u32>,
+    /// Each node's index among same-entity siblings, `u32::MAX` when its entity occurs once.
+    pub ordinals: Vec<u32>,
+    /// How many distinct nodes each node reads.
+    pub deps: Vec<u32>,
+    /// The nodes that read each node's output.
+    pub dependents: Vec<Vec<u32>>,
+}
+
+impl CompiledGraph {
+    /// Indexes `spec`, which [`check_graph`] accepted.
+    pub fn new(decl: &ModuleDecl, spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
+        let n = spec.nodes.len();
+        let mut entities = Vec::with_capacity(n);
+        let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        for (i, node) in spec.nodes.iter().enumerate() {
+            let e = decl.index(&node.entity).ok_or_else(|| {
+                err(
+                    format!("node n{i}"),
+                    format!("unknown entity `{}`", node.entity),
+                )
+            })?;
+            entities.push(e as u32);
+            *seen.entry(node.entity.as_str()).or_default() += 1;
+        }
+        let mut next: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let ordinals = spec
+            .nodes
+            .iter()
+            .map(|node| {
+                if seen[node.entity.as_str()] == 1 {
+                    return u32::MAX;
+                }
+                let k = next.entry(node.entity.as_str()).or_default();
+                *k += 1;
+                *k - 1
+            })
+            .collect();
+        let mut deps = Vec::with_capacity(n);
+        let mut dependents = vec![Vec::new(); n];
+        for (i, node) in spec.nodes.iter().enumerate() {
+            let d = self::deps(node);
+            deps.push(d.len() as u32);
+            for j in d {
+                dependents[j].push(i as u32);
+            }
+        }
+        Ok(CompiledGraph {
+            spec,
+            entities,
+            ordinals,
+            deps,
+            dependents,
+        })
+    }
+}

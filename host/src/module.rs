@@ -1,9 +1,10 @@
 //! A guest module's entities ([`ModuleDecl`]) and the errors loading a module can give.
 
-use crate::compile::{self, CompileError};
+use crate::compile::{self, CompileError, CompiledGraph};
 use sandflow_contract::{EntityDecl, EntityKind};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum ModuleError {
 pub struct ModuleDecl {
     pub entities: Vec<EntityDecl>,
     by_name: HashMap<String, usize>,
+    /// Each workflow's graph, compiled, by entity index.
+    graphs: Vec<Option<Arc<CompiledGraph>>>,
 }
 
 impl ModuleDecl {
@@ -51,17 +54,17 @@ impl ModuleDecl {
     /// A launch plan's interface becomes its workflow's inputs minus the fixed ones: the
     /// guest declares the inputs its Rust callers pass, and defaulted inputs may still be
     /// given (from the CLI, or bound in a graph).
-    pub fn new(mut entities: Vec<EntityDecl>) -> Result<ModuleDecl, CompileError> {
+    pub fn new(entities: Vec<EntityDecl>) -> Result<ModuleDecl, CompileError> {
         let by_name: HashMap<String, usize> = entities
             .iter()
             .enumerate()
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
         let mut decl = ModuleDecl {
-            entities: Vec::new(),
+            entities,
             by_name,
+            graphs: Vec::new(),
         };
-        decl.entities = std::mem::take(&mut entities);
         let mut widened = Vec::new();
         for (i, e) in decl.entities.iter().enumerate() {
             if let EntityKind::LaunchPlan(lp) = &e.kind {
@@ -92,7 +95,20 @@ impl ModuleDecl {
             }
         }
         compile::check_workflow_recursion(&decl)?;
+        let mut graphs = Vec::with_capacity(decl.entities.len());
+        for e in &decl.entities {
+            graphs.push(match &e.kind {
+                EntityKind::Workflow(g) => Some(Arc::new(CompiledGraph::new(&decl, g.clone())?)),
+                _ => None,
+            });
+        }
+        decl.graphs = graphs;
         Ok(decl)
+    }
+
+    /// The compiled graph of workflow `index`.
+    pub fn graph(&self, index: usize) -> Option<&Arc<CompiledGraph>> {
+        self.graphs.get(index).and_then(|g| g.as_ref())
     }
 
     pub fn get(&self, name: &str) -> Option<&EntityDecl> {

@@ -5,5 +5,6 @@
 mod cli;
 mod errors;
 mod guests;
+mod hostile;
 mod seed;
 mod semantics;

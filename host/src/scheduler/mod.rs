@@ -10,10 +10,10 @@
 
 mod tree;
 
-use crate::compile;
+use crate::compile::{self, CompiledGraph};
 use crate::module::ModuleDecl;
 use sandflow_contract::{
-    Binding, CallResult, EntityKind, FailurePolicy, GraphSpec, MapSpec, TaskConfig, Value,
+    Binding, CallResult, EntityKind, FailurePolicy, MapSpec, TaskConfig, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -216,14 +216,13 @@ struct Node {
     output: Option<Value>,
     inputs: Option<Vec<Value>>,
     child: Child,
-    dependents: Vec<u32>,
     failed_attempts: Vec<AttemptLog>,
     logs: Option<Box<(Vec<u8>, Vec<u8>)>>,
 }
 
 #[derive(Debug)]
 struct Scope {
-    graph: Arc<GraphSpec>,
+    graph: Arc<CompiledGraph>,
     /// Workflow inputs in interface order (empty for a dynamic's graph).
     inputs: Vec<Value>,
     owner: NodeId,
@@ -414,10 +413,14 @@ impl Scheduler {
                 self.execs[exec as usize].queue.push_back(id);
                 self.to_dispatch.push(exec);
             }
-            EntityKind::Workflow(g) => {
+            EntityKind::Workflow(_) => {
                 let exec = self.nodes[id as usize].exec;
                 self.nodes[id as usize].state = State::Expanded;
-                let graph = Arc::new(g.clone());
+                let entity = self.nodes[id as usize].entity as usize;
+                let Some(graph) = decl.graph(entity).cloned() else {
+                    let m = format!("workflow {} has no compiled graph", e.name);
+                    return self.fail_node(id, self.internal_failure(id, m));
+                };
                 if let Err(m) = self.create_scope(id, exec, graph, inputs, depth + 1) {
                     self.fail_node(id, self.internal_failure(id, m));
                 }
@@ -429,7 +432,7 @@ impl Scheduler {
                         self.internal_failure(id, format!("unknown workflow {}", lp.workflow)),
                     );
                 };
-                let EntityKind::Workflow(g) = &wf.kind else {
+                let EntityKind::Workflow(_) = &wf.kind else {
                     return self.fail_node(
                         id,
                         self.internal_failure(id, format!("{} is not a workflow", lp.workflow)),
@@ -476,9 +479,15 @@ impl Scheduler {
                     (self.execs.len() - 1) as ExecId
                 };
                 self.nodes[id as usize].state = State::Expanded;
-                if let Err(m) =
-                    self.create_scope(id, exec, Arc::new(g.clone()), wf_inputs, depth + 1)
-                {
+                let Some(graph) = decl
+                    .index(&lp.workflow)
+                    .and_then(|i| decl.graph(i))
+                    .cloned()
+                else {
+                    let m = format!("workflow {} has no compiled graph", lp.workflow);
+                    return self.fail_node(id, self.internal_failure(id, m));
+                };
+                if let Err(m) = self.create_scope(id, exec, graph, wf_inputs, depth + 1) {
                     self.fail_node(id, self.internal_failure(id, m));
                 }
             }
@@ -502,7 +511,7 @@ impl Scheduler {
         &mut self,
         owner: NodeId,
         exec: ExecId,
-        graph: Arc<GraphSpec>,
+        graph: Arc<CompiledGraph>,
         inputs: Vec<Value>,
         depth: u32,
     ) -> Result<(), String> {
@@ -512,41 +521,24 @@ impl Scheduler {
                 self.opts.max_depth
             ));
         }
-        if self.nodes.len() + graph.nodes.len() > self.opts.max_nodes {
+        let n = graph.spec.nodes.len();
+        if self.nodes.len() + n > self.opts.max_nodes {
             return Err(format!(
                 "the run would create more than {} nodes (max_nodes)",
                 self.opts.max_nodes
             ));
         }
         let s = self.scopes.len() as u32;
-        let n = graph.nodes.len();
         let mut ids = Vec::with_capacity(n);
-        for (j, spec) in graph.nodes.iter().enumerate() {
-            let entity = self
-                .decl
-                .index(&spec.entity)
-                .ok_or_else(|| format!("unknown entity {}", spec.entity))?
-                as u32;
-            let same: Vec<usize> = graph
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.entity == spec.entity)
-                .map(|(k, _)| k)
-                .collect();
-            let ordinal = if same.len() > 1 {
-                same.iter().position(|&k| k == j).unwrap_or(0) as u32
-            } else {
-                u32::MAX
-            };
-            ids.push(self.new_node(entity, Parent::Scope(s, j as u32), exec, ordinal)?);
-        }
-        for (j, spec) in graph.nodes.iter().enumerate() {
-            let deps = compile::deps(spec);
-            self.nodes[ids[j] as usize].deps_left = deps.len() as u32;
-            for d in deps {
-                self.nodes[ids[d] as usize].dependents.push(j as u32);
-            }
+        for j in 0..n {
+            let id = self.new_node(
+                graph.entities[j],
+                Parent::Scope(s, j as u32),
+                exec,
+                graph.ordinals[j],
+            )?;
+            self.nodes[id as usize].deps_left = graph.deps[j];
+            ids.push(id);
         }
         self.scopes.push(Scope {
             graph: graph.clone(),
@@ -630,7 +622,7 @@ impl Scheduler {
         let graph = scope.graph.clone();
         let depth = scope.depth;
         let id = scope.nodes[j as usize];
-        let spec = &graph.nodes[j as usize];
+        let spec = &graph.spec.nodes[j as usize];
         let decl = self.decl.clone();
         let target = &decl.entities[self.nodes[id as usize].entity as usize];
         let mut inputs = Vec::with_capacity(target.interface.inputs.len());
@@ -894,12 +886,15 @@ impl Scheduler {
             }
             (Outcome::Returned(CallResult::Graph(g)), EntityKind::Dynamic(_)) => {
                 let path = self.path(id);
-                match compile::check_graph(&decl, &g, None, e.interface.output.as_ref(), &path) {
-                    Ok(()) => {
+                let compiled =
+                    compile::check_graph(&decl, &g, None, e.interface.output.as_ref(), &path)
+                        .and_then(|()| CompiledGraph::new(&decl, g));
+                match compiled {
+                    Ok(graph) => {
                         let depth = self.depth_of(id);
                         self.nodes[id as usize].state = State::Expanded;
                         if let Err(m) =
-                            self.create_scope(id, exec, Arc::new(g), Vec::new(), depth + 1)
+                            self.create_scope(id, exec, Arc::new(graph), Vec::new(), depth + 1)
                         {
                             self.fail_node(id, self.internal_failure(id, m));
                         }
@@ -979,8 +974,8 @@ impl Scheduler {
                 if self.scopes[s as usize].over {
                     return;
                 }
-                let dependents = std::mem::take(&mut self.nodes[id as usize].dependents);
-                for &k in &dependents {
+                let graph = self.scopes[s as usize].graph.clone();
+                for &k in &graph.dependents[j as usize] {
                     let kid = self.scopes[s as usize].nodes[k as usize];
                     let kn = &mut self.nodes[kid as usize];
                     kn.deps_left -= 1;
@@ -1017,7 +1012,7 @@ impl Scheduler {
             return self.fail_node(owner, f);
         }
         let scope = &self.scopes[s as usize];
-        let out = match scope.graph.output.clone() {
+        let out = match scope.graph.spec.output.clone() {
             Some(b) => match self.resolve(s, &b) {
                 Ok(v) => Some(v),
                 Err(m) => return self.fail_node(owner, self.internal_failure(owner, m)),
@@ -1050,7 +1045,7 @@ impl Scheduler {
                 if self.scopes[s as usize].over {
                     return;
                 }
-                if self.scopes[s as usize].graph.on_failure == FailurePolicy::RunAll {
+                if self.scopes[s as usize].graph.spec.on_failure == FailurePolicy::RunAll {
                     return self.fail_and_run_the_rest(s, id, failure);
                 }
                 // Fail fast: the rest of the scope will not be needed.
@@ -1098,14 +1093,18 @@ impl Scheduler {
         let scope = &mut self.scopes[s as usize];
         scope.failure.get_or_insert(failure);
         let mut finished = 1;
-        let mut stack = std::mem::take(&mut self.nodes[id as usize].dependents);
+        let graph = scope.graph.clone();
+        let Parent::Scope(_, j) = self.nodes[id as usize].parent else {
+            return;
+        };
+        let mut stack = graph.dependents[j as usize].clone();
         while let Some(k) = stack.pop() {
             let kid = self.scopes[s as usize].nodes[k as usize];
             let kn = &mut self.nodes[kid as usize];
             if kn.state == State::Waiting {
                 kn.state = State::Skipped;
                 finished += 1;
-                stack.extend(std::mem::take(&mut kn.dependents));
+                stack.extend_from_slice(&graph.dependents[k as usize]);
             }
         }
         let scope = &mut self.scopes[s as usize];
@@ -1200,7 +1199,6 @@ impl Node {
             output: None,
             inputs: None,
             child: Child::None,
-            dependents: Vec::new(),
             failed_attempts: Vec::new(),
             logs: None,
         }
@@ -1219,7 +1217,11 @@ fn task_config(decl: &ModuleDecl, o: &TaskOverrides, entity: u32) -> TaskConfig 
     c
 }
 
-/// The last lines of a guest's stderr, for failure messages.
+/// Bytes of stderr a failure carries at most: a flood without newlines is one long line.
+const MAX_TAIL_BYTES: usize = 4096;
+
+/// The last lines of a guest's stderr, for failure messages: at most 10 lines and
+/// [`MAX_TAIL_BYTES`], cut at the front with `…`.
 fn tail(stderr: &[u8]) -> Option<String> {
     if stderr.is_empty() {
         return None;
@@ -1227,7 +1229,15 @@ fn tail(stderr: &[u8]) -> Option<String> {
     let s = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = s.lines().collect();
     let start = lines.len().saturating_sub(10);
-    Some(lines[start..].join("\n"))
+    let tail = lines[start..].join("\n");
+    if tail.len() <= MAX_TAIL_BYTES {
+        return Some(tail);
+    }
+    let mut cut = tail.len() - MAX_TAIL_BYTES;
+    while !tail.is_char_boundary(cut) {
+        cut += 1;
+    }
+    Some(format!("…{}", &tail[cut..]))
 }
 
 #[cfg(test)]

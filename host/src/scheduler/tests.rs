@@ -3,6 +3,7 @@
 //! programs (the seed's nested one among them) run deterministically.
 
 use super::*;
+use sandflow_contract::GraphSpec;
 use sandflow_contract::{EntityDecl, Interface, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type};
 use std::collections::HashSet;
 
@@ -1235,6 +1236,35 @@ fn a_failed_attempt_reports_stderr_tail_backtrace_and_system_errors() {
     assert_eq!(f.stderr_tail, Some(tail.join("\n")));
     let text = f.to_string();
     assert!(text.starts_with("step1 (attempt 1 of 1): out of fuel [system error]\nwasm backtrace:\n0: step1\nstderr (tail):\nline 6\n"), "{text}");
+}
+
+#[test]
+fn a_stderr_flood_on_one_line_leaves_a_bounded_tail() {
+    let decl = module(vec![task("step1", &[("a", Type::Int)], Some(Type::Int))]);
+    let mut s = Scheduler::new(decl, "step1", vec![Value::Int(1)], Options::default())
+        .expect("the run starts");
+    let run = runs(&s.start()).remove(0);
+    let mut stderr = "é".repeat(300_000).into_bytes();
+    stderr.extend_from_slice(b"\npanicked: boom");
+    let cmds = s.on_event(Event::Attempted {
+        node: run.node,
+        attempt: run.attempt,
+        outcome: Outcome::Failed {
+            user: true,
+            message: "panicked: boom".into(),
+            backtrace: None,
+        },
+        timing: Timing::default(),
+        stdout: Vec::new(),
+        stderr,
+    });
+    let f = finished(&cmds).expect_err("the attempt failed");
+    let tail = f.stderr_tail.expect("stderr was written");
+    assert!(tail.len() <= 4096 + "…".len(), "{}", tail.len());
+    assert!(
+        tail.starts_with("…é") && tail.ends_with("éé\npanicked: boom"),
+        "{tail}"
+    );
 }
 
 #[test]

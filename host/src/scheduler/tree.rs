@@ -24,6 +24,10 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
     /// Map elements not listed in `children` (see [`TreeOptions::max_map_elements`]).
     pub elided: usize,
+    /// What the node's latest attempt with any output wrote to stdout and stderr (lossy
+    /// UTF-8), as the sandbox kept it: bounded, with a marker where a flood was cut.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -134,8 +138,16 @@ impl Scheduler {
             end_us: span.map(|t| t.end_us),
             children,
             elided,
+            stdout: log_text(n.logs.as_ref().map(|l| &l.0)),
+            stderr: log_text(n.logs.as_ref().map(|l| &l.1)),
         }
     }
+}
+
+fn log_text(bytes: Option<&Vec<u8>>) -> Option<String> {
+    bytes
+        .filter(|b| !b.is_empty())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// Renders the tree as indented text, one node a line.
