@@ -4,6 +4,7 @@
 //! no network; stdout and stderr are captured per call.
 
 mod logs;
+mod poll;
 
 pub use logs::LogPipe;
 
@@ -173,6 +174,14 @@ impl Sandbox {
                 reason: format!("{e:#}"),
             },
         )?;
+        // Our deadline-aware poll_oneoff (see poll.rs) replaces wasmtime-wasi's.
+        linker.allow_shadowing(true);
+        linker
+            .func_wrap("wasi_snapshot_preview1", "poll_oneoff", poll::poll_oneoff)
+            .map_err(|e| ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| ModuleError::ForbiddenImport {
