@@ -4,8 +4,9 @@
 # table of wall times (plain, then markdown for BENCHMARKS.md) on stdout. Progress and
 # build output go to stderr; each run's stderr is kept under $BENCH_DIR/logs/.
 #
-#   bench/compare-flytekit.sh            all sizes (flytekit at 100000/1000 takes minutes)
+#   bench/compare-flytekit.sh            all sizes (flytekit alone takes about a minute)
 #   bench/compare-flytekit.sh --quick    nested 1000/10 and mixed 10000/100 only
+#   --no-build                           use the existing release binary and modules as they are
 #
 # Environment:
 #   SANDFLOW_BENCH_DIR              cache dir (venv, inputs, logs); default ~/.cache/sandflow-bench
@@ -27,12 +28,14 @@ VENV=$BENCH_DIR/venv
 FLYTEKIT_VERSION=${FLYTEKIT_VERSION:-1.16.31}
 FLYTEKIT_TIMEOUT=${SANDFLOW_BENCH_FLYTEKIT_TIMEOUT:-900}
 RUNS=${SANDFLOW_BENCH_RUNS:-3}
+BUILD=1
 SIZES=${SANDFLOW_BENCH_SIZES:-"nested:1000:10 nested:10000:100 mixed:10000:100 mixed:100000:1000"}
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 for arg in "$@"; do
     case $arg in
         --quick) SIZES="nested:1000:10 mixed:10000:100" ;;
+        --no-build) BUILD=0 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "compare-flytekit: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -56,7 +59,7 @@ mkdir -p "$BENCH_DIR/logs" "$BENCH_DIR/inputs"
 
 # ---- 1. the flytekit venv --------------------------------------------------------------
 VPY=$VENV/bin/python
-if [[ -x $VPY ]] && "$VPY" -c "import sys, flytekit; sys.exit(flytekit.__version__ != '$FLYTEKIT_VERSION')" 2>/dev/null; then
+if [[ -x $VPY ]] && "$VPY" -c "import sys; from importlib.metadata import version; sys.exit(version('flytekit') != '$FLYTEKIT_VERSION')" 2>/dev/null; then
     log "reusing $VENV (flytekit $FLYTEKIT_VERSION)"
 else
     if [[ ! -x $VPY ]]; then
@@ -66,14 +69,20 @@ else
     fi
     log "installing flytekit==$FLYTEKIT_VERSION into $VENV"
     "$VPY" -m pip install --quiet --disable-pip-version-check "flytekit==$FLYTEKIT_VERSION" >&2
+    # Importing flytekit leaves directories in $TMPDIR: check the install inside one of ours.
+    chk_tmp=$(mktemp -d "$BENCH_DIR/flytekit-tmp.XXXXXX")
+    TMPDIR=$chk_tmp "$VPY" -c 'import flytekit' || die "flytekit does not import in $VENV"
+    rm -rf "$chk_tmp"
 fi
 PY_VERSION=$("$VPY" -c 'import platform; print(platform.python_version())')
 
 # ---- 2. sandflow and the example guests, in release ------------------------------------
-log "building sandflow (release)"
-(cd "$ROOT" && cargo build --release -p sandflow-host) >&2
-log "building the example guests (release, wasm32-wasip1)"
-(cd "$ROOT" && cargo build --release --target wasm32-wasip1 --manifest-path examples/Cargo.toml) >&2
+if [[ $BUILD -eq 1 ]]; then
+    log "building sandflow (release)"
+    (cd "$ROOT" && cargo build --release -p sandflow-host) >&2
+    log "building the example guests (release, wasm32-wasip1)"
+    (cd "$ROOT" && cargo build --release --target wasm32-wasip1 --manifest-path examples/Cargo.toml) >&2
+fi
 SANDFLOW=$ROOT/target/release/sandflow
 WASM_DIR=$ROOT/examples/target/wasm32-wasip1/release
 for f in "$SANDFLOW" "$WASM_DIR/nested_dynamics.wasm" "$WASM_DIR/mixed_parallelism.wasm"; do
