@@ -627,13 +627,7 @@ impl Scheduler {
         let target = &decl.entities[self.nodes[id as usize].entity as usize];
         let mut inputs = Vec::with_capacity(target.interface.inputs.len());
         let mut mapped = Vec::with_capacity(target.interface.inputs.len());
-        let params: Vec<String> = target
-            .interface
-            .inputs
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
-        for name in &params {
+        for name in target.interface.inputs.iter().map(|p| &p.name) {
             let Some((_, b)) = spec.inputs.iter().find(|(n, _)| n == name) else {
                 // Only a launch plan's defaulted inputs may be unbound (compiled): fill in the
                 // default so the inputs stay in interface order.

@@ -55,6 +55,7 @@ impl Scheduler {
         let e = &self.decl.entities[n.entity as usize];
         let mut children = Vec::new();
         let mut elided = 0;
+        let mut elided_span: Option<Timing> = None;
         let mut execution = None;
         let kind = match &n.child {
             Child::Map(_) => "map".to_string(),
@@ -84,6 +85,7 @@ impl Scheduler {
                         children.push(self.tree_node(el, opts));
                     } else {
                         elided += 1;
+                        elided_span = merge(elided_span, self.span(el));
                     }
                 }
             }
@@ -100,19 +102,10 @@ impl Scheduler {
             };
             p[cut..].to_string()
         };
-        let mut span: Option<Timing> = n.timing;
+        let mut span = merge(n.timing, elided_span);
         for c in &children {
-            if let (Some(s), Some(e)) = (c.start_us, c.end_us) {
-                span = Some(match span {
-                    None => Timing {
-                        start_us: s,
-                        end_us: e,
-                    },
-                    Some(t) => Timing {
-                        start_us: t.start_us.min(s),
-                        end_us: t.end_us.max(e),
-                    },
-                });
+            if let (Some(start_us), Some(end_us)) = (c.start_us, c.end_us) {
+                span = merge(span, Some(Timing { start_us, end_us }));
             }
         }
         TreeNode {
@@ -148,6 +141,31 @@ fn log_text(bytes: Option<&Vec<u8>>) -> Option<String> {
     bytes
         .filter(|b| !b.is_empty())
         .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+impl Scheduler {
+    /// When a node and everything under it ran, without building its tree.
+    fn span(&self, id: NodeId) -> Option<Timing> {
+        let n = &self.nodes[id as usize];
+        let kids: &[NodeId] = match &n.child {
+            Child::None => &[],
+            Child::Scope(s) | Child::Exec(_, s) => &self.scopes[*s as usize].nodes,
+            Child::Map(m) => &m.elements,
+        };
+        kids.iter()
+            .fold(n.timing, |acc, &k| merge(acc, self.span(k)))
+    }
+}
+
+fn merge(a: Option<Timing>, b: Option<Timing>) -> Option<Timing> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Timing {
+            start_us: a.start_us.min(b.start_us),
+            end_us: a.end_us.max(b.end_us),
+        }),
+        (a, None) => a,
+        (None, b) => b,
+    }
 }
 
 /// Renders the tree as indented text, one node a line.
