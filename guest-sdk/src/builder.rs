@@ -51,6 +51,11 @@ impl<T> std::fmt::Debug for Promise<T> {
 
 /// Anything that can be bound to an input of type `T`: a value of `T`, a `Promise<T>`, or,
 /// for list inputs, a `Vec` of promises of the items.
+#[diagnostic::on_unimplemented(
+    message = "a `{Self}` cannot be bound to an input of type `{T}`",
+    label = "expected a `{T}` or a `Promise<{T}>` here",
+    note = "an input of type `{T}` takes a value of that type, a `Promise<{T}>`, or, for a list, a `Vec` of promises of its items"
+)]
 pub trait IntoBinding<T> {
     fn into_binding(self) -> Binding;
 }

@@ -15,6 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 /// let v = SfType::into_value(s);
 /// assert_eq!(Song::from_value(v).unwrap().title, "a");
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross a sandflow task boundary",
+    label = "not a sandflow type",
+    note = "sandflow types: i64, f64, bool, String, sandflow::Bytes, Vec<T>, BTreeMap<String, T>, HashMap<String, T>, Option<T>, and structs with #[derive(SfType)]"
+)]
 pub trait SfType: Sized {
     fn sf_type() -> Type;
     fn into_value(self) -> Value;

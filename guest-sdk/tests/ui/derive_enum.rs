@@ -1,0 +1,9 @@
+use sandflow::SfType;
+
+#[derive(SfType)]
+pub enum Color {
+    Red,
+    Green,
+}
+
+fn main() {}
