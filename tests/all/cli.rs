@@ -246,3 +246,25 @@ fn describe_shows_launch_plan_defaults_and_fixed_inputs_as_json() {
         "{s}"
     );
 }
+
+#[test]
+fn logs_prints_each_task_executions_output_by_node_path() {
+    let m = module("fixtures");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "greet",
+        "--name",
+        "Ada",
+        "--logs",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        text(&out.stdout),
+        "\"hello, Ada\"\n",
+        "a bare word is a string input"
+    );
+    assert!(err.contains("[greet stdout] hello, Ada"), "{err}");
+    assert!(err.contains("[greet stderr] greeted Ada"), "{err}");
+}

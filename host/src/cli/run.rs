@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use sandflow_host::json::{self, inputs_from_json};
 use sandflow_host::runner::Host;
-use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeOptions};
+use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeNode, TreeOptions};
 use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Print the execution tree to stderr
     #[arg(long)]
     tree: bool,
+    /// Print what each task execution wrote to stdout and stderr (to stderr, by node path)
+    #[arg(long)]
+    logs: bool,
     /// Running task executions at once in the top execution (default 25)
     #[arg(long)]
     max_parallelism: Option<u32>,
@@ -65,6 +68,10 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
         };
         if name == "tree" && inline.is_none() {
             args.tree = true;
+            continue;
+        }
+        if name == "logs" && inline.is_none() {
+            args.logs = true;
             continue;
         }
         let value = match inline {
@@ -168,6 +175,12 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         })?;
     let entity_name = entity.name.clone();
     let report = host.run(&sandbox, &entity_name, inputs, opts, Some(cancel))?;
+    if args.logs {
+        let opts = TreeOptions {
+            max_map_elements: usize::MAX,
+        };
+        print_logs(&report.scheduler.tree(&opts));
+    }
     if args.tree {
         eprint!(
             "{}",
@@ -199,4 +212,15 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn print_logs(n: &TreeNode) {
+    for (stream, text) in [("stdout", &n.stdout), ("stderr", &n.stderr)] {
+        if let Some(text) = text {
+            for line in text.lines() {
+                eprintln!("[{} {stream}] {line}", n.path);
+            }
+        }
+    }
+    n.children.iter().for_each(print_logs);
 }
