@@ -1538,3 +1538,11 @@ fn new_rejects_unknown_entities_and_wrong_arity() {
     .expect("one input short");
     assert_eq!(err.to_string(), "multi_wf takes 2 inputs, got 1");
 }
+
+/// A run keeps one node per map element: a 1 000 000-element map is this many times a million
+/// bytes of scheduler state (plus the values), so growing it is a decision, not an accident.
+#[test]
+fn a_node_stays_compact() {
+    assert!(std::mem::size_of::<Node>() <= 168, "{}", std::mem::size_of::<Node>());
+    assert_eq!(std::mem::size_of::<Value>(), 32);
+}
