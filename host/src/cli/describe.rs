@@ -18,9 +18,8 @@ pub struct DescribeArgs {
 pub fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let host = Host::new(1)?;
     let sandbox = host.load(&module_path(&args.module)?)?;
-    for e in &sandbox.decl.entities {
-        println!("{}", line(e));
-    }
+    let text: Vec<String> = sandbox.decl.entities.iter().map(line).collect();
+    super::print_stdout(&text.join("\n"));
     Ok(ExitCode::SUCCESS)
 }
 

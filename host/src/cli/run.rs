@@ -196,7 +196,8 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 report.elapsed.as_secs_f64() * 1e3
             );
             if let (Some(v), Some(t)) = (v, output_type) {
-                println!("{}", serde_json::to_string(&json::to_json(&v, &t))?);
+                let text = serde_json::to_string(&json::to_json(&v, &t))?;
+                super::print_stdout(&text);
             }
             Ok(ExitCode::SUCCESS)
         }

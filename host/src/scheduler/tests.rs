@@ -1543,6 +1543,10 @@ fn new_rejects_unknown_entities_and_wrong_arity() {
 /// bytes of scheduler state (plus the values), so growing it is a decision, not an accident.
 #[test]
 fn a_node_stays_compact() {
-    assert!(std::mem::size_of::<Node>() <= 168, "{}", std::mem::size_of::<Node>());
+    assert!(
+        std::mem::size_of::<Node>() <= 168,
+        "{}",
+        std::mem::size_of::<Node>()
+    );
     assert_eq!(std::mem::size_of::<Value>(), 32);
 }
