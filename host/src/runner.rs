@@ -86,6 +86,7 @@ fn run_job(job: Job) {
             .max_memory_mb
             .map(|mb| (mb as usize).saturating_mul(1 << 20)),
         cancel: Some(job.cancel.clone()),
+        fuel: job.task.fuel,
     };
     let (outcome, stdout, stderr) = match codec::encode(&job.task.inputs) {
         Ok(bytes) => {

@@ -311,3 +311,25 @@ fn run_overrides_replace_what_tasks_declare() {
     let r = run_with("fixtures", "spin", json!({"a": 1}), opts);
     assert_eq!(r.result.unwrap_err().message, "timed out after 30 ms");
 }
+
+#[test]
+fn fuel_is_a_deterministic_cpu_budget() {
+    assert!(run("fixtures", "burn", json!({"n": 1000})).is_ok());
+    for _ in 0..2 {
+        let f = run("fixtures", "burn", json!({"n": 100_000_000})).unwrap_err();
+        assert_eq!(f.message, "ran out of its fuel budget of 1000000");
+    }
+    use sandflow_host::scheduler::TaskOverrides;
+    let opts = Options {
+        overrides: TaskOverrides {
+            fuel: Some(10),
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let r = run_with("fixtures", "burn", json!({"n": 1000}), opts);
+    assert_eq!(
+        r.result.unwrap_err().message,
+        "ran out of its fuel budget of 10"
+    );
+}

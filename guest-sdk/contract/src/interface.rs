@@ -37,6 +37,8 @@ pub struct TaskConfig {
     pub timeout_ms: Option<u64>,
     /// Largest linear memory one attempt may grow to, in MiB.
     pub max_memory_mb: Option<u64>,
+    /// A deterministic CPU budget for one attempt: wasm instructions, roughly (wasmtime fuel).
+    pub fuel: Option<u64>,
 }
 
 /// Failures are told apart as Flyte does: the guest's own (panic, trap, returned error, limit

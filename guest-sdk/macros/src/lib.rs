@@ -66,6 +66,7 @@ struct Options {
     retries: Option<Expr>,
     timeout_ms: Option<Expr>,
     max_memory_mb: Option<Expr>,
+    fuel: Option<Expr>,
     retry_on: Option<TokenStream2>,
     on_failure: Option<TokenStream2>,
     workflow: Option<syn::Path>,
@@ -92,6 +93,9 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
             }
             (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "max_memory_mb") => {
                 o.max_memory_mb = Some(nv.value.clone())
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "fuel") => {
+                o.fuel = Some(nv.value.clone())
             }
             (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "retry_on") => {
                 let variant = match str_lit(&nv.value).as_deref() {
@@ -154,8 +158,8 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
             }
             _ => {
                 let expected = match kind {
-                    Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N` or `max_memory_mb = N`",
-                    Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N` or `on_failure = \"fail_fast\" | \"run_all\"`",
+                    Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N`, `max_memory_mb = N` or `fuel = N`",
+                    Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N` or `on_failure = \"fail_fast\" | \"run_all\"`",
                     Kind::Workflow => "`on_failure = \"fail_fast\" | \"run_all\"`",
                     Kind::LaunchPlan => {
                         "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"
@@ -313,7 +317,12 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             .retry_on
             .clone()
             .unwrap_or(quote!(#p::contract::RetryOn::Any));
-        quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory })
+        let fuel = opts
+            .fuel
+            .as_ref()
+            .map(|e| quote!(Some(#e)))
+            .unwrap_or(quote!(None));
+        quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory, fuel: #fuel })
     };
 
     let policy = opts

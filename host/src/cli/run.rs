@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Retries of every task, overriding what tasks declare
     #[arg(long)]
     task_retries: Option<u32>,
+    /// A deterministic CPU budget (wasmtime fuel) for every task attempt
+    #[arg(long)]
+    task_fuel: Option<u64>,
 }
 
 /// Splits `--name value` / `--name=value` pairs; `--tree` and friends may sit among them.
@@ -91,6 +94,7 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
             "task-timeout-ms" => args.task_timeout_ms = Some(number(&value)?),
             "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
             "task-retries" => args.task_retries = Some(number(&value)? as u32),
+            "task-fuel" => args.task_fuel = Some(number(&value)?),
             _ => pairs.push((name, value)),
         }
     }
@@ -156,6 +160,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         retries: args.task_retries,
         timeout_ms: args.task_timeout_ms,
         max_memory_mb: args.task_memory_mb,
+        fuel: args.task_fuel,
     };
     // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
     let cancel = Arc::new(AtomicBool::new(false));

@@ -53,6 +53,9 @@ impl Default for SandboxConfig {
     }
 }
 
+/// Fuel the panic-message export gets after a failed call.
+const PANIC_MESSAGE_FUEL: u64 = 50_000_000;
+
 /// Bytes of each linear memory reset in place rather than decommitted.
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// Decommits batched together (per shard; wasmtime keeps one shard per core, up to 16).
@@ -74,7 +77,10 @@ pub fn engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .pagemap_scan(Enabled::Auto)
         .decommit_batch_size(DECOMMIT_BATCH);
     let mut c = Config::new();
+    // Fuel costs the guest's code a few percent (a counter per basic block); it buys
+    // deterministic CPU budgets (`#[task(fuel = N)]`). Stores without a budget get u64::MAX.
     c.epoch_interruption(true)
+        .consume_fuel(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&c)?;
     let weak = engine.weak();
@@ -345,9 +351,15 @@ impl Sandbox {
             timeout,
             cancel: limits.cancel.clone(),
             stopped: None,
+            fuel: limits.fuel,
         };
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|c| c);
+        store
+            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+            .or(Ok::<(), wasmtime::Error>(()))
+            .or(Ok::<(), wasmtime::Error>(()))
+            .map_err(|e| CallFailure::host(format!("could not set the fuel budget: {e}")))?;
         // Every tick, check the wall clock and the cancel flag: one ticker thread serves all
         // stores, and a cancelled run stops its running instances within a tick.
         store.set_epoch_deadline(1);
@@ -433,6 +445,8 @@ impl Sandbox {
         let c = store.data_mut();
         let saved = (c.deadline, c.memory_exceeded);
         c.deadline = Instant::now() + Duration::from_secs(1);
+        // A budget of its own, whatever the call left of the task's fuel.
+        let _ = store.set_fuel(PANIC_MESSAGE_FUEL);
         let packed = f.call(&mut *store, ());
         let c = store.data_mut();
         (c.deadline, c.memory_exceeded) = saved;
@@ -537,6 +551,8 @@ pub struct CallLimits {
     pub max_memory_bytes: Option<usize>,
     /// Set to stop the call within one epoch tick (the run was cancelled).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Wasm fuel the call may burn; `None` is unlimited.
+    pub fuel: Option<u64>,
 }
 
 pub(crate) struct Ctx {
@@ -548,6 +564,8 @@ pub(crate) struct Ctx {
     timeout: Duration,
     cancel: Option<Arc<AtomicBool>>,
     stopped: Option<Stop>,
+    /// The attempt's fuel budget, for the message when it runs out.
+    fuel: Option<u64>,
 }
 
 impl ResourceLimiter for Ctx {
@@ -609,6 +627,10 @@ fn trap_failure(e: wasmtime::Error, ctx: &Ctx, panic: Option<String>) -> CallFai
     } else {
         match e.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => "wasm stack overflow (recursion too deep)".to_string(),
+            Some(Trap::OutOfFuel) => match ctx.fuel {
+                Some(f) => format!("ran out of its fuel budget of {f}"),
+                None => "ran out of fuel".to_string(),
+            },
             // Displays as "wasm trap: <what>".
             Some(t) => t.to_string(),
             None => format!("{e:#}")

@@ -45,6 +45,7 @@ pub struct TaskOverrides {
     pub retries: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
+    pub fuel: Option<u64>,
 }
 
 impl Default for Options {
@@ -103,6 +104,7 @@ pub struct RunTask {
     pub inputs: Vec<Value>,
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
+    pub fuel: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -812,6 +814,7 @@ impl Scheduler {
                 inputs,
                 timeout_ms: cfg.timeout_ms,
                 max_memory_mb: cfg.max_memory_mb,
+                fuel: cfg.fuel,
             }));
         }
     }
@@ -1208,6 +1211,7 @@ fn task_config(decl: &ModuleDecl, o: &TaskOverrides, entity: u32) -> TaskConfig 
     c.retries = o.retries.unwrap_or(c.retries);
     c.timeout_ms = o.timeout_ms.or(c.timeout_ms);
     c.max_memory_mb = o.max_memory_mb.or(c.max_memory_mb);
+    c.fuel = o.fuel.or(c.fuel);
     c
 }
 
