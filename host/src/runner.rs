@@ -200,6 +200,33 @@ impl Host {
         opts: Options,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<Report, StartError> {
+        self.run_inner(sandbox, entity, inputs, opts, cancel, None)
+    }
+
+    /// [`Host::run`], also returning every event the scheduler was fed, in order: what a
+    /// durable store would keep. Feeding them to a new [`Scheduler`] for the same entity and
+    /// inputs rebuilds the same state and result without running anything.
+    pub fn run_logged(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        entity: &str,
+        inputs: Vec<Value>,
+        opts: Options,
+    ) -> Result<(Report, Vec<Event>), StartError> {
+        let mut log = Vec::new();
+        let report = self.run_inner(sandbox, entity, inputs, opts, None, Some(&mut log))?;
+        Ok((report, log))
+    }
+
+    fn run_inner(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        entity: &str,
+        inputs: Vec<Value>,
+        opts: Options,
+        cancel: Option<Arc<AtomicBool>>,
+        mut log: Option<&mut Vec<Event>>,
+    ) -> Result<Report, StartError> {
         let t0 = Instant::now();
         let mut sched = Scheduler::new(sandbox.decl.clone(), entity, inputs, opts)?;
         // A plain channel and a blocking receive: the driver sleeps on a futex between
@@ -235,14 +262,23 @@ impl Host {
             if !cancelled && cancel.load(Ordering::Relaxed) {
                 cancelled = true;
                 stop.store(true, Ordering::Relaxed);
+                if let Some(log) = log.as_deref_mut() {
+                    log.push(Event::Cancel);
+                }
                 commands = sched.on_event(Event::Cancel);
                 continue;
             }
             match rx.recv_timeout(CANCEL_POLL) {
                 Ok(ev) => {
+                    if let Some(log) = log.as_deref_mut() {
+                        log.push(ev.clone());
+                    }
                     commands = sched.on_event(ev);
                     // Take whatever else has arrived in one go.
                     while let Ok(ev) = rx.try_recv() {
+                        if let Some(log) = log.as_deref_mut() {
+                            log.push(ev.clone());
+                        }
                         commands.extend(sched.on_event(ev));
                     }
                 }

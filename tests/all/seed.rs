@@ -240,3 +240,52 @@ fn max_parallelism_does_not_change_results() {
         );
     }
 }
+
+/// The scheduler is a pure function of its events: the events of a real run, fed to a fresh
+/// scheduler without any sandbox, give the same result, the same commands and the same tree.
+#[test]
+fn a_runs_events_replay_to_the_same_result_without_running_anything() {
+    use sandflow_host::json::inputs_from_json;
+    use sandflow_host::scheduler::{Command, Scheduler};
+    let sandbox = crate::guests::load("nested_dynamics");
+    let decl = sandbox.decl.get("multi_wf").unwrap();
+    let inputs = inputs_from_json(
+        decl,
+        &[
+            ("l".into(), json!([1, 2, 3, 4, 5, 6])),
+            ("chunk".into(), json!(2)),
+        ],
+    )
+    .unwrap();
+    let (report, events) = crate::guests::host()
+        .run_logged(&sandbox, "multi_wf", inputs.clone(), Options::default())
+        .unwrap();
+    assert_eq!(events.len(), 17, "one event per task execution");
+    // Events survive serialization, as a durable store would keep them.
+    let events: Vec<sandflow_host::scheduler::Event> = events
+        .iter()
+        .map(|e| serde_json::from_value(serde_json::to_value(e).unwrap()).unwrap())
+        .collect();
+    let mut replay =
+        Scheduler::new(sandbox.decl.clone(), "multi_wf", inputs, Options::default()).unwrap();
+    let mut runs = replay.start().len();
+    let mut finished = None;
+    for e in events {
+        for c in replay.on_event(e) {
+            match c {
+                Command::Run(_) => runs += 1,
+                Command::Finished(r) => finished = Some(r),
+            }
+        }
+    }
+    assert_eq!(runs, 17, "the replay asks for the same task executions");
+    assert_eq!(finished, Some(report.result.clone()));
+    let (a, b) = (
+        report.scheduler.tree(&TreeOptions::default()),
+        replay.tree(&TreeOptions::default()),
+    );
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        serde_json::to_value(&b).unwrap()
+    );
+}
