@@ -289,3 +289,21 @@ fn a_runs_events_replay_to_the_same_result_without_running_anything() {
         serde_json::to_value(&b).unwrap()
     );
 }
+
+#[test]
+fn a_ten_thousand_item_random_list_matches_the_model() {
+    // A fixed pseudo-random list (xorshift), so a failure reproduces.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let l: Vec<i64> = (0..10_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2_000_001) as i64 - 1_000_000
+        })
+        .collect();
+    for (guest, add, chunk) in [("nested_dynamics", 3, 97), ("mixed_parallelism", 2, 333)] {
+        let out = run(guest, "multi_wf", json!({"l": l, "chunk": chunk})).unwrap();
+        assert_eq!(out, model(&l, add), "{guest}");
+    }
+}
