@@ -132,6 +132,14 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
+/// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged.
+fn feed(sched: &mut Scheduler, log: &mut Option<&mut Vec<Event>>, event: Event) -> Vec<Command> {
+    if let Some(log) = log {
+        log.push(event.clone());
+    }
+    sched.on_event(event)
+}
+
 /// How often a waiting driver looks at its cancel flag.
 pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 
@@ -262,24 +270,15 @@ impl Host {
             if !cancelled && cancel.load(Ordering::Relaxed) {
                 cancelled = true;
                 stop.store(true, Ordering::Relaxed);
-                if let Some(log) = log.as_deref_mut() {
-                    log.push(Event::Cancel);
-                }
-                commands = sched.on_event(Event::Cancel);
+                commands = feed(&mut sched, &mut log, Event::Cancel);
                 continue;
             }
             match rx.recv_timeout(CANCEL_POLL) {
                 Ok(ev) => {
-                    if let Some(log) = log.as_deref_mut() {
-                        log.push(ev.clone());
-                    }
-                    commands = sched.on_event(ev);
+                    commands = feed(&mut sched, &mut log, ev);
                     // Take whatever else has arrived in one go.
                     while let Ok(ev) = rx.try_recv() {
-                        if let Some(log) = log.as_deref_mut() {
-                            log.push(ev.clone());
-                        }
-                        commands.extend(sched.on_event(ev));
+                        commands.extend(feed(&mut sched, &mut log, ev));
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
