@@ -8,9 +8,6 @@ thread_local! {
     static PANIC_MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// The generated per-entity functions, as the macros name them.
-pub struct EntityFns;
-
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -34,9 +31,8 @@ fn install_panic_hook() {
 /// Hands `bytes` to the host. The instance is thrown away after the call, so the buffer is
 /// never freed.
 fn leak(bytes: Vec<u8>) -> i64 {
-    let bytes = bytes.into_boxed_slice();
     let len = bytes.len() as u32;
-    let ptr = Box::leak(bytes).as_ptr() as usize as u32;
+    let ptr = bytes.leak().as_ptr() as usize as u32;
     abi::pack(ptr, len)
 }
 
@@ -82,8 +78,11 @@ mod exports {
 
     #[export_name = "sandflow_alloc"]
     extern "C" fn alloc(len: i32) -> i32 {
-        let buf = vec![0u8; len.max(0) as usize].into_boxed_slice();
-        Box::leak(buf).as_mut_ptr() as usize as i32
+        // Uninitialized is fine: the host writes all `len` bytes before the call reads them.
+        let mut buf = Vec::<u8>::with_capacity(len.max(0) as usize);
+        let ptr = buf.as_mut_ptr() as usize as i32;
+        std::mem::forget(buf);
+        ptr
     }
 
     #[export_name = "sandflow_panic_message"]

@@ -36,7 +36,7 @@ pub use types::{Bytes, SfType};
 /// Items the macros expand to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::abi::{call_entity, decl_entity, EntityFns};
+    pub use crate::abi::{call_entity, decl_entity};
     pub use crate::builder::{add_node, build_graph, input_promise, into_output};
     pub use sandflow_contract::{
         self as contract, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, TaskConfig,

@@ -3,7 +3,8 @@
 //!
 //! The cache directory is `$SANDFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/sandflow`, else
 //! `~/.cache/sandflow`; `SANDFLOW_CACHE_DIR=off` disables it. Files are written to a temporary
-//! name and renamed, so a reader never sees half a file.
+//! name and renamed, so a reader never sees half a file. A directory that is not this user's,
+//! or that others may write to, is not used: loading a cached module runs its code.
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -29,30 +30,43 @@ fn key(engine: &Engine, bytes: &[u8]) -> String {
     format!("{hex}-{:016x}.cwasm", h.finish())
 }
 
+/// Whether `dir` may be trusted with compiled code: loading a cached module runs its native
+/// code, so the directory must belong to this user and be writable by nobody else.
+fn trusted(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let (Ok(meta), Ok(me)) = (std::fs::metadata(dir), std::fs::metadata("/proc/self")) else {
+        return false;
+    };
+    meta.is_dir() && meta.uid() == me.uid() && meta.mode() & 0o022 == 0
+}
+
 /// Compiles `bytes`, or loads the compiled form cached by an earlier run.
 pub fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    let Some(dir) = dir() else {
+    let Some(dir) = dir().filter(|d| trusted(d)) else {
         return Module::new(engine, bytes);
     };
     let path = dir.join(key(engine, bytes));
     if path.exists() {
         // SAFETY: the file was written by `precompile_module` of an engine with the same
-        // compatibility hash (it is in the name), into a directory only this user writes.
+        // compatibility hash (it is in the name), into a directory `trusted` checked is this
+        // user's and writable by nobody else.
         if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
             return Ok(m);
         }
     }
     let compiled = engine.precompile_module(bytes)?;
     // A cache that cannot be written is not an error: the run goes on with the compiled module.
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let tmp = dir.join(format!(
-            ".{}.{}",
-            std::process::id(),
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
-        ));
-        if std::fs::write(&tmp, &compiled).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        std::process::id(),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
+    ));
+    if std::fs::write(&tmp, &compiled).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
     }
     // SAFETY: `compiled` was produced just above by this engine.
     unsafe { Module::deserialize(engine, &compiled) }

@@ -63,7 +63,7 @@ pub fn check_graph(
                 ),
             ));
         };
-        check_node(decl, graph, &types, i, node, target, inputs, &at)?;
+        check_node(&types, i, node, target, inputs, &at)?;
     }
     match (&graph.output, output) {
         (None, None) => {}
@@ -79,16 +79,13 @@ pub fn check_graph(
                 format!("returns nothing, but its interface declares output {t}"),
             ))
         }
-        (Some(b), Some(t)) => check_binding(decl, &types, usize::MAX, b, t, inputs)
+        (Some(b), Some(t)) => check_binding(&types, usize::MAX, b, t, inputs)
             .map_err(|m| err(format!("{owner}: output"), m))?,
     }
     check_acyclic(graph).map_err(|m| err(owner, m))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn check_node(
-    decl: &ModuleDecl,
-    graph: &GraphSpec,
     types: &[Option<Type>],
     i: usize,
     node: &NodeSpec,
@@ -125,9 +122,17 @@ fn check_node(
         if m.mapped.is_empty() {
             return Err(err(at, "a map needs at least one mapped input"));
         }
-        let _ = graph;
     }
     for (name, binding) in &node.inputs {
+        if fixed.contains(&name.as_str()) {
+            return Err(err(
+                at,
+                format!(
+                    "input `{name}` is fixed by launch plan {} and cannot be bound",
+                    target.name
+                ),
+            ));
+        }
         let Some(param) = target.interface.input(name) else {
             return Err(err(
                 at,
@@ -138,15 +143,6 @@ fn check_node(
                 ),
             ));
         };
-        if fixed.contains(&name.as_str()) {
-            return Err(err(
-                at,
-                format!(
-                    "input `{name}` is fixed by launch plan {} and cannot be bound",
-                    target.name
-                ),
-            ));
-        }
         if !bound.insert(name.as_str()) {
             return Err(err(at, format!("input `{name}` is bound twice")));
         }
@@ -159,7 +155,7 @@ fn check_node(
         } else {
             param.ty.clone()
         };
-        check_binding(decl, types, i, binding, &ty, inputs)
+        check_binding(types, i, binding, &ty, inputs)
             .map_err(|m| err(at, format!("input `{name}`: {m}")))?;
     }
     if let Some(m) = &node.map {
@@ -185,14 +181,12 @@ fn check_node(
 }
 
 fn check_binding(
-    decl: &ModuleDecl,
     types: &[Option<Type>],
     node: usize,
     b: &Binding,
     expected: &Type,
     inputs: Option<&[Param]>,
 ) -> Result<(), String> {
-    let _ = decl;
     match b {
         Binding::Literal(v) => v.check(expected).map_err(|e| format!("literal {e}")),
         Binding::Input(name) => {
@@ -228,7 +222,7 @@ fn check_binding(
                 return Err(format!("expected {expected}, found a list"));
             };
             for (k, item) in items.iter().enumerate() {
-                check_binding(decl, types, node, item, elem, inputs)
+                check_binding(types, node, item, elem, inputs)
                     .map_err(|m| format!("[{k}]: {m}"))?;
             }
             Ok(())
@@ -238,7 +232,7 @@ fn check_binding(
                 return Err(format!("expected {expected}, found a map"));
             };
             for (k, item) in entries {
-                check_binding(decl, types, node, item, elem, inputs)
+                check_binding(types, node, item, elem, inputs)
                     .map_err(|m| format!("[{k:?}]: {m}"))?;
             }
             Ok(())
@@ -420,35 +414,42 @@ pub fn check_workflow_recursion(decl: &ModuleDecl) -> Result<(), CompileError> {
         .filter(|n| decl.get(n).is_some())
         .collect()
     }
-    fn visit<'a>(
-        decl: &'a ModuleDecl,
-        name: &'a str,
-        stack: &mut Vec<&'a str>,
-        done: &mut HashSet<&'a str>,
-    ) -> Result<(), CompileError> {
-        if done.contains(name) {
-            return Ok(());
+    // Depth-first, with an explicit stack: the module decides how long a chain of workflows
+    // calling workflows is, and a recursive walk would let it overflow the host's stack.
+    let mut done: HashSet<&str> = HashSet::new();
+    for root in &decl.entities {
+        // (entity, its children, how many of them are visited)
+        let mut path: Vec<(&str, Vec<&str>, usize)> = Vec::new();
+        let mut on_path: HashSet<&str> = HashSet::new();
+        if done.contains(root.name.as_str()) {
+            continue;
         }
-        if let Some(pos) = stack.iter().position(|s| *s == name) {
-            let mut cycle = stack[pos..].to_vec();
-            cycle.push(name);
-            return Err(err(
-                format!("workflow {}", stack[pos]),
-                format!("contains itself: {}", cycle.join(" -> ")),
-            ));
+        path.push((&root.name, children(decl, root), 0));
+        on_path.insert(&root.name);
+        while let Some((name, kids, next)) = path.last_mut() {
+            let Some(&child) = kids.get(*next) else {
+                done.insert(name);
+                on_path.remove(*name);
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            if done.contains(child) {
+                continue;
+            }
+            if on_path.contains(child) {
+                let pos = path.iter().position(|(n, _, _)| *n == child).unwrap_or(0);
+                let mut cycle: Vec<&str> = path[pos..].iter().map(|(n, _, _)| *n).collect();
+                cycle.push(child);
+                return Err(err(
+                    format!("workflow {}", cycle[0]),
+                    format!("contains itself: {}", cycle.join(" -> ")),
+                ));
+            }
+            let e = decl.get(child).expect("filtered to known entities");
+            on_path.insert(child);
+            path.push((child, children(decl, e), 0));
         }
-        stack.push(name);
-        let e = decl.get(name).expect("filtered to known entities");
-        for c in children(decl, e) {
-            visit(decl, c, stack, done)?;
-        }
-        stack.pop();
-        done.insert(name);
-        Ok(())
-    }
-    let mut done = HashSet::new();
-    for e in &decl.entities {
-        visit(decl, &e.name, &mut Vec::new(), &mut done)?;
     }
     Ok(())
 }

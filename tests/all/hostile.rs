@@ -938,3 +938,17 @@ fn a_declaration_nested_too_deeply_fails_the_load() {
         "{msg}"
     );
 }
+
+/// `poll_oneoff` with a subscription count far past the guest's memory: the host refuses it
+/// with EFAULT before allocating anything of that size.
+#[test]
+fn a_huge_poll_oneoff_count_is_refused_not_allocated() {
+    assert_eq!(
+        run(GUEST, "poll_many", json!({"nsubs": -1})).unwrap(),
+        json!(21)
+    );
+    assert_eq!(
+        run(GUEST, "poll_many", json!({"nsubs": 100_000_000})).unwrap(),
+        json!(21)
+    );
+}

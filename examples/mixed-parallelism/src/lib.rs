@@ -26,7 +26,8 @@ pub fn reduce(l: Vec<Vec<i64>>) -> Vec<i64> {
 #[dynamic]
 pub fn level1(l: Vec<i64>, chunk: i64) -> Vec<i64> {
     assert!(chunk > 0, "chunk must be positive, got {chunk}");
-    let v: Vec<_> = l.chunks(chunk as usize).map(|c| level2::call(c.to_vec())).collect();
+    let size = usize::try_from(chunk).unwrap_or(usize::MAX);
+    let v: Vec<_> = l.chunks(size).map(|c| level2::call(c.to_vec())).collect();
     reduce::call(v)
 }
 

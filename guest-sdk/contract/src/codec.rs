@@ -46,7 +46,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Binding, Type, Value};
+    use crate::Value;
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = Value> {
@@ -116,6 +116,5 @@ mod tests {
         let mut bytes = encode(&Value::Int(7)).unwrap();
         bytes.push(0);
         assert!(decode::<Value>(&bytes).unwrap_err().0.contains("trailing"));
-        let _ = (Type::Int, Binding::Node(0));
     }
 }

@@ -4,6 +4,7 @@ use super::build::module_path;
 use clap::Args;
 use sandflow_contract::{EntityDecl, EntityKind};
 use sandflow_host::json;
+use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,12 +19,17 @@ pub struct DescribeArgs {
 pub fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let host = Host::new(1)?;
     let sandbox = host.load(&module_path(&args.module)?)?;
-    let text: Vec<String> = sandbox.decl.entities.iter().map(line).collect();
+    let text: Vec<String> = sandbox
+        .decl
+        .entities
+        .iter()
+        .map(|e| line(&sandbox.decl, e))
+        .collect();
     super::print_stdout(&text.join("\n"));
     Ok(ExitCode::SUCCESS)
 }
 
-fn line(e: &EntityDecl) -> String {
+fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {
     let inputs = e
         .interface
         .inputs
@@ -50,16 +56,14 @@ fn line(e: &EntityDecl) -> String {
         EntityKind::Workflow(g) => extra.push_str(&format!("  {} nodes", g.nodes.len())),
         EntityKind::LaunchPlan(lp) => {
             extra.push_str(&format!("  runs {}", lp.workflow));
-            // Defaults and fixed values shown as JSON, typed by the workflow's interface.
+            // Defaults and fixed values shown as JSON, typed by the workflow's interface (the
+            // plan's own interface leaves fixed inputs out).
+            let wf = decl.get(&lp.workflow);
             let show = |v: &[(String, sandflow_contract::Value)]| {
                 v.iter()
-                    .map(|(n, v)| {
-                        let ty = e
-                            .interface
-                            .input(n)
-                            .map(|p| p.ty.clone())
-                            .unwrap_or(sandflow_contract::Type::Str);
-                        format!("{n}={}", json::to_json(v, &ty))
+                    .map(|(n, v)| match wf.and_then(|w| w.interface.input(n)) {
+                        Some(p) => format!("{n}={}", json::to_json(v, &p.ty)),
+                        None => format!("{n}={v:?}"),
                     })
                     .collect::<Vec<_>>()
                     .join(", ")

@@ -87,13 +87,18 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
             v.parse()
                 .with_context(|| format!("--{name} {v}: expected a non-negative integer"))
         };
+        let small = |v: &str| -> anyhow::Result<u32> {
+            v.parse().with_context(|| {
+                format!("--{name} {v}: expected an integer from 0 to {}", u32::MAX)
+            })
+        };
         match name.as_str() {
             "inputs" => args.inputs = Some(value.into()),
-            "max-parallelism" => args.max_parallelism = Some(number(&value)? as u32),
-            "workers" => args.workers = Some(number(&value)? as usize),
+            "max-parallelism" => args.max_parallelism = Some(small(&value)?),
+            "workers" => args.workers = Some(small(&value)? as usize),
             "task-timeout-ms" => args.task_timeout_ms = Some(number(&value)?),
             "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
-            "task-retries" => args.task_retries = Some(number(&value)? as u32),
+            "task-retries" => args.task_retries = Some(small(&value)?),
             "task-fuel" => args.task_fuel = Some(number(&value)?),
             _ => pairs.push((name, value)),
         }

@@ -14,7 +14,7 @@ use sandflow_contract::{abi, codec, CallResult, EntityDecl};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, ModuleExport,
@@ -188,12 +188,20 @@ impl Sandbox {
                 path: origin.to_path_buf(),
                 reason: format!("{e:#}"),
             })?;
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| ModuleError::ForbiddenImport {
+        let pre = linker.instantiate_pre(&module).map_err(|e| {
+            // wasmtime names the import in backticks: "unknown import: `m::f` has not been
+            // defined", or gives its signature when only the types differ.
+            let text = format!("{e:#}");
+            let import = text
+                .split('`')
+                .nth(1)
+                .map(|name| format!("{name} (as this module declares it)"))
+                .unwrap_or(text);
+            ModuleError::ForbiddenImport {
                 path: origin.to_path_buf(),
-                import: format!("{e:#}"),
-            })?;
+                import,
+            }
+        })?;
         let export = |name: &str| module.get_export_index(name);
         let missing = |name: &str| ModuleError::MissingExport {
             path: origin.to_path_buf(),
@@ -313,7 +321,13 @@ impl Sandbox {
                 return Err(missing(&format!("{}{}", abi::CALL_PREFIX, d.name)));
             }
         }
-        sandbox.decl = Arc::new(ModuleDecl::new(entities).map_err(|e| invalid(e.to_string()))?);
+        sandbox.decl =
+            Arc::new(
+                ModuleDecl::new(entities).map_err(|source| ModuleError::Compile {
+                    path: origin.to_path_buf(),
+                    source,
+                })?,
+            );
         Ok(sandbox)
     }
 
@@ -645,16 +659,6 @@ fn trap_failure(e: wasmtime::Error, ctx: &Ctx, panic: Option<String>) -> CallFai
         message,
         backtrace,
     }
-}
-
-/// The process-wide engine, built on first use.
-pub fn shared_engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    if let Some(e) = ENGINE.get() {
-        return Ok(e.clone());
-    }
-    let e = engine(config)?;
-    Ok(ENGINE.get_or_init(|| e).clone())
 }
 
 /// One frame a line, demangled, without the panic machinery above the frame that panicked.

@@ -48,11 +48,18 @@ pub(super) fn poll_oneoff(
     if n == 0 {
         return Ok(ERRNO_INVAL);
     }
+    // The count comes from the guest: check it against the guest's memory before allocating
+    // anything of that size.
+    let start = subs_ptr as u32 as usize;
+    let fits = n
+        .checked_mul(SUBSCRIPTION_SIZE)
+        .and_then(|len| start.checked_add(len))
+        .is_some_and(|end| end <= memory.data_size(&caller));
+    if !fits {
+        return Ok(ERRNO_FAULT);
+    }
     let mut subs = vec![0u8; n * SUBSCRIPTION_SIZE];
-    if memory
-        .read(&caller, subs_ptr as u32 as usize, &mut subs)
-        .is_err()
-    {
+    if memory.read(&caller, start, &mut subs).is_err() {
         return Ok(ERRNO_FAULT);
     }
     let mut ready = Vec::new();

@@ -161,7 +161,10 @@ pub enum State {
     Failed,
     /// Never ran: the run failed or was cancelled first.
     Skipped,
-    /// Was running when the run failed or was cancelled; its answer is ignored.
+    /// Was running when its scope failed or the run was cancelled; its answer, when it comes,
+    /// is ignored (and the state becomes `Aborted`).
+    Aborting,
+    /// Was aborted, and its attempt has ended.
     Aborted,
 }
 
@@ -253,6 +256,11 @@ pub struct Scheduler {
     finished: bool,
     /// Executions whose queue may have work and room.
     to_dispatch: Vec<ExecId>,
+    /// Nodes whose inputs became available, and maps with an element that ended: worked
+    /// through in `flush` rather than by recursion, so a long run of nodes that end as they
+    /// start (empty graphs, maps over nothing) cannot exhaust the stack.
+    to_ready: VecDeque<(u32, u32)>,
+    to_advance: VecDeque<NodeId>,
 }
 
 /// Why a run could not start.
@@ -308,6 +316,8 @@ impl Scheduler {
             out: Vec::new(),
             finished: false,
             to_dispatch: Vec::new(),
+            to_ready: VecDeque::new(),
+            to_advance: VecDeque::new(),
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -372,10 +382,22 @@ impl Scheduler {
     }
 
     fn flush(&mut self) -> Vec<Command> {
-        while let Some(e) = self.to_dispatch.pop() {
-            self.dispatch(e);
+        loop {
+            if let Some((s, j)) = self.to_ready.pop_front() {
+                let id = self.scopes[s as usize].nodes[j as usize];
+                if !self.scopes[s as usize].over && self.nodes[id as usize].state == State::Waiting
+                {
+                    self.ready(s, j);
+                }
+            } else if let Some(m) = self.to_advance.pop_front() {
+                let depth = self.depth_of(m);
+                self.advance_map(m, depth);
+            } else if let Some(e) = self.to_dispatch.pop() {
+                self.dispatch(e);
+            } else {
+                return std::mem::take(&mut self.out);
+            }
         }
-        std::mem::take(&mut self.out)
     }
 
     fn finish(&mut self, result: Result<Option<Value>, Failure>) {
@@ -731,7 +753,6 @@ impl Scheduler {
             allowed_failures,
             over: false,
         }));
-        let _ = depth;
         self.advance_map(id, depth);
     }
 
@@ -831,7 +852,7 @@ impl Scheduler {
         let Some(n) = self.nodes.get_mut(id as usize) else {
             return;
         };
-        if attempt != n.attempts || !matches!(n.state, State::Running | State::Aborted) {
+        if attempt != n.attempts || !matches!(n.state, State::Running | State::Aborting) {
             return;
         }
         let exec = n.exec;
@@ -844,11 +865,11 @@ impl Scheduler {
             },
             None => timing,
         });
-        let stderr_tail = tail(&stderr);
         if !stdout.is_empty() || !stderr.is_empty() {
             n.logs = Some(Box::new((stdout, stderr)));
         }
-        if n.state == State::Aborted {
+        if n.state == State::Aborting {
+            n.state = State::Aborted;
             return;
         }
         let decl = self.decl.clone();
@@ -859,9 +880,9 @@ impl Scheduler {
             |message: String, user: bool, backtrace: Option<String>| (message, user, backtrace);
         let result: Result<(), (String, bool, Option<String>)> = match (outcome, &e.kind) {
             (Outcome::Returned(CallResult::Output(v)), EntityKind::Task(_)) => {
-                match (&v, &e.interface.output) {
+                match (v, &e.interface.output) {
                     (Some(v), Some(t)) => match v.check(t) {
-                        Ok(()) => return self.succeed_node(id, Some(v.clone())),
+                        Ok(()) => return self.succeed_node(id, Some(v)),
                         Err(m) => Err(failure(
                             format!("returned a value that does not match its output type: {m}"),
                             true,
@@ -940,11 +961,14 @@ impl Scheduler {
         let f = Failure {
             path: self.path(id),
             attempt,
-            attempts: retries + 1,
+            attempts: retries.saturating_add(1),
             user,
             message,
             backtrace,
-            stderr_tail,
+            stderr_tail: self.nodes[id as usize]
+                .logs
+                .as_ref()
+                .and_then(|l| tail(&l.1)),
         };
         self.fail_node(id, f);
     }
@@ -977,10 +1001,9 @@ impl Scheduler {
                     let kn = &mut self.nodes[kid as usize];
                     kn.deps_left -= 1;
                     if kn.deps_left == 0 && kn.state == State::Waiting {
-                        self.ready(s, k);
+                        self.to_ready.push_back((s, k));
                     }
                 }
-                let _ = j;
                 let scope = &mut self.scopes[s as usize];
                 scope.remaining -= 1;
                 if scope.remaining == 0 {
@@ -988,7 +1011,6 @@ impl Scheduler {
                 }
             }
             Parent::Map(m, _) => {
-                let depth = self.depth_of(m);
                 if let Child::Map(ms) = &mut self.nodes[m as usize].child {
                     if ms.over {
                         return;
@@ -996,7 +1018,7 @@ impl Scheduler {
                     ms.running -= 1;
                     ms.ok += 1;
                 }
-                self.advance_map(m, depth);
+                self.to_advance.push_back(m);
             }
         }
     }
@@ -1029,7 +1051,7 @@ impl Scheduler {
         let n = &mut self.nodes[id as usize];
         if matches!(
             n.state,
-            State::Failed | State::Succeeded | State::Skipped | State::Aborted
+            State::Failed | State::Succeeded | State::Skipped | State::Aborting | State::Aborted
         ) {
             return;
         }
@@ -1056,7 +1078,6 @@ impl Scheduler {
                 self.fail_node(owner, failure);
             }
             Parent::Map(m, _) => {
-                let depth = self.depth_of(m);
                 let give_up = match &mut self.nodes[m as usize].child {
                     Child::Map(ms) if !ms.over => {
                         ms.running -= 1;
@@ -1078,7 +1099,7 @@ impl Scheduler {
                     }
                     self.fail_node(m, f);
                 } else {
-                    self.advance_map(m, depth);
+                    self.to_advance.push_back(m);
                 }
             }
         }
@@ -1120,7 +1141,7 @@ impl Scheduler {
                 n.state = State::Skipped;
                 n.inputs = None;
             }
-            State::Running => n.state = State::Aborted,
+            State::Running => n.state = State::Aborting,
             State::Expanded => {
                 n.state = State::Aborted;
                 self.cancel_children(id);

@@ -1550,3 +1550,74 @@ fn a_node_stays_compact() {
     );
     assert_eq!(std::mem::size_of::<Value>(), 32);
 }
+
+/// Nodes that end as they start (a workflow that returns its input has no node to run) used
+/// to finish each other by recursion: a long map of them overflowed the host's stack.
+#[test]
+fn a_long_map_of_nodes_that_end_at_once_does_not_recurse() {
+    let decl = module(vec![
+        workflow(
+            "same",
+            &[("a", Type::Int)],
+            Some(Type::Int),
+            vec![],
+            Some(input("a")),
+        ),
+        workflow(
+            "many",
+            &[("l", list(Type::Int))],
+            Some(list(Type::Int)),
+            vec![map_call("same", &[("a", input("l"))], &["a"], None, None)],
+            Some(node(0)),
+        ),
+    ]);
+    let n = 200_000;
+    let mut s = Scheduler::new(decl, "many", vec![ints(0..n)], Options::default()).unwrap();
+    let commands = s.start();
+    let Some(Command::Finished(Ok(Some(v)))) = commands.last() else {
+        panic!(
+            "finishes at once, without running anything: {:?}",
+            commands.len()
+        );
+    };
+    assert_eq!(ints_of(v), (0..n).collect::<Vec<_>>());
+}
+
+/// An event store may deliver an event twice; a second answer for an aborted attempt must not
+/// count its execution's running attempts down again.
+#[test]
+fn a_duplicate_answer_for_an_aborted_attempt_is_ignored() {
+    let decl = module(vec![
+        task("t", &[("a", Type::Int)], Some(Type::Int)),
+        workflow(
+            "two",
+            &[("a", Type::Int)],
+            Some(Type::Int),
+            vec![
+                call("t", &[("a", input("a"))]),
+                call("t", &[("a", input("a"))]),
+            ],
+            Some(node(0)),
+        ),
+    ]);
+    let mut s = Scheduler::new(decl, "two", vec![Value::Int(1)], Options::default()).unwrap();
+    let runs: Vec<RunTask> = s
+        .start()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Run(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs.len(), 2);
+    // The first fails: the second is aborted while it runs.
+    let out = s.on_event(attempted(runs[0].node, 1, fail("boom")));
+    assert!(matches!(out.last(), Some(Command::Finished(Err(_)))));
+    for _ in 0..2 {
+        assert!(s
+            .on_event(attempted(runs[1].node, 1, output(Value::Int(2))))
+            .is_empty());
+    }
+    let tree = s.tree(&TreeOptions::default());
+    assert_eq!(tree.children[1].state, "ABORTED");
+}

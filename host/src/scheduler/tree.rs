@@ -113,7 +113,11 @@ impl Scheduler {
             path: self.path(id),
             entity: e.name.clone(),
             kind,
-            state: format!("{:?}", n.state).to_uppercase(),
+            // An attempt still being stopped is, to the reader of a finished run, aborted.
+            state: match n.state {
+                State::Aborting => "ABORTED".to_string(),
+                other => format!("{other:?}").to_uppercase(),
+            },
             attempts: n.attempts,
             failed_attempts: n
                 .failed_attempts

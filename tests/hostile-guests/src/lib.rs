@@ -408,3 +408,21 @@ pub mod raw {
         }
     );
 }
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    #[link_name = "poll_oneoff"]
+    fn raw_poll_oneoff(subs: *const u8, events: *mut u8, nsubs: usize, nevents: *mut usize) -> u16;
+}
+
+/// Calls WASI `poll_oneoff` directly with `nsubs` subscriptions at a small buffer: a huge
+/// count must be refused (EFAULT), not allocated by the host. Returns the errno.
+#[task]
+pub fn poll_many(nsubs: i64) -> i64 {
+    let buf = [0u8; 64];
+    let mut out = [0u8; 64];
+    let mut n = 0usize;
+    // SAFETY: the pointers are valid for 64 bytes; the host must check `nsubs` against them.
+    let errno = unsafe { raw_poll_oneoff(buf.as_ptr(), out.as_mut_ptr(), nsubs as usize, &mut n) };
+    errno as i64
+}
