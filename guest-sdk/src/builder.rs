@@ -14,6 +14,21 @@ thread_local! {
 
 /// The future output of a node, of type `T`. Pass it to other calls (it is `Copy`, so one
 /// promise can feed many); it is not a value yet.
+///
+/// ```
+/// use sandflow::{task, workflow, Promise};
+/// #[task]
+/// pub fn double(a: i64) -> i64 { a * 2 }
+/// #[task]
+/// pub fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// #[workflow]
+/// pub fn twice_plus(a: i64) -> i64 {
+///     let d: Promise<i64> = double::call(a);
+///     add::call(d, d) // one promise, two inputs
+/// }
+/// # fn main() {}
+/// ```
 pub struct Promise<T> {
     src: Src,
     _t: PhantomData<fn() -> T>,
@@ -51,6 +66,22 @@ impl<T> std::fmt::Debug for Promise<T> {
 
 /// Anything that can be bound to an input of type `T`: a value of `T`, a `Promise<T>`, or,
 /// for list inputs, a `Vec` of promises of the items.
+///
+/// ```
+/// use sandflow::{dynamic, task};
+/// #[task]
+/// pub fn inc(a: i64) -> i64 { a + 1 }
+/// #[task]
+/// pub fn sum(l: Vec<i64>) -> i64 { l.iter().sum() }
+///
+/// #[dynamic]
+/// pub fn fan(n: i64) -> i64 {
+///     // A literal, then a Vec of promises bound to a list input.
+///     let parts: Vec<_> = (0..n).map(inc::call).collect();
+///     sum::call(parts)
+/// }
+/// # fn main() {}
+/// ```
 #[diagnostic::on_unimplemented(
     message = "a `{Self}` cannot be bound to an input of type `{T}`",
     label = "expected a `{T}` or a `Promise<{T}>` here",
@@ -144,6 +175,16 @@ pub fn into_output<T, B: IntoBinding<T>>(b: B) -> Binding {
 
 /// A handle on an entity of this module, typed by its inputs `I` (a tuple) and output `O`:
 /// what [`map`] takes. Every entity `foo` has `foo::entity()`.
+///
+/// ```
+/// use sandflow::{task, Entity};
+/// #[task]
+/// pub fn add(a: i64, b: i64) -> i64 { a + b }
+/// # fn main() {
+/// let e: Entity<(i64, i64), i64> = add::entity();
+/// assert_eq!(e.inputs, ["a", "b"]);
+/// # }
+/// ```
 pub struct Entity<I, O> {
     #[doc(hidden)]
     pub name: &'static str,
@@ -183,6 +224,22 @@ pub fn map<I, O>(entity: Entity<I, O>) -> MapBuilder<I, O> {
 }
 
 /// A map being set up; finish it with [`MapBuilder::over`] or [`MapBuilder::over_inputs`].
+///
+/// ```
+/// use sandflow::{map, task, workflow};
+/// #[task]
+/// pub fn scale(a: i64, factor: i64) -> i64 { a * factor }
+///
+/// #[workflow]
+/// pub fn scaled(l: Vec<i64>, factor: i64) -> Vec<Option<i64>> {
+///     map(scale::entity())
+///         .concurrency(8)
+///         .fixed("factor", factor)
+///         .min_success_ratio(0.9)
+///         .over(l)
+/// }
+/// # fn main() {}
+/// ```
 pub struct MapBuilder<I, O> {
     entity: &'static str,
     inputs: &'static [&'static str],

@@ -56,6 +56,15 @@ scalar!(bool, Bool, Type::Bool);
 scalar!(String, Str, Type::Str);
 
 /// Raw bytes (`Vec<u8>` would be a list of integers).
+///
+/// ```
+/// use sandflow::{task, Bytes};
+/// #[task]
+/// pub fn checksum(data: Bytes) -> i64 {
+///     data.0.iter().map(|b| *b as i64).sum()
+/// }
+/// # fn main() { assert_eq!(checksum(Bytes(vec![1, 2, 3])), 6); }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bytes(pub Vec<u8>);
 

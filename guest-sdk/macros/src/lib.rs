@@ -10,8 +10,17 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, Lit, Meta, Pat, ReturnType, Token, Type, Visibility};
 
-/// A task: a plain Rust function run in its own sandbox. Options: `retries = N`,
-/// `timeout_ms = N`.
+/// A task: a plain Rust function run in its own sandbox, still callable as plain Rust.
+///
+/// ```text
+/// #[task(retries = 2, retry_on = "user", timeout_ms = 500, max_memory_mb = 64, fuel = 1_000_000)]
+/// pub fn step1(a: i64) -> i64 { a + 1 }
+/// ```
+///
+/// Options: `retries = N` (extra attempts), `retry_on = "any" | "user" | "system"` (which
+/// failures a retry is spent on), `timeout_ms = N`, `max_memory_mb = N`, `fuel = N` (a
+/// deterministic CPU budget). A task may return `Result<T, E: Display>`: `Err` fails the attempt
+/// with the error's message. Adds `step1::call(..)` (a graph node) and `step1::entity()`.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Task, attr.into(), item.into())
@@ -19,7 +28,15 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
-/// A workflow: a static graph, built once from typed promises.
+/// A workflow: a static graph, built once (when the host describes the module) from typed
+/// promises; its parameters are `Promise`s inside the body.
+///
+/// ```text
+/// #[workflow(on_failure = "run_all")]
+/// pub fn core_wf(a: i64) -> i64 { step2::call(step1::call(a)) }
+/// ```
+///
+/// Option: `on_failure = "fail_fast" | "run_all"`.
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Workflow, attr.into(), item.into())
@@ -27,7 +44,17 @@ pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
-/// A dynamic workflow: runs with real inputs in a sandbox and returns the graph it builds.
+/// A dynamic workflow: runs with real inputs in a sandbox and returns the graph it builds,
+/// which the host compiles and runs as the node's children.
+///
+/// ```text
+/// #[dynamic]
+/// pub fn level2(l: Vec<i64>) -> Vec<i64> {
+///     l.into_iter().map(core_wf_lp::call).collect::<Vec<_>>()
+/// }
+/// ```
+///
+/// Options: those of `#[task]`, and `on_failure = "fail_fast" | "run_all"` for its graph.
 #[proc_macro_attribute]
 pub fn dynamic(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Dynamic, attr.into(), item.into())

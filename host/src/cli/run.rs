@@ -211,7 +211,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(f) if f.message == "cancelled" && f.attempt == 0 => {
+        Err(f) if f.cancelled => {
             eprintln!(
                 "sandflow: {entity_name} cancelled after {:.1} ms",
                 report.elapsed.as_secs_f64() * 1e3

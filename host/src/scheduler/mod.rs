@@ -126,6 +126,9 @@ pub struct Failure {
     pub message: String,
     pub backtrace: Option<String>,
     pub stderr_tail: Option<String>,
+    /// The run was cancelled (Ctrl-C, or its cancel flag), not failed.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -347,6 +350,7 @@ impl Scheduler {
                         message: "cancelled".into(),
                         backtrace: None,
                         stderr_tail: None,
+                        cancelled: true,
                     }));
                 }
             }
@@ -518,6 +522,8 @@ impl Scheduler {
         }
     }
 
+    /// A failure the graph itself causes (it cannot be compiled or resolved, or outgrows a
+    /// limit): the user's to fix, with no attempt to name.
     fn internal_failure(&self, id: NodeId, message: String) -> Failure {
         Failure {
             path: self.path(id),
@@ -527,6 +533,7 @@ impl Scheduler {
             message,
             backtrace: None,
             stderr_tail: None,
+            cancelled: false,
         }
     }
 
@@ -969,6 +976,7 @@ impl Scheduler {
                 .logs
                 .as_ref()
                 .and_then(|l| tail(&l.1)),
+            cancelled: false,
         };
         self.fail_node(id, f);
     }
