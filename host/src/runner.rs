@@ -11,7 +11,7 @@ use crate::scheduler::{
 };
 use sandflow_contract::{codec, Value};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -140,6 +140,17 @@ fn feed(sched: &mut Scheduler, log: &mut Option<&mut Vec<Event>>, event: Event) 
     sched.on_event(event)
 }
 
+/// Shared with a running [`Host::run`]: a way to stop it, and how far it has come.
+#[derive(Debug, Default)]
+pub struct RunControls {
+    /// Set from any thread to cancel the run.
+    pub cancel: AtomicBool,
+    /// Task executions (attempts) handed to the worker pool so far.
+    pub started: AtomicU64,
+    /// Task executions that have ended.
+    pub ended: AtomicU64,
+}
+
 /// How often a waiting driver looks at its cancel flag.
 pub const CANCEL_POLL: Duration = Duration::from_millis(20);
 
@@ -198,17 +209,18 @@ impl Host {
         Sandbox::load(&self.engine, self.config.clone(), bytes, origin).map(Arc::new)
     }
 
-    /// Runs `entity` on `inputs` (interface order) to the end, or until `cancel` is set
-    /// (from another thread; it is checked at least every [`CANCEL_POLL`]).
+    /// Runs `entity` on `inputs` (interface order) to the end, or until `controls.cancel` is
+    /// set (from another thread; it is checked at least every [`CANCEL_POLL`]). `controls`
+    /// also counts the run's task executions as they start and end, for a progress display.
     pub fn run(
         &self,
         sandbox: &Arc<Sandbox>,
         entity: &str,
         inputs: Vec<Value>,
         opts: Options,
-        cancel: Option<Arc<AtomicBool>>,
+        controls: Option<Arc<RunControls>>,
     ) -> Result<Report, StartError> {
-        self.run_inner(sandbox, entity, inputs, opts, cancel, None)
+        self.run_inner(sandbox, entity, inputs, opts, controls, None)
     }
 
     /// [`Host::run`], also returning every event the scheduler was fed, in order: what a
@@ -232,7 +244,7 @@ impl Host {
         entity: &str,
         inputs: Vec<Value>,
         opts: Options,
-        cancel: Option<Arc<AtomicBool>>,
+        controls: Option<Arc<RunControls>>,
         mut log: Option<&mut Vec<Event>>,
     ) -> Result<Report, StartError> {
         let t0 = Instant::now();
@@ -240,7 +252,7 @@ impl Host {
         // A plain channel and a blocking receive: the driver sleeps on a futex between
         // results instead of waking an async runtime's event loop for each one.
         let (tx, rx) = crossbeam_channel::unbounded::<Event>();
-        let cancel = cancel.unwrap_or_default();
+        let controls = controls.unwrap_or_default();
         let stop = Arc::new(AtomicBool::new(false));
         let mut commands = sched.start();
         let mut cancelled = false;
@@ -248,13 +260,16 @@ impl Host {
             let mut result = None;
             for c in commands.drain(..) {
                 match c {
-                    Command::Run(task) => self.pool.submit(Job {
-                        sandbox: sandbox.clone(),
-                        task,
-                        t0,
-                        events: tx.clone(),
-                        cancel: stop.clone(),
-                    }),
+                    Command::Run(task) => {
+                        controls.started.fetch_add(1, Ordering::Relaxed);
+                        self.pool.submit(Job {
+                            sandbox: sandbox.clone(),
+                            task,
+                            t0,
+                            events: tx.clone(),
+                            cancel: stop.clone(),
+                        })
+                    }
                     Command::Finished(r) => result = Some(r),
                 }
             }
@@ -267,7 +282,7 @@ impl Host {
                     elapsed: t0.elapsed(),
                 });
             }
-            if !cancelled && cancel.load(Ordering::Relaxed) {
+            if !cancelled && controls.cancel.load(Ordering::Relaxed) {
                 cancelled = true;
                 stop.store(true, Ordering::Relaxed);
                 commands = feed(&mut sched, &mut log, Event::Cancel);
@@ -275,11 +290,14 @@ impl Host {
             }
             match rx.recv_timeout(CANCEL_POLL) {
                 Ok(ev) => {
+                    let mut ended = 1;
                     commands = feed(&mut sched, &mut log, ev);
                     // Take whatever else has arrived in one go.
                     while let Ok(ev) = rx.try_recv() {
+                        ended += 1;
                         commands.extend(feed(&mut sched, &mut log, ev));
                     }
+                    controls.ended.fetch_add(ended, Ordering::Relaxed);
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
@@ -289,7 +307,7 @@ impl Host {
         }
     }
 
-    /// [`Host::run`] without a cancel flag.
+    /// [`Host::run`] without controls.
     pub fn run_blocking(
         &self,
         sandbox: &Arc<Sandbox>,

@@ -5,9 +5,10 @@ use super::build::module_path;
 use anyhow::{bail, Context};
 use clap::Args;
 use sandflow_host::json::{self, inputs_from_json};
-use sandflow_host::runner::Host;
+use sandflow_host::runner::{Host, RunControls};
 use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeNode, TreeOptions};
 use serde_json::Value as Json;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,8 +169,8 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         fuel: args.task_fuel,
     };
     // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
+    let controls = Arc::new(RunControls::default());
+    let signals = controls.clone();
     std::thread::Builder::new()
         .name("sandflow-signals".into())
         .spawn(move || {
@@ -180,11 +181,20 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 return;
             };
             if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-                flag.store(true, Ordering::Relaxed);
+                signals.cancel.store(true, Ordering::Relaxed);
             }
         })?;
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| show_progress(controls.clone(), done.clone()));
     let entity_name = entity.name.clone();
-    let report = host.run(&sandbox, &entity_name, inputs, opts, Some(cancel))?;
+    let report = host.run(&sandbox, &entity_name, inputs, opts, Some(controls));
+    done.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
+    let report = report?;
     if args.logs {
         let opts = TreeOptions {
             max_map_elements: usize::MAX,
@@ -234,4 +244,29 @@ fn print_logs(n: &TreeNode) {
         }
     }
     n.children.iter().for_each(print_logs);
+}
+
+/// On a terminal, a status line on stderr while the run goes: task executions ended and
+/// running, and the time so far. Cleared when the run ends.
+fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        let mut shown = false;
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let ended = controls.ended.load(Ordering::Relaxed);
+            let running = controls
+                .started
+                .load(Ordering::Relaxed)
+                .saturating_sub(ended);
+            eprint!(
+                "\r\x1b[2Ksandflow: {ended} task executions done, {running} running, {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            shown = true;
+        }
+        if shown {
+            eprint!("\r\x1b[2K");
+        }
+    })
 }
