@@ -7,9 +7,10 @@
 use crate::module::ModuleError;
 use crate::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use crate::scheduler::{
-    Command, Event, Failure, Options, Outcome, RunTask, Scheduler, StartError, Timing,
+    Command, Event, Failure, NodeId, Options, Outcome, RunTask, Scheduler, StartError, Timing,
 };
 use sandflow_contract::{codec, Value};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,7 @@ struct Job {
     task: RunTask,
     t0: Instant,
     events: crossbeam_channel::Sender<Event>,
-    /// The run's cancel flag: set, it stops this job's instance within an epoch tick.
+    /// This attempt's stop flag: set, it stops the instance within an epoch tick.
     cancel: Arc<AtomicBool>,
 }
 
@@ -74,10 +75,27 @@ impl Drop for WorkerPool {
 }
 
 fn run_job(job: Job) {
+    let start_us = job.t0.elapsed().as_micros() as u64;
     if job.cancel.load(Ordering::Relaxed) {
+        // Aborted while it waited: say so without running it, so the scheduler frees the
+        // attempt's place in its execution (the run may go on).
+        let _ = job.events.send(Event::Attempted {
+            node: job.task.node,
+            attempt: job.task.attempt,
+            outcome: Outcome::Failed {
+                user: false,
+                message: "aborted before it started".into(),
+                backtrace: None,
+            },
+            timing: Timing {
+                start_us,
+                end_us: start_us,
+            },
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        });
         return;
     }
-    let start_us = job.t0.elapsed().as_micros() as u64;
     let entity = &job.sandbox.decl.entities[job.task.entity as usize].name;
     let limits = CallLimits {
         timeout: job.task.timeout_ms.map(Duration::from_millis),
@@ -132,8 +150,17 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged.
-fn feed(sched: &mut Scheduler, log: &mut Option<&mut Vec<Event>>, event: Event) -> Vec<Command> {
+/// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged, and
+/// forgetting the stop flag of the attempt that ended.
+fn feed(
+    sched: &mut Scheduler,
+    log: &mut Option<&mut Vec<Event>>,
+    running: &mut HashMap<NodeId, Arc<AtomicBool>>,
+    event: Event,
+) -> Vec<Command> {
+    if let Event::Attempted { node, .. } = &event {
+        running.remove(node);
+    }
     if let Some(log) = log {
         log.push(event.clone());
     }
@@ -253,7 +280,9 @@ impl Host {
         // results instead of waking an async runtime's event loop for each one.
         let (tx, rx) = crossbeam_channel::unbounded::<Event>();
         let controls = controls.unwrap_or_default();
-        let stop = Arc::new(AtomicBool::new(false));
+        // Each running attempt's own stop flag, so one attempt can be aborted (fail-fast) while
+        // the run goes on; all are set when the run ends.
+        let mut running: HashMap<NodeId, Arc<AtomicBool>> = HashMap::new();
         let mut commands = sched.start();
         let mut cancelled = false;
         loop {
@@ -262,20 +291,29 @@ impl Host {
                 match c {
                     Command::Run(task) => {
                         controls.started.fetch_add(1, Ordering::Relaxed);
+                        let stop = Arc::new(AtomicBool::new(false));
+                        running.insert(task.node, stop.clone());
                         self.pool.submit(Job {
                             sandbox: sandbox.clone(),
                             task,
                             t0,
                             events: tx.clone(),
-                            cancel: stop.clone(),
+                            cancel: stop,
                         })
+                    }
+                    Command::Abort { node, .. } => {
+                        if let Some(stop) = running.get(&node) {
+                            stop.store(true, Ordering::Relaxed);
+                        }
                     }
                     Command::Finished(r) => result = Some(r),
                 }
             }
             if let Some(result) = result {
                 // Nothing of this run is needed any more: stop what still runs or waits.
-                stop.store(true, Ordering::Relaxed);
+                running
+                    .values()
+                    .for_each(|s| s.store(true, Ordering::Relaxed));
                 return Ok(Report {
                     result,
                     scheduler: sched,
@@ -284,18 +322,17 @@ impl Host {
             }
             if !cancelled && controls.cancel.load(Ordering::Relaxed) {
                 cancelled = true;
-                stop.store(true, Ordering::Relaxed);
-                commands = feed(&mut sched, &mut log, Event::Cancel);
+                commands = feed(&mut sched, &mut log, &mut running, Event::Cancel);
                 continue;
             }
             match rx.recv_timeout(CANCEL_POLL) {
                 Ok(ev) => {
                     let mut ended = 1;
-                    commands = feed(&mut sched, &mut log, ev);
+                    commands = feed(&mut sched, &mut log, &mut running, ev);
                     // Take whatever else has arrived in one go.
                     while let Ok(ev) = rx.try_recv() {
                         ended += 1;
-                        commands.extend(feed(&mut sched, &mut log, ev));
+                        commands.extend(feed(&mut sched, &mut log, &mut running, ev));
                     }
                     controls.ended.fetch_add(ended, Ordering::Relaxed);
                 }

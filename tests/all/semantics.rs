@@ -333,3 +333,44 @@ fn fuel_is_a_deterministic_cpu_budget() {
         "ran out of its fuel budget of 10"
     );
 }
+
+/// Fail-fast stops a failed scope's running siblings even when the run goes on (here a map
+/// with a zero min success ratio absorbs the failure): the spinning sibling is aborted at
+/// once, not left to run to its 30 s timeout.
+#[test]
+fn fail_fast_aborts_running_siblings_while_the_run_goes_on() {
+    let t0 = std::time::Instant::now();
+    let r = run_with(
+        "fixtures",
+        "absorb",
+        json!({"l": [-1, -2]}),
+        Options::default(),
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+    let tree = r.scheduler.tree(&TreeOptions {
+        max_map_elements: 10,
+    });
+    for el in &tree.children[0].children {
+        let states: Vec<(&str, &str)> = el
+            .children
+            .iter()
+            .map(|c| (c.entity.as_str(), c.state.as_str()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("spin_long", "ABORTED"),
+                ("non_negative", "FAILED"),
+                ("add", "SKIPPED")
+            ]
+        );
+    }
+    assert_eq!(
+        output("fixtures", "absorb", r).unwrap(),
+        json!([null, null])
+    );
+}

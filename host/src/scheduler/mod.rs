@@ -110,6 +110,12 @@ pub struct RunTask {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Run(RunTask),
+    /// Stop attempt `attempt` of `node` if it still runs: its result is no longer wanted
+    /// (a sibling failed its scope, or the run was cancelled).
+    Abort {
+        node: NodeId,
+        attempt: u32,
+    },
     /// The run ended; no command follows.
     Finished(Result<Option<Value>, Failure>),
 }
@@ -1149,7 +1155,11 @@ impl Scheduler {
                 n.state = State::Skipped;
                 n.inputs = None;
             }
-            State::Running => n.state = State::Aborting,
+            State::Running => {
+                n.state = State::Aborting;
+                let attempt = n.attempts;
+                self.out.push(Command::Abort { node: id, attempt });
+            }
             State::Expanded => {
                 n.state = State::Aborted;
                 self.cancel_children(id);
