@@ -31,6 +31,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 
 /// Decodes a `T` that must span all of `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    crate::depth::start_decode();
     let (v, used) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| CodecError(format!("decode: {e}")))?;
     if used != bytes.len() {
@@ -109,6 +110,24 @@ mod tests {
         assert!(err.0.contains("nested deeper than"), "{err}");
         // Nesting within the bound still decodes.
         assert!(decode::<Value>(&deep_value_bytes(50)).is_ok());
+    }
+
+    #[test]
+    fn a_message_of_too_many_values_is_an_error_not_gigabytes() {
+        // A list of MAX_DECODED_VALUES + 1 booleans: two bytes each when encoded.
+        let n = crate::depth::MAX_DECODED_VALUES as usize + 1;
+        let mut bytes = encode(&Value::List(Vec::new())).unwrap();
+        bytes.pop(); // the empty list's length
+        bytes.extend(encode(&(n as u64)).unwrap());
+        let one = encode(&Value::Bool(false)).unwrap();
+        for _ in 0..n {
+            bytes.extend_from_slice(&one);
+        }
+        let err = decode::<Value>(&bytes).unwrap_err();
+        assert!(err.0.contains("more than 8388608 values"), "{err}");
+        // A large message within the bound still decodes.
+        let ok = Value::List(vec![Value::Int(1); 100_000]);
+        assert_eq!(decode::<Value>(&encode(&ok).unwrap()).unwrap(), ok);
     }
 
     #[test]

@@ -78,6 +78,7 @@ enum ValueDef {
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::count_value::<D::Error>()?;
         crate::depth::nested(d, ValueDef::deserialize)
     }
 }
