@@ -173,7 +173,7 @@ fn ctrl_c_cancels_the_run_prints_the_tree_and_exits_130() {
         .spawn()
         .expect("sandflow starts");
     // Let it load the module and start the task, then interrupt it as a terminal would.
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

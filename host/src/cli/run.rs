@@ -108,6 +108,29 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
+    // Before the run starts (building the guest, compiling the module), it just exits 130.
+    // The handler is installed first, so an early Ctrl-C never kills the process unreported.
+    let controls = Arc::new(RunControls::default());
+    let run_started = Arc::new(AtomicBool::new(false));
+    let (signals, started) = (controls.clone(), run_started.clone());
+    std::thread::Builder::new()
+        .name("sandflow-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
+                if !started.load(Ordering::Relaxed) {
+                    eprintln!("sandflow: cancelled before the run started");
+                    std::process::exit(130);
+                }
+                signals.cancel.store(true, Ordering::Relaxed);
+            }
+        })?;
     let pairs = parse_rest(&mut args)?;
     if args.max_parallelism == Some(0) {
         bail!("--max-parallelism must be at least 1");
@@ -168,27 +191,12 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         max_memory_mb: args.task_memory_mb,
         fuel: args.task_fuel,
     };
-    // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
-    let controls = Arc::new(RunControls::default());
-    let signals = controls.clone();
-    std::thread::Builder::new()
-        .name("sandflow-signals".into())
-        .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-                signals.cancel.store(true, Ordering::Relaxed);
-            }
-        })?;
     let done = Arc::new(AtomicBool::new(false));
     let progress = std::io::stderr()
         .is_terminal()
         .then(|| show_progress(controls.clone(), done.clone()));
     let entity_name = entity.name.clone();
+    run_started.store(true, Ordering::Relaxed);
     let report = host.run(&sandbox, &entity_name, inputs, opts, Some(controls));
     done.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
