@@ -75,7 +75,11 @@ pub fn engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(64 << 10)
         .pagemap_scan(Enabled::Auto)
-        .decommit_batch_size(DECOMMIT_BATCH);
+        .decommit_batch_size(DECOMMIT_BATCH)
+        // Fiber stacks serve only async calls, which sandflow never makes (the default pool of
+        // 1 000 cost 1 000 `mprotect`s of guard pages at startup, and as many extra VMAs that
+        // every page-table scan of a slot reset then searches through).
+        .total_stacks(0);
     let mut c = Config::new();
     // Fuel costs the guest's code a few percent (a counter per basic block); it buys
     // deterministic CPU budgets (`#[task(fuel = N)]`). Stores without a budget get u64::MAX.
