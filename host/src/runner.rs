@@ -12,7 +12,7 @@ use crate::scheduler::{
 use sandflow_contract::{codec, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,8 +22,33 @@ struct Job {
     task: RunTask,
     t0: Instant,
     events: crossbeam_channel::Sender<Event>,
+    run: Arc<RunShared>,
     /// This attempt's stop flag: set, it stops the instance within an epoch tick.
     cancel: Arc<AtomicBool>,
+}
+
+/// What a run's driver shares with the workers running its attempts.
+///
+/// The driver blocks in `park` (a futex, no spinning) when it has no event to read, and a
+/// worker wakes it only when it is needed: when the run has few attempts left queued (the
+/// workers could soon idle), or when an attempt failed (fail-fast should act at once).
+/// Otherwise results pile up in the channel and the driver takes them in one batch later.
+/// On two cores a driver that spins or wakes for every result takes CPU from the workers:
+/// before this, the driver called `sched_yield` about 7 500 times in one seed run.
+struct RunShared {
+    driver: std::thread::Thread,
+    /// This run's attempts handed to the pool and not yet picked up by a worker.
+    queued: AtomicUsize,
+    /// Wake the driver when at most this many attempts are queued.
+    low_water: usize,
+}
+
+impl RunShared {
+    fn ended(&self, failed: bool) {
+        if failed || self.queued.load(Ordering::Acquire) <= self.low_water {
+            self.driver.unpark();
+        }
+    }
 }
 
 /// Worker threads that run sandboxes; sized to the machine by default.
@@ -75,6 +100,11 @@ impl Drop for WorkerPool {
 }
 
 fn run_job(job: Job) {
+    if job.run.queued.fetch_sub(1, Ordering::AcqRel) == job.run.low_water + 1 {
+        // The queue just fell to the low-water mark: let the driver top it up while this
+        // attempt runs, with whatever results have piled up.
+        job.run.driver.unpark();
+    }
     let start_us = job.t0.elapsed().as_micros() as u64;
     if job.cancel.load(Ordering::Relaxed) {
         // Aborted while it waited: say so without running it, so the scheduler frees the
@@ -94,6 +124,7 @@ fn run_job(job: Job) {
             stdout: Vec::new(),
             stderr: Vec::new(),
         });
+        job.run.ended(true);
         return;
     }
     let entity = &job.sandbox.decl.entities[job.task.entity as usize].name;
@@ -133,6 +164,7 @@ fn run_job(job: Job) {
         start_us,
         end_us: job.t0.elapsed().as_micros() as u64,
     };
+    let failed = !matches!(outcome, Outcome::Returned(_));
     // The run may have ended (failed elsewhere, or cancelled) and dropped its receiver.
     let _ = job.events.send(Event::Attempted {
         node: job.task.node,
@@ -142,6 +174,7 @@ fn run_job(job: Job) {
         stdout,
         stderr,
     });
+    job.run.ended(failed);
 }
 
 fn cores() -> usize {
@@ -150,21 +183,65 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
-/// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged, and
-/// forgetting the stop flag of the attempt that ended.
-fn feed(
-    sched: &mut Scheduler,
-    log: &mut Option<&mut Vec<Event>>,
-    running: &mut HashMap<NodeId, Arc<AtomicBool>>,
-    event: Event,
-) -> Vec<Command> {
-    if let Event::Attempted { node, .. } = &event {
-        running.remove(node);
+/// A run's driver-side state: how commands reach the pool and which attempts still run.
+struct Driver<'a> {
+    pool: &'a WorkerPool,
+    sandbox: &'a Arc<Sandbox>,
+    t0: Instant,
+    tx: crossbeam_channel::Sender<Event>,
+    shared: Arc<RunShared>,
+    controls: &'a RunControls,
+    /// Each running attempt's own stop flag, so one attempt can be aborted (fail-fast) while
+    /// the run goes on; all are set when the run ends.
+    running: HashMap<NodeId, Arc<AtomicBool>>,
+    result: Option<Result<Option<Value>, Failure>>,
+}
+
+impl Driver<'_> {
+    /// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged, and
+    /// forgetting the stop flag of the attempt that ended.
+    fn feed(
+        &mut self,
+        sched: &mut Scheduler,
+        log: &mut Option<&mut Vec<Event>>,
+        event: Event,
+    ) -> Vec<Command> {
+        if let Event::Attempted { node, .. } = &event {
+            self.running.remove(node);
+        }
+        if let Some(log) = log {
+            log.push(event.clone());
+        }
+        sched.on_event(event)
     }
-    if let Some(log) = log {
-        log.push(event.clone());
+
+    /// Carries out the scheduler's commands: attempts go to the pool, aborts set stop flags.
+    fn dispatch(&mut self, commands: Vec<Command>) {
+        for c in commands {
+            match c {
+                Command::Run(task) => {
+                    self.controls.started.fetch_add(1, Ordering::Relaxed);
+                    let stop = Arc::new(AtomicBool::new(false));
+                    self.running.insert(task.node, stop.clone());
+                    self.shared.queued.fetch_add(1, Ordering::AcqRel);
+                    self.pool.submit(Job {
+                        sandbox: self.sandbox.clone(),
+                        task,
+                        t0: self.t0,
+                        events: self.tx.clone(),
+                        run: self.shared.clone(),
+                        cancel: stop,
+                    })
+                }
+                Command::Abort { node, .. } => {
+                    if let Some(stop) = self.running.get(&node) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Command::Finished(r) => self.result = Some(r),
+            }
+        }
     }
-    sched.on_event(event)
 }
 
 /// Shared with a running [`Host::run`]: a way to stop it, and how far it has come.
@@ -276,42 +353,34 @@ impl Host {
     ) -> Result<Report, StartError> {
         let t0 = Instant::now();
         let mut sched = Scheduler::new(sandbox.decl.clone(), entity, inputs, opts)?;
-        // A plain channel and a blocking receive: the driver sleeps on a futex between
-        // results instead of waking an async runtime's event loop for each one.
+        // A plain channel read with `try_recv`; between batches the driver parks on a futex
+        // (no spinning: on two cores a spinning driver takes CPU from the workers) instead of
+        // waking an async runtime's event loop for each result.
         let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+        let shared = Arc::new(RunShared {
+            driver: std::thread::current(),
+            queued: AtomicUsize::new(0),
+            // Enough queued work to keep every worker busy while the driver wakes up.
+            low_water: 2 * self.pool.size(),
+        });
         let controls = controls.unwrap_or_default();
-        // Each running attempt's own stop flag, so one attempt can be aborted (fail-fast) while
-        // the run goes on; all are set when the run ends.
-        let mut running: HashMap<NodeId, Arc<AtomicBool>> = HashMap::new();
-        let mut commands = sched.start();
+        let mut driver = Driver {
+            pool: &self.pool,
+            sandbox,
+            t0,
+            tx,
+            shared,
+            controls: &controls,
+            running: HashMap::new(),
+            result: None,
+        };
+        driver.dispatch(sched.start());
         let mut cancelled = false;
         loop {
-            let mut result = None;
-            for c in commands.drain(..) {
-                match c {
-                    Command::Run(task) => {
-                        controls.started.fetch_add(1, Ordering::Relaxed);
-                        let stop = Arc::new(AtomicBool::new(false));
-                        running.insert(task.node, stop.clone());
-                        self.pool.submit(Job {
-                            sandbox: sandbox.clone(),
-                            task,
-                            t0,
-                            events: tx.clone(),
-                            cancel: stop,
-                        })
-                    }
-                    Command::Abort { node, .. } => {
-                        if let Some(stop) = running.get(&node) {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    Command::Finished(r) => result = Some(r),
-                }
-            }
-            if let Some(result) = result {
+            if let Some(result) = driver.result.take() {
                 // Nothing of this run is needed any more: stop what still runs or waits.
-                running
+                driver
+                    .running
                     .values()
                     .for_each(|s| s.store(true, Ordering::Relaxed));
                 return Ok(Report {
@@ -322,24 +391,26 @@ impl Host {
             }
             if !cancelled && controls.cancel.load(Ordering::Relaxed) {
                 cancelled = true;
-                commands = feed(&mut sched, &mut log, &mut running, Event::Cancel);
+                let commands = driver.feed(&mut sched, &mut log, Event::Cancel);
+                driver.dispatch(commands);
                 continue;
             }
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(ev) => {
-                    let mut ended = 1;
-                    commands = feed(&mut sched, &mut log, &mut running, ev);
-                    // Take whatever else has arrived in one go.
-                    while let Ok(ev) = rx.try_recv() {
-                        ended += 1;
-                        commands.extend(feed(&mut sched, &mut log, &mut running, ev));
-                    }
-                    controls.ended.fetch_add(ended, Ordering::Relaxed);
+            // Take whatever has arrived, handing each result's follow-up work to the pool at
+            // once (a batch of results is not held back until all are read). With nothing
+            // there, sleep until a worker says the run needs its driver (see `RunShared`), or
+            // at most CANCEL_POLL.
+            let mut ended = 0;
+            while let Ok(ev) = rx.try_recv() {
+                ended += 1;
+                let commands = driver.feed(&mut sched, &mut log, ev);
+                driver.dispatch(commands);
+                if driver.result.is_some() {
+                    break;
                 }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    unreachable!("the driver holds a sender")
-                }
+            }
+            controls.ended.fetch_add(ended, Ordering::Relaxed);
+            if ended == 0 {
+                std::thread::park_timeout(CANCEL_POLL);
             }
         }
     }
