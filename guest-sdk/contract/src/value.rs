@@ -117,10 +117,16 @@ impl Value {
 
     /// Checks that this value has type `ty`, naming the first place it does not.
     pub fn check(&self, ty: &Type) -> Result<(), TypeMismatch> {
-        self.check_at(ty, &mut String::new())
+        // The path is built only on the way out of a mismatch: checking a value that has its
+        // type (every task output, every element of a map) formats and allocates nothing.
+        self.check_inner(ty).map_err(|mut e| {
+            e.path = e.path_rev.into_iter().rev().collect();
+            e.path_rev = Vec::new();
+            e
+        })
     }
 
-    fn check_at(&self, ty: &Type, path: &mut String) -> Result<(), TypeMismatch> {
+    fn check_inner(&self, ty: &Type) -> Result<(), TypeMismatch> {
         let ok = match (self, ty) {
             (Value::Int(_), Type::Int)
             | (Value::Float(_), Type::Float)
@@ -129,38 +135,27 @@ impl Value {
             | (Value::Bytes(_), Type::Bytes) => true,
             (Value::List(items), Type::List(t)) => {
                 for (i, v) in items.iter().enumerate() {
-                    let len = path.len();
-                    path.push_str(&format!("[{i}]"));
-                    v.check_at(t, path)?;
-                    path.truncate(len);
+                    v.check_inner(t).map_err(|e| e.inside(format!("[{i}]")))?;
                 }
                 true
             }
             (Value::Map(m), Type::Map(t)) => {
                 for (k, v) in m {
-                    let len = path.len();
-                    path.push_str(&format!("[{k:?}]"));
-                    v.check_at(t, path)?;
-                    path.truncate(len);
+                    v.check_inner(t).map_err(|e| e.inside(format!("[{k:?}]")))?;
                 }
                 true
             }
             (Value::Optional(None), Type::Optional(_)) => true,
-            (Value::Optional(Some(v)), Type::Optional(t)) => return v.check_at(t, path),
+            (Value::Optional(Some(v)), Type::Optional(t)) => return v.check_inner(t),
             (Value::Record(vals), Type::Record(r)) => {
                 if vals.len() != r.fields.len() {
-                    return Err(TypeMismatch {
-                        path: path.clone(),
-                        expected: ty.to_string(),
-                        found: format!("a record with {} fields", vals.len()),
-                    });
+                    return Err(TypeMismatch::new(
+                        ty.to_string(),
+                        format!("a record with {} fields", vals.len()),
+                    ));
                 }
                 for (v, (name, t)) in vals.iter().zip(&r.fields) {
-                    let len = path.len();
-                    path.push('.');
-                    path.push_str(name);
-                    v.check_at(t, path)?;
-                    path.truncate(len);
+                    v.check_inner(t).map_err(|e| e.inside(format!(".{name}")))?;
                 }
                 true
             }
@@ -169,11 +164,7 @@ impl Value {
         if ok {
             Ok(())
         } else {
-            Err(TypeMismatch {
-                path: path.clone(),
-                expected: ty.to_string(),
-                found: self.kind().to_string(),
-            })
+            Err(TypeMismatch::new(ty.to_string(), self.kind().to_string()))
         }
     }
 }
@@ -185,6 +176,24 @@ pub struct TypeMismatch {
     pub path: String,
     pub expected: String,
     pub found: String,
+    /// The path's segments, innermost first, while the error travels out of `check`.
+    path_rev: Vec<String>,
+}
+
+impl TypeMismatch {
+    fn new(expected: String, found: String) -> TypeMismatch {
+        TypeMismatch {
+            path: String::new(),
+            expected,
+            found,
+            path_rev: Vec::new(),
+        }
+    }
+
+    fn inside(mut self, segment: String) -> TypeMismatch {
+        self.path_rev.push(segment);
+        self
+    }
 }
 
 impl fmt::Display for TypeMismatch {
@@ -227,5 +236,26 @@ mod tests {
             .check(&ty)
             .unwrap_err();
         assert_eq!(err.path, ".n");
+    }
+
+    #[test]
+    fn nested_paths_read_outermost_first() {
+        let song = RecordType {
+            name: "Song".into(),
+            fields: vec![("tags".into(), Type::List(Box::new(Type::Str)))],
+        };
+        let ty = Type::Map(Box::new(Type::List(Box::new(Type::Record(song)))));
+        let bad = Value::Record(vec![Value::List(vec![
+            Value::Str("a".into()),
+            Value::Int(7),
+        ])]);
+        let good = Value::Record(vec![Value::List(vec![])]);
+        let v = Value::Map([("k".to_string(), Value::List(vec![good, bad]))].into());
+        let err = v.check(&ty).unwrap_err();
+        assert_eq!(err.path, r#"["k"][1].tags[1]"#);
+        assert_eq!(
+            err.to_string(),
+            r#"at ["k"][1].tags[1]: expected string, found an integer"#
+        );
     }
 }
