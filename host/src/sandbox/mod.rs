@@ -178,7 +178,7 @@ impl Sandbox {
             }
         }
         let mut linker: Linker<Ctx> = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| &mut c.wasi).map_err(
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| c.wasi()).map_err(
             |e| ModuleError::Invalid {
                 path: origin.to_path_buf(),
                 reason: format!("{e:#}"),
@@ -352,17 +352,15 @@ impl Sandbox {
         stdout: LogPipe,
         stderr: LogPipe,
     ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout)
-            .stderr(stderr)
-            .build_p1();
         let timeout = limits.timeout.unwrap_or(self.config.default_timeout);
         let max_memory = limits
             .max_memory_bytes
             .unwrap_or(self.config.max_memory_bytes)
             .min(self.config.max_memory_bytes);
         let ctx = Ctx {
-            wasi,
+            wasi: None,
+            stdout,
+            stderr,
             max_memory,
             memory_exceeded: None,
             deadline: Instant::now() + timeout,
@@ -574,7 +572,12 @@ pub struct CallLimits {
 }
 
 pub(crate) struct Ctx {
-    wasi: WasiP1Ctx,
+    /// Built on the guest's first WASI call: a task that computes and returns makes none,
+    /// and building one (its streams, table and seeded RNGs) is a tenth of a fresh instance.
+    wasi: Option<WasiP1Ctx>,
+    /// Where that context sends the guest's stdout and stderr.
+    stdout: LogPipe,
+    stderr: LogPipe,
     max_memory: usize,
     /// The size the guest tried to grow its memory to, past `max_memory`.
     memory_exceeded: Option<usize>,
@@ -584,6 +587,18 @@ pub(crate) struct Ctx {
     stopped: Option<Stop>,
     /// The attempt's fuel budget, for the message when it runs out.
     fuel: Option<u64>,
+}
+
+impl Ctx {
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let (stdout, stderr) = (&self.stdout, &self.stderr);
+        self.wasi.get_or_insert_with(|| {
+            WasiCtxBuilder::new()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build_p1()
+        })
+    }
 }
 
 impl ResourceLimiter for Ctx {
