@@ -44,30 +44,74 @@ fn trusted(dir: &std::path::Path) -> bool {
     meta.is_dir() && meta.uid() == me.uid() && meta.mode() & 0o022 == 0
 }
 
-/// Compiles `bytes`, or loads the compiled form cached by an earlier run.
-pub fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    let Some(dir) = dir().filter(|d| trusted(d)) else {
-        return Module::new(engine, bytes);
+/// Compiles `bytes` once, or loads the compiled form cached by an earlier run, into each of
+/// `engines` (which must share one configuration: `engines[0]` compiles for all of them).
+pub fn compile(engines: &[Engine], bytes: &[u8]) -> wasmtime::Result<Vec<Module>> {
+    let Some(first) = engines.first() else {
+        return Ok(Vec::new());
     };
-    let path = dir.join(key(engine, bytes));
-    if path.exists() {
+    let cached = dir()
+        .filter(|d| trusted(d))
+        .map(|d| d.join(key(first, bytes)));
+    if let Some(path) = cached.as_ref().filter(|p| p.exists()) {
         // SAFETY: the file was written by `precompile_module` of an engine with the same
-        // compatibility hash (it is in the name), into a directory `trusted` checked is this
-        // user's and writable by nobody else.
-        if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
-            return Ok(m);
+        // compatibility hash (it is in the name, and every engine here shares it), into a
+        // directory `trusted` checked is this user's and writable by nobody else.
+        let loaded: Result<Vec<Module>, _> = engines
+            .iter()
+            .map(|e| unsafe { Module::deserialize_file(e, path) })
+            .collect();
+        if let Ok(modules) = loaded {
+            return Ok(modules);
         }
     }
-    let compiled = engine.precompile_module(bytes)?;
-    // A cache that cannot be written is not an error: the run goes on with the compiled module.
-    let tmp = dir.join(format!(
-        ".{}.{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
-    ));
-    if std::fs::write(&tmp, &compiled).is_ok() {
-        let _ = std::fs::rename(&tmp, &path);
+    let compiled = first.precompile_module(bytes)?;
+    if let Some(path) = &cached {
+        // A cache that cannot be written is not an error: the run goes on with the compiled
+        // module.
+        let tmp = path.with_file_name(format!(
+            ".{}.{}",
+            std::process::id(),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
+        ));
+        if std::fs::write(&tmp, &compiled).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
     }
-    // SAFETY: `compiled` was produced just above by this engine.
-    unsafe { Module::deserialize(engine, &compiled) }
+    engines
+        .iter()
+        .map(|e| {
+            // SAFETY: `compiled` was produced just above by an engine of this configuration.
+            unsafe { Module::deserialize(e, &compiled) }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_compile_serves_every_engine() {
+        let config = crate::sandbox::SandboxConfig {
+            max_instances: 4,
+            ..Default::default()
+        };
+        let engines = crate::sandbox::engines(&config, 3).unwrap();
+        let wasm =
+            wat::parse_str(r#"(module (func (export "f") (result i32) i32.const 7))"#).unwrap();
+        let modules = compile(&engines, &wasm).unwrap();
+        assert_eq!(modules.len(), 3);
+        for (engine, module) in engines.iter().zip(&modules) {
+            assert!(Engine::same(engine, module.engine()));
+            let mut store = wasmtime::Store::new(engine, ());
+            store.set_epoch_deadline(u64::MAX / 2);
+            store.set_fuel(1 << 20).unwrap();
+            let instance = wasmtime::Instance::new(&mut store, module, &[]).unwrap();
+            let f = instance.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), 7);
+        }
+        // The engines are distinct: each has a pool of its own.
+        assert!(!Engine::same(&engines[0], &engines[1]));
+    }
 }

@@ -68,7 +68,7 @@ impl WorkerPool {
                     .name(format!("sandflow-worker-{i}"))
                     .spawn(move || {
                         while let Ok(job) = rx.recv() {
-                            run_job(job);
+                            run_job(job, i);
                         }
                     })?,
             );
@@ -99,7 +99,8 @@ impl Drop for WorkerPool {
     }
 }
 
-fn run_job(job: Job) {
+/// Runs `job` on worker `worker`, in that worker's lane (engine and instance pool).
+fn run_job(job: Job, worker: usize) {
     if job.run.queued.fetch_sub(1, Ordering::AcqRel) == job.run.low_water + 1 {
         // The queue just fell to the low-water mark: let the driver top it up while this
         // attempt runs, with whatever results have piled up.
@@ -139,7 +140,7 @@ fn run_job(job: Job) {
     };
     let (outcome, stdout, stderr) = match codec::encode(&job.task.inputs) {
         Ok(bytes) => {
-            let o = job.sandbox.call(entity, &bytes, &limits);
+            let o = job.sandbox.call_in(worker, entity, &bytes, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
                 Err(f) => Outcome::Failed {
@@ -265,9 +266,9 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// One engine, one worker pool: load modules and run their entities.
+/// A worker pool and an engine per worker: load modules and run their entities.
 pub struct Host {
-    engine: wasmtime::Engine,
+    engines: Vec<wasmtime::Engine>,
     config: SandboxConfig,
     pool: WorkerPool,
 }
@@ -277,14 +278,15 @@ impl Host {
     pub fn new(workers: usize) -> anyhow::Result<Host> {
         let workers = if workers == 0 { cores() } else { workers };
         let config = SandboxConfig {
-            // Running instances, plus slots waiting in wasmtime's decommit batches (one
-            // shard per core), plus headroom for describe.
-            max_instances: (workers * 2 + 8 + cores().min(16) * sandbox::DECOMMIT_BATCH) as u32,
+            // Per engine (one per worker): its worker's running instance, plus slots waiting
+            // in wasmtime's decommit batches (one shard per core), plus headroom for describe
+            // and for callers of `Sandbox::call` on other threads.
+            max_instances: (2 + 8 + cores().min(16) * sandbox::DECOMMIT_BATCH) as u32,
             ..SandboxConfig::default()
         };
-        let engine = sandbox::engine(&config)?;
+        let engines = sandbox::engines(&config, workers)?;
         Ok(Host {
-            engine,
+            engines,
             config,
             pool: WorkerPool::new(workers)?,
         })
@@ -310,7 +312,7 @@ impl Host {
     }
 
     pub fn load_bytes(&self, bytes: &[u8], origin: &Path) -> Result<Arc<Sandbox>, ModuleError> {
-        Sandbox::load(&self.engine, self.config.clone(), bytes, origin).map(Arc::new)
+        Sandbox::load(&self.engines, self.config.clone(), bytes, origin).map(Arc::new)
     }
 
     /// Runs `entity` on `inputs` (interface order) to the end, or until `controls.cancel` is

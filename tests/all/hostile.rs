@@ -166,7 +166,8 @@ fn an_output_past_the_output_limit_fails_naming_the_limit() {
     };
     let path = module(GUEST);
     let bytes = std::fs::read(&path).expect("the guest is built");
-    let sandbox = Sandbox::load(&engine, config, &bytes, &path).expect("the guest loads");
+    let sandbox = Sandbox::load(std::slice::from_ref(&engine), config, &bytes, &path)
+        .expect("the guest loads");
     let call = |mib: i64| {
         let inputs = codec::encode(&vec![Value::Int(mib)]).expect("inputs encode");
         sandbox

@@ -61,8 +61,22 @@ const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// Decommits batched together (per shard; wasmtime keeps one shard per core, up to 16).
 pub const DECOMMIT_BATCH: usize = 16;
 
-/// Builds the process's engine and starts its epoch ticker (one thread for all stores).
+/// Builds one engine as the host builds each of its own, with an epoch ticker.
 pub fn engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
+    let mut engines = engines(config, 1)?;
+    Ok(engines.remove(0))
+}
+
+/// Builds `n` engines of one configuration, each with its own instance pool, and starts one
+/// epoch ticker thread for all of them.
+///
+/// The host gives each worker thread an engine of its own. wasmtime's pooling allocator is
+/// per engine, and two threads instantiating from one pool share its index allocator, slot
+/// counters and decommit queues: in a bare instantiate-and-call loop on two cores that cost
+/// 12% more CPU per call than two threads with a pool each (6.9–7.0 against 6.2–6.35 µs).
+/// A module is then loaded into every engine (from the same compiled form: the engines share
+/// a configuration, so one compiled artifact serves them all).
+pub fn engines(config: &SandboxConfig, n: usize) -> anyhow::Result<Vec<Engine>> {
     let mut pool = PoolingAllocationConfig::default();
     // A task execution's cost is mostly the pages it dirties and giving them back. Reset
     // slots in place (only the pages actually touched, found with PAGEMAP_SCAN where the
@@ -86,32 +100,46 @@ pub fn engine(config: &SandboxConfig) -> anyhow::Result<Engine> {
     c.epoch_interruption(true)
         .consume_fuel(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&c)?;
-    let weak = engine.weak();
+    let engines = (0..n.max(1))
+        .map(|_| Engine::new(&c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let weak: Vec<_> = engines.iter().map(Engine::weak).collect();
     std::thread::Builder::new()
         .name("sandflow-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+        .spawn(move || loop {
+            let mut alive = false;
+            for engine in weak.iter().filter_map(|w| w.upgrade()) {
                 engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
+                alive = true;
             }
+            if !alive {
+                break;
+            }
+            std::thread::sleep(EPOCH_TICK);
         })?;
-    Ok(engine)
+    Ok(engines)
 }
 
-/// A guest module, compiled and checked, ready to instantiate many times.
+/// A guest module, compiled and checked, ready to instantiate many times: one [`Lane`] per
+/// engine of its host, so each worker thread instantiates from a pool of its own.
 pub struct Sandbox {
+    lanes: Vec<Lane>,
+    /// The module's entities, read from its decl exports.
+    pub decl: Arc<ModuleDecl>,
+}
+
+/// The module as one engine has it: what instantiates it in that engine's pool.
+struct Lane {
     engine: Engine,
     config: SandboxConfig,
     pre: InstancePre<Ctx>,
     initialize: Option<ModuleExport>,
     alloc: ModuleExport,
     memory: ModuleExport,
+    version: ModuleExport,
     panic_message: Option<ModuleExport>,
     calls: HashMap<String, ModuleExport>,
-    /// The module's entities, read from its decl exports.
-    pub decl: Arc<ModuleDecl>,
+    decls: Vec<(String, ModuleExport)>,
 }
 
 /// What one call produced: the guest's answer or why there is none, plus its logs.
@@ -155,7 +183,7 @@ impl Sandbox {
     /// Loads `bytes` (a wasm module) from `origin` (for messages), compiling it or taking the
     /// compiled form from the on-disk cache, checks its imports and ABI, and reads its entities.
     pub fn load(
-        engine: &Engine,
+        engines: &[Engine],
         config: SandboxConfig,
         bytes: &[u8],
         origin: &Path,
@@ -165,11 +193,17 @@ impl Sandbox {
                 path: origin.to_path_buf(),
             });
         }
-        let module = cache::compile(engine, bytes).map_err(|e| ModuleError::Invalid {
+        if engines.is_empty() {
+            return Err(ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: "no engine to load it into".into(),
+            });
+        }
+        let modules = cache::compile(engines, bytes).map_err(|e| ModuleError::Invalid {
             path: origin.to_path_buf(),
             reason: format!("{e:#}"),
         })?;
-        for import in module.imports() {
+        for import in modules[0].imports() {
             if import.module() != WASI_MODULE {
                 return Err(ModuleError::ForbiddenImport {
                     path: origin.to_path_buf(),
@@ -177,63 +211,18 @@ impl Sandbox {
                 });
             }
         }
-        let mut linker: Linker<Ctx> = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| c.wasi()).map_err(
-            |e| ModuleError::Invalid {
-                path: origin.to_path_buf(),
-                reason: format!("{e:#}"),
-            },
-        )?;
-        // Our deadline-aware poll_oneoff (see poll.rs) replaces wasmtime-wasi's.
-        linker.allow_shadowing(true);
-        linker
-            .func_wrap("wasi_snapshot_preview1", "poll_oneoff", poll::poll_oneoff)
-            .map_err(|e| ModuleError::Invalid {
-                path: origin.to_path_buf(),
-                reason: format!("{e:#}"),
-            })?;
-        let pre = linker.instantiate_pre(&module).map_err(|e| {
-            // wasmtime names the import in backticks: "unknown import: `m::f` has not been
-            // defined", or gives its signature when only the types differ.
-            let text = format!("{e:#}");
-            let import = text
-                .split('`')
-                .nth(1)
-                .map(|name| format!("{name} (as this module declares it)"))
-                .unwrap_or(text);
-            ModuleError::ForbiddenImport {
-                path: origin.to_path_buf(),
-                import,
-            }
-        })?;
-        let export = |name: &str| module.get_export_index(name);
+        let lanes = engines
+            .iter()
+            .zip(&modules)
+            .map(|(engine, module)| Lane::new(engine, module, config.clone(), origin))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sandbox = Sandbox {
+            lanes,
+            decl: Arc::new(ModuleDecl::default()),
+        };
         let missing = |name: &str| ModuleError::MissingExport {
             path: origin.to_path_buf(),
             export: name.to_string(),
-        };
-        let alloc = export(abi::ALLOC_EXPORT).ok_or_else(|| missing(abi::ALLOC_EXPORT))?;
-        let memory = export("memory").ok_or_else(|| missing("memory"))?;
-        let version =
-            export(abi::ABI_VERSION_EXPORT).ok_or_else(|| missing(abi::ABI_VERSION_EXPORT))?;
-        let mut calls = HashMap::new();
-        let mut decl_exports = Vec::new();
-        for e in module.exports() {
-            if let Some(name) = e.name().strip_prefix(abi::CALL_PREFIX) {
-                calls.insert(name.to_string(), export(e.name()).expect("listed export"));
-            } else if let Some(name) = e.name().strip_prefix(abi::DECL_PREFIX) {
-                decl_exports.push((name.to_string(), export(e.name()).expect("listed export")));
-            }
-        }
-        let mut sandbox = Sandbox {
-            engine: engine.clone(),
-            config,
-            pre,
-            initialize: export(abi::WASI_INITIALIZE_EXPORT),
-            alloc,
-            memory,
-            panic_message: export(abi::PANIC_MESSAGE_EXPORT),
-            calls,
-            decl: Arc::new(ModuleDecl::default()),
         };
         let invalid = |reason: String| ModuleError::Invalid {
             path: origin.to_path_buf(),
@@ -241,7 +230,9 @@ impl Sandbox {
         };
 
         // Describe: one instance reads the ABI version and every entity's declaration.
-        let (mut store, instance) = sandbox
+        let lane = &sandbox.lanes[0];
+        let version = lane.version;
+        let (mut store, instance) = lane
             .instantiate(&CallLimits {
                 timeout: Some(Duration::from_secs(30)),
                 ..CallLimits::default()
@@ -275,10 +266,11 @@ impl Sandbox {
             });
         }
         let mut entities = Vec::new();
-        for (name, idx) in decl_exports {
+        for (name, idx) in &lane.decls {
+            let name = name.clone();
             let r: Result<EntityDecl, String> = (|| {
                 let f = instance
-                    .get_module_export(&mut store, &idx)
+                    .get_module_export(&mut store, idx)
                     .and_then(|e| e.into_func())
                     .ok_or("not a function")?
                     .typed::<(), i64>(&store)
@@ -286,16 +278,12 @@ impl Sandbox {
                 let packed = match f.call(&mut store, ()) {
                     Ok(p) => p,
                     Err(e) => {
-                        let panic = sandbox.panic_message(&mut store, &instance);
+                        let panic = lane.panic_message(&mut store, &instance);
                         return Err(trap_failure(e, store.data(), panic).message);
                     }
                 };
-                let bytes = sandbox.read(
-                    &mut store,
-                    &instance,
-                    packed,
-                    sandbox.config.max_output_bytes,
-                )?;
+                let bytes =
+                    lane.read(&mut store, &instance, packed, lane.config.max_output_bytes)?;
                 codec::decode::<EntityDecl>(&bytes).map_err(|e| e.to_string())
             })();
             match r {
@@ -321,7 +309,7 @@ impl Sandbox {
                 d.kind,
                 sandflow_contract::EntityKind::Task(_) | sandflow_contract::EntityKind::Dynamic(_)
             );
-            if runs && !sandbox.calls.contains_key(&d.name) {
+            if runs && !lane.calls.contains_key(&d.name) {
                 return Err(missing(&format!("{}{}", abi::CALL_PREFIX, d.name)));
             }
         }
@@ -335,8 +323,96 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// The engine of the first lane (the one [`Sandbox::call`] uses).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.lanes[0].engine
+    }
+
+    /// Runs entity `entity` (a task or dynamic) on `inputs` (encoded `Vec<Value>`) in a fresh
+    /// instance.
+    pub fn call(&self, entity: &str, inputs: &[u8], limits: &CallLimits) -> CallOutcome {
+        self.call_in(0, entity, inputs, limits)
+    }
+
+    /// [`Sandbox::call`] in lane `lane` (modulo the lanes there are): the host's worker `i`
+    /// calls in lane `i`, so workers never share a pool.
+    pub fn call_in(
+        &self,
+        lane: usize,
+        entity: &str,
+        inputs: &[u8],
+        limits: &CallLimits,
+    ) -> CallOutcome {
+        self.lanes[lane % self.lanes.len()].call(entity, inputs, limits)
+    }
+}
+
+impl Lane {
+    fn new(
+        engine: &Engine,
+        module: &wasmtime::Module,
+        config: SandboxConfig,
+        origin: &Path,
+    ) -> Result<Lane, ModuleError> {
+        let mut linker: Linker<Ctx> = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |c: &mut Ctx| c.wasi()).map_err(
+            |e| ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: format!("{e:#}"),
+            },
+        )?;
+        // Our deadline-aware poll_oneoff (see poll.rs) replaces wasmtime-wasi's.
+        linker.allow_shadowing(true);
+        linker
+            .func_wrap("wasi_snapshot_preview1", "poll_oneoff", poll::poll_oneoff)
+            .map_err(|e| ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = linker.instantiate_pre(module).map_err(|e| {
+            // wasmtime names the import in backticks: "unknown import: `m::f` has not been
+            // defined", or gives its signature when only the types differ.
+            let text = format!("{e:#}");
+            let import = text
+                .split('`')
+                .nth(1)
+                .map(|name| format!("{name} (as this module declares it)"))
+                .unwrap_or(text);
+            ModuleError::ForbiddenImport {
+                path: origin.to_path_buf(),
+                import,
+            }
+        })?;
+        let export = |name: &str| module.get_export_index(name);
+        let missing = |name: &str| ModuleError::MissingExport {
+            path: origin.to_path_buf(),
+            export: name.to_string(),
+        };
+        let alloc = export(abi::ALLOC_EXPORT).ok_or_else(|| missing(abi::ALLOC_EXPORT))?;
+        let memory = export("memory").ok_or_else(|| missing("memory"))?;
+        let version =
+            export(abi::ABI_VERSION_EXPORT).ok_or_else(|| missing(abi::ABI_VERSION_EXPORT))?;
+        let mut calls = HashMap::new();
+        let mut decl_exports = Vec::new();
+        for e in module.exports() {
+            if let Some(name) = e.name().strip_prefix(abi::CALL_PREFIX) {
+                calls.insert(name.to_string(), export(e.name()).expect("listed export"));
+            } else if let Some(name) = e.name().strip_prefix(abi::DECL_PREFIX) {
+                decl_exports.push((name.to_string(), export(e.name()).expect("listed export")));
+            }
+        }
+        Ok(Lane {
+            engine: engine.clone(),
+            config,
+            pre,
+            initialize: export(abi::WASI_INITIALIZE_EXPORT),
+            alloc,
+            memory,
+            version,
+            panic_message: export(abi::PANIC_MESSAGE_EXPORT),
+            calls,
+            decls: decl_exports,
+        })
     }
 
     fn instantiate(
@@ -472,9 +548,7 @@ impl Sandbox {
         (!msg.is_empty()).then_some(msg)
     }
 
-    /// Runs entity `entity` (a task or dynamic) on `inputs` (encoded `Vec<Value>`) in a fresh
-    /// instance.
-    pub fn call(&self, entity: &str, inputs: &[u8], limits: &CallLimits) -> CallOutcome {
+    fn call(&self, entity: &str, inputs: &[u8], limits: &CallLimits) -> CallOutcome {
         let stdout = LogPipe::new(self.config.max_log_bytes);
         let stderr = LogPipe::new(self.config.max_log_bytes);
         let result = self.call_inner(entity, inputs, limits, stdout.clone(), stderr.clone());
