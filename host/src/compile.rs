@@ -4,8 +4,9 @@
 
 use crate::module::ModuleDecl;
 use sandflow_contract::{
-    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, Type,
+    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, Type, Value,
 };
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// A graph that cannot run, and where (`<graph>` node `n3 (level2)`).
@@ -52,10 +53,11 @@ pub fn check_graph(
         .map(|n| node_output_type(decl, n))
         .collect();
     for (i, node) in graph.nodes.iter().enumerate() {
-        let at = format!("{owner}: node n{i} ({})", node.entity);
+        // Formatted only for an error: a dynamic's graph can have thousands of nodes.
+        let at = || format!("{owner}: node n{i} ({})", node.entity);
         let Some(target) = decl.get(&node.entity) else {
             return Err(err(
-                at,
+                at(),
                 format!(
                     "unknown entity `{}`; the module has: {}",
                     node.entity,
@@ -91,42 +93,35 @@ fn check_node(
     node: &NodeSpec,
     target: &EntityDecl,
     inputs: Option<&[Param]>,
-    at: &str,
+    at: &dyn Fn() -> String,
 ) -> Result<(), CompileError> {
-    let (fixed, defaults): (Vec<&str>, Vec<&str>) = match &target.kind {
-        EntityKind::LaunchPlan(lp) => (
-            lp.fixed.iter().map(|(n, _)| n.as_str()).collect(),
-            lp.defaults.iter().map(|(n, _)| n.as_str()).collect(),
-        ),
-        _ => (vec![], vec![]),
+    let (fixed, defaults): (&[(String, Value)], &[(String, Value)]) = match &target.kind {
+        EntityKind::LaunchPlan(lp) => (&lp.fixed, &lp.defaults),
+        _ => (&[], &[]),
     };
-    let mut bound = HashSet::new();
-    let expected_list = target
-        .interface
-        .inputs
-        .iter()
-        .map(|p| format!("{}: {}", p.name, p.ty))
-        .collect::<Vec<_>>();
+    let has = |list: &[(String, Value)], name: &str| list.iter().any(|(n, _)| n == name);
+    // Interfaces are short: a linear scan beats hashing, and allocates nothing.
+    let mut bound: Vec<&str> = Vec::with_capacity(node.inputs.len());
     if let Some(m) = &node.map {
         if let Some(r) = m.min_success_ratio {
             if !(0.0..=1.0).contains(&r) || r.is_nan() {
                 return Err(err(
-                    at,
+                    at(),
                     format!("min_success_ratio must be within 0..=1, got {r}"),
                 ));
             }
         }
         if m.concurrency == Some(0) {
-            return Err(err(at, "map concurrency must be at least 1"));
+            return Err(err(at(), "map concurrency must be at least 1"));
         }
         if m.mapped.is_empty() {
-            return Err(err(at, "a map needs at least one mapped input"));
+            return Err(err(at(), "a map needs at least one mapped input"));
         }
     }
     for (name, binding) in &node.inputs {
-        if fixed.contains(&name.as_str()) {
+        if has(fixed, name) {
             return Err(err(
-                at,
+                at(),
                 format!(
                     "input `{name}` is fixed by launch plan {} and cannot be bound",
                     target.name
@@ -134,8 +129,14 @@ fn check_node(
             ));
         }
         let Some(param) = target.interface.input(name) else {
+            let expected_list = target
+                .interface
+                .inputs
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.ty))
+                .collect::<Vec<_>>();
             return Err(err(
-                at,
+                at(),
                 format!(
                     "unknown input `{name}`; {} takes ({})",
                     target.name,
@@ -143,26 +144,27 @@ fn check_node(
                 ),
             ));
         };
-        if !bound.insert(name.as_str()) {
-            return Err(err(at, format!("input `{name}` is bound twice")));
+        if bound.contains(&name.as_str()) {
+            return Err(err(at(), format!("input `{name}` is bound twice")));
         }
+        bound.push(name);
         let mapped = node
             .map
             .as_ref()
             .is_some_and(|m| m.mapped.iter().any(|n| n == name));
         let ty = if mapped {
-            Type::List(Box::new(param.ty.clone()))
+            Cow::Owned(Type::List(Box::new(param.ty.clone())))
         } else {
-            param.ty.clone()
+            Cow::Borrowed(&param.ty)
         };
         check_binding(types, i, binding, &ty, inputs)
-            .map_err(|m| err(at, format!("input `{name}`: {m}")))?;
+            .map_err(|m| err(at(), format!("input `{name}`: {m}")))?;
     }
     if let Some(m) = &node.map {
         for name in &m.mapped {
-            if !bound.contains(name.as_str()) {
+            if !bound.contains(&name.as_str()) {
                 return Err(err(
-                    at,
+                    at(),
                     format!("mapped input `{name}` is not bound to a list"),
                 ));
             }
@@ -170,9 +172,9 @@ fn check_node(
     }
     for p in &target.interface.inputs {
         let name = p.name.as_str();
-        if !bound.contains(name) && !fixed.contains(&name) && !defaults.contains(&name) {
+        if !bound.contains(&name) && !has(fixed, name) && !has(defaults, name) {
             return Err(err(
-                at,
+                at(),
                 format!("missing input `{name}` ({}) of {}", p.ty, target.name),
             ));
         }
@@ -199,7 +201,7 @@ fn check_binding(
                 .iter()
                 .find(|p| &p.name == name)
                 .ok_or_else(|| format!("unknown workflow input `{name}`"))?;
-            same(&p.ty, expected, &format!("workflow input `{name}`"))
+            same(&p.ty, expected, || format!("workflow input `{name}`"))
         }
         Binding::Node(j) => {
             let j = *j as usize;
@@ -214,7 +216,7 @@ fn check_binding(
             }
             match &types[j] {
                 None => Err(format!("node n{j} returns nothing")),
-                Some(t) => same(t, expected, &format!("the output of node n{j}")),
+                Some(t) => same(t, expected, || format!("the output of node n{j}")),
             }
         }
         Binding::List(items) => {
@@ -240,11 +242,11 @@ fn check_binding(
     }
 }
 
-fn same(found: &Type, expected: &Type, what: &str) -> Result<(), String> {
+fn same(found: &Type, expected: &Type, what: impl FnOnce() -> String) -> Result<(), String> {
     if found == expected {
         Ok(())
     } else {
-        Err(format!("{what} has type {found}, expected {expected}"))
+        Err(format!("{} has type {found}, expected {expected}", what()))
     }
 }
 
