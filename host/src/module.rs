@@ -45,6 +45,8 @@ pub struct ModuleDecl {
     by_name: HashMap<String, usize>,
     /// Each workflow's graph, compiled, by entity index.
     graphs: Vec<Option<Arc<CompiledGraph>>>,
+    /// Each launch plan's workflow, by entity index (so a run never looks it up by name).
+    targets: Vec<Option<usize>>,
 }
 
 impl ModuleDecl {
@@ -60,10 +62,18 @@ impl ModuleDecl {
             .enumerate()
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
+        let targets = entities
+            .iter()
+            .map(|e| match &e.kind {
+                EntityKind::LaunchPlan(lp) => by_name.get(&lp.workflow).copied(),
+                _ => None,
+            })
+            .collect();
         let mut decl = ModuleDecl {
             entities,
             by_name,
             graphs: Vec::new(),
+            targets,
         };
         let mut widened = Vec::new();
         for (i, e) in decl.entities.iter().enumerate() {
@@ -109,6 +119,11 @@ impl ModuleDecl {
     /// The compiled graph of workflow `index`.
     pub fn graph(&self, index: usize) -> Option<&Arc<CompiledGraph>> {
         self.graphs.get(index).and_then(|g| g.as_ref())
+    }
+
+    /// The workflow launch plan `index` starts, as an entity index.
+    pub fn launch_target(&self, index: usize) -> Option<usize> {
+        self.targets.get(index).copied().flatten()
     }
 
     pub fn get(&self, name: &str) -> Option<&EntityDecl> {

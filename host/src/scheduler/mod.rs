@@ -228,9 +228,11 @@ struct Node {
     attempts: u32,
     timing: Option<Timing>,
     output: Option<Value>,
-    inputs: Option<Vec<Value>>,
+    /// While queued or retryable (a boxed slice: 16 bytes, not a Vec's 24).
+    inputs: Option<Box<[Value]>>,
     child: Child,
-    failed_attempts: Vec<AttemptLog>,
+    /// Boxed (like `logs`): most nodes never fail, and a node is the run's unit of memory.
+    failed_attempts: Option<Box<Vec<AttemptLog>>>,
     logs: Option<Box<(Vec<u8>, Vec<u8>)>>,
 }
 
@@ -240,12 +242,35 @@ struct Scope {
     /// Workflow inputs in interface order (empty for a dynamic's graph).
     inputs: Vec<Value>,
     owner: NodeId,
-    nodes: Vec<NodeId>,
+    /// The scope's nodes are `first..first + len`, in graph order: `create_scope` makes them
+    /// one after another, so a range stands in for a list of ids.
+    first: NodeId,
+    len: u32,
     remaining: usize,
     depth: u32,
     over: bool,
     /// The first failure, held until the rest has run (`FailurePolicy::RunAll`).
-    failure: Option<Failure>,
+    /// Boxed: a scope is created per workflow, dynamic and launch plan call, and almost all
+    /// of them succeed (112 bytes inline against 8).
+    failure: Option<Box<Failure>>,
+}
+
+impl Scope {
+    /// The scope's nodes, in graph order.
+    fn nodes(&self) -> std::ops::Range<NodeId> {
+        self.first..self.first + self.len
+    }
+
+    /// Graph node `j`'s node, if the graph has one.
+    fn node(&self, j: u32) -> Option<NodeId> {
+        (j < self.len).then(|| self.first + j)
+    }
+
+    /// Graph node `j`'s node; `j` comes from the compiled graph, so it is in range.
+    fn at(&self, j: u32) -> NodeId {
+        assert!(j < self.len, "node n{j} of a {}-node scope", self.len);
+        self.first + j
+    }
 }
 
 #[derive(Debug)]
@@ -330,13 +355,17 @@ impl Scheduler {
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
-        s.nodes[0].inputs = Some(inputs);
+        s.nodes[0].inputs = Some(inputs.into_boxed_slice());
         Ok(s)
     }
 
     /// Starts the run; returns the first commands.
     pub fn start(&mut self) -> Vec<Command> {
-        let inputs = self.nodes[0].inputs.take().unwrap_or_default();
+        let inputs = self.nodes[0]
+            .inputs
+            .take()
+            .map(Vec::from)
+            .unwrap_or_default();
         self.start_node(0, inputs, 0);
         self.flush()
     }
@@ -394,7 +423,7 @@ impl Scheduler {
     fn flush(&mut self) -> Vec<Command> {
         loop {
             if let Some((s, j)) = self.to_ready.pop_front() {
-                let id = self.scopes[s as usize].nodes[j as usize];
+                let id = self.scopes[s as usize].at(j);
                 if !self.scopes[s as usize].over && self.nodes[id as usize].state == State::Waiting
                 {
                     self.ready(s, j);
@@ -441,7 +470,7 @@ impl Scheduler {
         match &e.kind {
             EntityKind::Task(_) | EntityKind::Dynamic(_) => {
                 let n = &mut self.nodes[id as usize];
-                n.inputs = Some(inputs);
+                n.inputs = Some(inputs.into_boxed_slice());
                 n.state = State::Queued;
                 let exec = n.exec;
                 self.execs[exec as usize].queue.push_back(id);
@@ -460,12 +489,14 @@ impl Scheduler {
                 }
             }
             EntityKind::LaunchPlan(lp) => {
-                let Some(wf) = decl.get(&lp.workflow) else {
+                let entity = self.nodes[id as usize].entity as usize;
+                let Some(wf_index) = decl.launch_target(entity) else {
                     return self.fail_node(
                         id,
                         self.internal_failure(id, format!("unknown workflow {}", lp.workflow)),
                     );
                 };
+                let wf = &decl.entities[wf_index];
                 let EntityKind::Workflow(_) = &wf.kind else {
                     return self.fail_node(
                         id,
@@ -473,17 +504,13 @@ impl Scheduler {
                     );
                 };
                 // The workflow's inputs: the caller's, else fixed, else defaults (checked at load).
+                // The plan's interface is the workflow's inputs minus the fixed ones, in the
+                // workflow's order (`ModuleDecl::new`), so one walk pairs them up.
                 let mut wf_inputs = Vec::with_capacity(wf.interface.inputs.len());
-                let mut given = inputs.into_iter();
-                let given_names: Vec<&str> =
-                    e.interface.inputs.iter().map(|p| p.name.as_str()).collect();
-                let mut given_vals: Vec<(&str, Value)> = given_names
-                    .iter()
-                    .map(|n| (*n, given.next().unwrap_or(Value::Optional(None))))
-                    .collect();
+                let mut given = e.interface.inputs.iter().zip(inputs).peekable();
                 for p in &wf.interface.inputs {
-                    let v = if let Some(pos) = given_vals.iter().position(|(n, _)| *n == p.name) {
-                        given_vals.swap_remove(pos).1
+                    let v = if let Some((_, v)) = given.next_if(|(q, _)| q.name == p.name) {
+                        v
                     } else if let Some((_, v)) = lp
                         .fixed
                         .iter()
@@ -513,11 +540,7 @@ impl Scheduler {
                     (self.execs.len() - 1) as ExecId
                 };
                 self.nodes[id as usize].state = State::Expanded;
-                let Some(graph) = decl
-                    .index(&lp.workflow)
-                    .and_then(|i| decl.graph(i))
-                    .cloned()
-                else {
+                let Some(graph) = decl.graph(wf_index).cloned() else {
                     let m = format!("workflow {} has no compiled graph", lp.workflow);
                     return self.fail_node(id, self.internal_failure(id, m));
                 };
@@ -566,7 +589,7 @@ impl Scheduler {
             ));
         }
         let s = self.scopes.len() as u32;
-        let mut ids = Vec::with_capacity(n);
+        let first = self.nodes.len() as NodeId;
         for j in 0..n {
             let id = self.new_node(
                 graph.entities[j],
@@ -574,14 +597,15 @@ impl Scheduler {
                 exec,
                 graph.ordinals[j],
             )?;
+            debug_assert_eq!(id, first + j as NodeId);
             self.nodes[id as usize].deps_left = graph.deps[j];
-            ids.push(id);
         }
         self.scopes.push(Scope {
             graph: graph.clone(),
             inputs,
             owner,
-            nodes: ids.clone(),
+            first,
+            len: n as u32,
             remaining: n,
             depth,
             over: false,
@@ -595,12 +619,12 @@ impl Scheduler {
             self.complete_scope(s);
             return Ok(());
         }
-        for (j, &id) in ids.iter().enumerate() {
+        for j in 0..n as u32 {
             // A node that ends as it starts may already have readied a later one, or failed
             // the scope and skipped the rest: start only nodes still waiting.
-            let node = &self.nodes[id as usize];
+            let node = &self.nodes[(first + j) as usize];
             if node.deps_left == 0 && node.state == State::Waiting {
-                self.ready(s, j as u32);
+                self.ready(s, j);
             }
         }
         Ok(())
@@ -611,11 +635,8 @@ impl Scheduler {
         Ok(match b {
             Binding::Literal(v) => v.clone(),
             Binding::Input(name) => {
-                let owner = &self.decl.entities[self.nodes[scope.owner as usize].entity as usize];
-                let wf = match &owner.kind {
-                    EntityKind::LaunchPlan(lp) => self.decl.get(&lp.workflow).unwrap_or(owner),
-                    _ => owner,
-                };
+                let owner = self.nodes[scope.owner as usize].entity as usize;
+                let wf = &self.decl.entities[self.decl.launch_target(owner).unwrap_or(owner)];
                 let pos = wf
                     .interface
                     .inputs
@@ -629,10 +650,7 @@ impl Scheduler {
                     .ok_or_else(|| format!("no input {name}"))?
             }
             Binding::Node(j) => {
-                let id = *scope
-                    .nodes
-                    .get(*j as usize)
-                    .ok_or_else(|| format!("no node n{j}"))?;
+                let id = scope.node(*j).ok_or_else(|| format!("no node n{j}"))?;
                 self.nodes[id as usize]
                     .output
                     .clone()
@@ -658,7 +676,7 @@ impl Scheduler {
         let scope = &self.scopes[s as usize];
         let graph = scope.graph.clone();
         let depth = scope.depth;
-        let id = scope.nodes[j as usize];
+        let id = scope.at(j);
         let spec = &graph.spec.nodes[j as usize];
         let decl = self.decl.clone();
         let target = &decl.entities[self.nodes[id as usize].entity as usize];
@@ -836,9 +854,12 @@ impl Scheduler {
             n.state = State::Running;
             // Keep the inputs only while another attempt may need them.
             let inputs = if n.attempts > retries {
-                n.inputs.take().unwrap_or_default()
+                n.inputs.take().map(Vec::from).unwrap_or_default()
             } else {
-                n.inputs.clone().unwrap_or_default()
+                n.inputs
+                    .as_deref()
+                    .map(<[Value]>::to_vec)
+                    .unwrap_or_default()
             };
             self.execs[exec as usize].running += 1;
             self.out.push(Command::Run(RunTask {
@@ -962,7 +983,7 @@ impl Scheduler {
             return;
         };
         let n = &mut self.nodes[id as usize];
-        n.failed_attempts.push(AttemptLog {
+        n.failed_attempts.get_or_insert_default().push(AttemptLog {
             timing,
             message: message.clone(),
         });
@@ -1011,7 +1032,7 @@ impl Scheduler {
                 }
                 let graph = self.scopes[s as usize].graph.clone();
                 for &k in &graph.dependents[j as usize] {
-                    let kid = self.scopes[s as usize].nodes[k as usize];
+                    let kid = self.scopes[s as usize].at(k);
                     let kn = &mut self.nodes[kid as usize];
                     kn.deps_left -= 1;
                     if kn.deps_left == 0 && kn.state == State::Waiting {
@@ -1042,7 +1063,7 @@ impl Scheduler {
         let owner = scope.owner;
         if let Some(f) = scope.failure.take() {
             scope.over = true;
-            return self.fail_node(owner, f);
+            return self.fail_node(owner, *f);
         }
         let scope = &self.scopes[s as usize];
         let out = match scope.graph.spec.output.clone() {
@@ -1055,7 +1076,7 @@ impl Scheduler {
         let scope = &mut self.scopes[s as usize];
         scope.over = true;
         // Outputs inside a finished scope are not read again: free them.
-        for id in scope.nodes.clone() {
+        for id in scope.nodes() {
             self.nodes[id as usize].output = None;
         }
         self.succeed_node(owner, out);
@@ -1083,7 +1104,7 @@ impl Scheduler {
                 }
                 // Fail fast: the rest of the scope will not be needed.
                 self.scopes[s as usize].over = true;
-                for sib in self.scopes[s as usize].nodes.clone() {
+                for sib in self.scopes[s as usize].nodes() {
                     if sib != id {
                         self.cancel_subtree(sib);
                     }
@@ -1123,7 +1144,7 @@ impl Scheduler {
     /// run, and fail the scope's owner with the first failure once nothing is left.
     fn fail_and_run_the_rest(&mut self, s: u32, id: NodeId, failure: Failure) {
         let scope = &mut self.scopes[s as usize];
-        scope.failure.get_or_insert(failure);
+        scope.failure.get_or_insert_with(|| Box::new(failure));
         let mut finished = 1;
         let graph = scope.graph.clone();
         let Parent::Scope(_, j) = self.nodes[id as usize].parent else {
@@ -1131,7 +1152,7 @@ impl Scheduler {
         };
         let mut stack = graph.dependents[j as usize].clone();
         while let Some(k) = stack.pop() {
-            let kid = self.scopes[s as usize].nodes[k as usize];
+            let kid = self.scopes[s as usize].at(k);
             let kn = &mut self.nodes[kid as usize];
             if kn.state == State::Waiting {
                 kn.state = State::Skipped;
@@ -1173,7 +1194,7 @@ impl Scheduler {
             Child::Scope(s) | Child::Exec(_, s) => {
                 let s = *s as usize;
                 self.scopes[s].over = true;
-                self.scopes[s].nodes.clone()
+                self.scopes[s].nodes().collect()
             }
             Child::Map(m) => {
                 m.over = true;
@@ -1235,7 +1256,7 @@ impl Node {
             output: None,
             inputs: None,
             child: Child::None,
-            failed_attempts: Vec::new(),
+            failed_attempts: None,
             logs: None,
         }
     }

@@ -1629,3 +1629,10 @@ fn a_duplicate_answer_for_an_aborted_attempt_is_ignored() {
     let tree = s.tree(&TreeOptions::default());
     assert_eq!(tree.children[1].state, "ABORTED");
 }
+/// A run holds a node per task call and map element and a scope per workflow, dynamic and
+/// launch plan call (a million-element map is a million nodes): keep them from growing back.
+#[test]
+fn nodes_and_scopes_stay_small() {
+    assert!(std::mem::size_of::<super::Node>() <= 144);
+    assert!(std::mem::size_of::<super::Scope>() <= 88);
+}

@@ -65,17 +65,15 @@ impl Scheduler {
             Child::None => {}
             Child::Scope(s) => {
                 children = self.scopes[*s as usize]
-                    .nodes
-                    .iter()
-                    .map(|&c| self.tree_node(c, opts))
+                    .nodes()
+                    .map(|c| self.tree_node(c, opts))
                     .collect()
             }
             Child::Exec(x, s) => {
                 execution = Some(*x);
                 children = self.scopes[*s as usize]
-                    .nodes
-                    .iter()
-                    .map(|&c| self.tree_node(c, opts))
+                    .nodes()
+                    .map(|c| self.tree_node(c, opts))
                     .collect();
             }
             Child::Map(m) => {
@@ -122,6 +120,7 @@ impl Scheduler {
             failed_attempts: n
                 .failed_attempts
                 .iter()
+                .flat_map(|v| v.iter())
                 .map(|a| {
                     format!(
                         "{} ({})",
@@ -151,13 +150,14 @@ impl Scheduler {
     /// When a node and everything under it ran, without building its tree.
     fn span(&self, id: NodeId) -> Option<Timing> {
         let n = &self.nodes[id as usize];
-        let kids: &[NodeId] = match &n.child {
-            Child::None => &[],
-            Child::Scope(s) | Child::Exec(_, s) => &self.scopes[*s as usize].nodes,
-            Child::Map(m) => &m.elements,
-        };
-        kids.iter()
-            .fold(n.timing, |acc, &k| merge(acc, self.span(k)))
+        let span = |acc, k| merge(acc, self.span(k));
+        match &n.child {
+            Child::None => n.timing,
+            Child::Scope(s) | Child::Exec(_, s) => {
+                self.scopes[*s as usize].nodes().fold(n.timing, span)
+            }
+            Child::Map(m) => m.elements.iter().copied().fold(n.timing, span),
+        }
     }
 }
 
