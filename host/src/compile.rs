@@ -87,6 +87,9 @@ pub fn check_graph(
     check_acyclic(graph).map_err(|m| err(owner, m))
 }
 
+/// A launch plan's fixed or default inputs.
+type Named<'a> = &'a [(String, Value)];
+
 fn check_node(
     types: &[Option<Type>],
     i: usize,
@@ -95,11 +98,11 @@ fn check_node(
     inputs: Option<&[Param]>,
     at: &dyn Fn() -> String,
 ) -> Result<(), CompileError> {
-    let (fixed, defaults): (&[(String, Value)], &[(String, Value)]) = match &target.kind {
+    let (fixed, defaults): (Named, Named) = match &target.kind {
         EntityKind::LaunchPlan(lp) => (&lp.fixed, &lp.defaults),
         _ => (&[], &[]),
     };
-    let has = |list: &[(String, Value)], name: &str| list.iter().any(|(n, _)| n == name);
+    let has = |list: Named, name: &str| list.iter().any(|(n, _)| n == name);
     // Interfaces are short: a linear scan beats hashing, and allocates nothing.
     let mut bound: Vec<&str> = Vec::with_capacity(node.inputs.len());
     if let Some(m) = &node.map {

@@ -232,6 +232,8 @@ struct Node {
     inputs: Option<Box<[Value]>>,
     child: Child,
     /// Boxed (like `logs`): most nodes never fail, and a node is the run's unit of memory.
+    // A thin pointer: `Option<Vec>` is 24 bytes and `Option<Box<[_]>>` 16.
+    #[allow(clippy::box_collection)]
     failed_attempts: Option<Box<Vec<AttemptLog>>>,
     logs: Option<Box<(Vec<u8>, Vec<u8>)>>,
 }
