@@ -9,8 +9,8 @@ use crate::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use crate::scheduler::{
     Command, Event, Failure, NodeId, Options, Outcome, RunTask, Scheduler, StartError, Timing,
 };
+use rustc_hash::FxHashMap;
 use sandflow_contract::{codec, Value};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,10 +18,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 struct Job {
-    sandbox: Arc<Sandbox>,
     task: RunTask,
-    t0: Instant,
-    events: crossbeam_channel::Sender<Event>,
+    /// Everything the attempt shares with its run, behind one reference count: each clone or
+    /// drop of an `Arc` the driver also holds moves a cache line between cores.
     run: Arc<RunShared>,
     /// This attempt's stop flag: set, it stops the instance within an epoch tick.
     cancel: Arc<AtomicBool>,
@@ -41,6 +40,10 @@ struct RunShared {
     queued: AtomicUsize,
     /// Wake the driver when at most this many attempts are queued.
     low_water: usize,
+    sandbox: Arc<Sandbox>,
+    /// The run's start: attempt timings are microseconds since.
+    t0: Instant,
+    events: crossbeam_channel::Sender<Event>,
 }
 
 impl RunShared {
@@ -106,11 +109,12 @@ fn run_job(job: Job, worker: usize) {
         // attempt runs, with whatever results have piled up.
         job.run.driver.unpark();
     }
-    let start_us = job.t0.elapsed().as_micros() as u64;
+    let run = &*job.run;
+    let start_us = run.t0.elapsed().as_micros() as u64;
     if job.cancel.load(Ordering::Relaxed) {
         // Aborted while it waited: say so without running it, so the scheduler frees the
         // attempt's place in its execution (the run may go on).
-        let _ = job.events.send(Event::Attempted {
+        let _ = run.events.send(Event::Attempted {
             node: job.task.node,
             attempt: job.task.attempt,
             outcome: Outcome::Failed {
@@ -125,10 +129,10 @@ fn run_job(job: Job, worker: usize) {
             stdout: Vec::new(),
             stderr: Vec::new(),
         });
-        job.run.ended(true);
+        run.ended(true);
         return;
     }
-    let entity = &job.sandbox.decl.entities[job.task.entity as usize].name;
+    let entity = &run.sandbox.decl.entities[job.task.entity as usize].name;
     let limits = CallLimits {
         timeout: job.task.timeout_ms.map(Duration::from_millis),
         max_memory_bytes: job
@@ -140,7 +144,7 @@ fn run_job(job: Job, worker: usize) {
     };
     let (outcome, stdout, stderr) = match codec::encode(&job.task.inputs) {
         Ok(bytes) => {
-            let o = job.sandbox.call_in(worker, entity, &bytes, &limits);
+            let o = run.sandbox.call_in(worker, entity, &bytes, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
                 Err(f) => Outcome::Failed {
@@ -163,11 +167,11 @@ fn run_job(job: Job, worker: usize) {
     };
     let timing = Timing {
         start_us,
-        end_us: job.t0.elapsed().as_micros() as u64,
+        end_us: run.t0.elapsed().as_micros() as u64,
     };
     let failed = !matches!(outcome, Outcome::Returned(_));
     // The run may have ended (failed elsewhere, or cancelled) and dropped its receiver.
-    let _ = job.events.send(Event::Attempted {
+    let _ = run.events.send(Event::Attempted {
         node: job.task.node,
         attempt: job.task.attempt,
         outcome,
@@ -175,7 +179,7 @@ fn run_job(job: Job, worker: usize) {
         stdout,
         stderr,
     });
-    job.run.ended(failed);
+    run.ended(failed);
 }
 
 fn cores() -> usize {
@@ -187,14 +191,11 @@ fn cores() -> usize {
 /// A run's driver-side state: how commands reach the pool and which attempts still run.
 struct Driver<'a> {
     pool: &'a WorkerPool,
-    sandbox: &'a Arc<Sandbox>,
-    t0: Instant,
-    tx: crossbeam_channel::Sender<Event>,
     shared: Arc<RunShared>,
     controls: &'a RunControls,
     /// Each running attempt's own stop flag, so one attempt can be aborted (fail-fast) while
     /// the run goes on; all are set when the run ends.
-    running: HashMap<NodeId, Arc<AtomicBool>>,
+    running: FxHashMap<NodeId, Arc<AtomicBool>>,
     result: Option<Result<Option<Value>, Failure>>,
 }
 
@@ -226,10 +227,7 @@ impl Driver<'_> {
                     self.running.insert(task.node, stop.clone());
                     self.shared.queued.fetch_add(1, Ordering::AcqRel);
                     self.pool.submit(Job {
-                        sandbox: self.sandbox.clone(),
                         task,
-                        t0: self.t0,
-                        events: self.tx.clone(),
                         run: self.shared.clone(),
                         cancel: stop,
                     })
@@ -364,16 +362,16 @@ impl Host {
             queued: AtomicUsize::new(0),
             // Enough queued work to keep every worker busy while the driver wakes up.
             low_water: 2 * self.pool.size(),
+            sandbox: sandbox.clone(),
+            t0,
+            events: tx,
         });
         let controls = controls.unwrap_or_default();
         let mut driver = Driver {
             pool: &self.pool,
-            sandbox,
-            t0,
-            tx,
             shared,
             controls: &controls,
-            running: HashMap::new(),
+            running: FxHashMap::default(),
             result: None,
         };
         driver.dispatch(sched.start());
