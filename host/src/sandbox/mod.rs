@@ -419,14 +419,16 @@ impl Lane {
         &self,
         limits: &CallLimits,
     ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
-        self.instantiate_with(limits, LogPipe::new(0), LogPipe::new(0))
+        self.instantiate_with(limits, 0, &mut None)
     }
 
+    /// A fresh store and instance. Output the guest writes is kept up to `log_limit` bytes per
+    /// stream; if `_initialize` fails, what it wrote is left in `logs`.
     fn instantiate_with(
         &self,
         limits: &CallLimits,
-        stdout: LogPipe,
-        stderr: LogPipe,
+        log_limit: usize,
+        logs: &mut Option<Logs>,
     ) -> Result<(Store<Ctx>, wasmtime::Instance), CallFailure> {
         let timeout = limits.timeout.unwrap_or(self.config.default_timeout);
         let max_memory = limits
@@ -435,8 +437,8 @@ impl Lane {
             .min(self.config.max_memory_bytes);
         let ctx = Ctx {
             wasi: None,
-            stdout,
-            stderr,
+            log_limit,
+            logs: None,
             max_memory,
             memory_exceeded: None,
             deadline: Instant::now() + timeout,
@@ -481,7 +483,10 @@ impl Lane {
                     CallFailure::guest(format!("_initialize has the wrong signature: {e}"))
                 })?
                 .call(&mut store, ())
-                .map_err(|e| trap_failure(e, store.data(), None))?;
+                .map_err(|e| {
+                    *logs = store.data_mut().logs.take();
+                    trap_failure(e, store.data(), None)
+                })?;
         }
         Ok((store, instance))
     }
@@ -549,13 +554,15 @@ impl Lane {
     }
 
     fn call(&self, entity: &str, inputs: &[u8], limits: &CallLimits) -> CallOutcome {
-        let stdout = LogPipe::new(self.config.max_log_bytes);
-        let stderr = LogPipe::new(self.config.max_log_bytes);
-        let result = self.call_inner(entity, inputs, limits, stdout.clone(), stderr.clone());
+        let mut logs = None;
+        let result = self.call_inner(entity, inputs, limits, &mut logs);
+        let (stdout, stderr) = logs
+            .map(|(out, err)| (out.contents(), err.contents()))
+            .unwrap_or_default();
         CallOutcome {
             result,
-            stdout: stdout.contents(),
-            stderr: stderr.contents(),
+            stdout,
+            stderr,
         }
     }
 
@@ -564,20 +571,35 @@ impl Lane {
         entity: &str,
         inputs: &[u8],
         limits: &CallLimits,
-        stdout: LogPipe,
-        stderr: LogPipe,
+        logs: &mut Option<Logs>,
     ) -> Result<CallResult, CallFailure> {
         let call = self.calls.get(entity).ok_or_else(|| {
             CallFailure::host(format!("the module has no call export for `{entity}`"))
         })?;
-        let (mut store, instance) = self.instantiate_with(limits, stdout, stderr)?;
+        let (mut store, instance) =
+            self.instantiate_with(limits, self.config.max_log_bytes, logs)?;
+        let result = self.run(&mut store, &instance, entity, call, inputs);
+        // Whatever the outcome, what the guest wrote goes with it.
+        *logs = store.data_mut().logs.take();
+        result
+    }
+
+    /// Writes `inputs` into the fresh `instance` and calls `entity`'s export `call`.
+    fn run(
+        &self,
+        store: &mut Store<Ctx>,
+        instance: &wasmtime::Instance,
+        entity: &str,
+        call: &ModuleExport,
+        inputs: &[u8],
+    ) -> Result<CallResult, CallFailure> {
         let func = |store: &mut Store<Ctx>, e: &ModuleExport| {
             instance
                 .get_module_export(&mut *store, e)
                 .and_then(|e| e.into_func())
         };
-        let alloc = func(&mut store, &self.alloc)
-            .and_then(|f| f.typed::<i32, i32>(&store).ok())
+        let alloc = func(store, &self.alloc)
+            .and_then(|f| f.typed::<i32, i32>(&*store).ok())
             .ok_or_else(|| {
                 CallFailure::guest(format!(
                     "{} is not a function (i32) -> i32",
@@ -587,36 +609,36 @@ impl Lane {
         let len = i32::try_from(inputs.len())
             .map_err(|_| CallFailure::host("inputs larger than 2 GiB"))?;
         let ptr = alloc
-            .call(&mut store, len)
+            .call(&mut *store, len)
             .map_err(|e| trap_failure(e, store.data(), None))?;
         let memory = instance
-            .get_module_export(&mut store, &self.memory)
+            .get_module_export(&mut *store, &self.memory)
             .and_then(|e| e.into_memory())
             .ok_or_else(|| CallFailure::guest("the module exports no memory"))?;
         memory
-            .write(&mut store, ptr as u32 as usize, inputs)
+            .write(&mut *store, ptr as u32 as usize, inputs)
             .map_err(|_| {
                 CallFailure::guest(format!(
                     "{} returned {ptr:#x}, which has no room for {len} bytes",
                     abi::ALLOC_EXPORT
                 ))
             })?;
-        let f = func(&mut store, call)
-            .and_then(|f| f.typed::<(i32, i32), i64>(&store).ok())
+        let f = func(store, call)
+            .and_then(|f| f.typed::<(i32, i32), i64>(&*store).ok())
             .ok_or_else(|| {
                 CallFailure::guest(format!(
                     "the call export of `{entity}` is not (i32, i32) -> i64"
                 ))
             })?;
-        let packed = match f.call(&mut store, (ptr, len)) {
+        let packed = match f.call(&mut *store, (ptr, len)) {
             Ok(p) => p,
             Err(e) => {
-                let panic = self.panic_message(&mut store, &instance);
+                let panic = self.panic_message(store, instance);
                 return Err(trap_failure(e, store.data(), panic));
             }
         };
         let bytes = self
-            .read(&mut store, &instance, packed, self.config.max_output_bytes)
+            .read(store, instance, packed, self.config.max_output_bytes)
             .map_err(CallFailure::guest)?;
         codec::decode::<CallResult>(&bytes).map_err(|e| {
             CallFailure::guest(format!(
@@ -645,13 +667,17 @@ pub struct CallLimits {
     pub fuel: Option<u64>,
 }
 
+/// A call's captured stdout and stderr.
+type Logs = (LogPipe, LogPipe);
+
 pub(crate) struct Ctx {
     /// Built on the guest's first WASI call: a task that computes and returns makes none,
     /// and building one (its streams, table and seeded RNGs) is a tenth of a fresh instance.
     wasi: Option<WasiP1Ctx>,
-    /// Where that context sends the guest's stdout and stderr.
-    stdout: LogPipe,
-    stderr: LogPipe,
+    /// Bytes kept per stream of what the guest writes.
+    log_limit: usize,
+    /// Where that context sends the guest's stdout and stderr, made with it.
+    logs: Option<Logs>,
     max_memory: usize,
     /// The size the guest tried to grow its memory to, past `max_memory`.
     memory_exceeded: Option<usize>,
@@ -665,11 +691,13 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn wasi(&mut self) -> &mut WasiP1Ctx {
-        let (stdout, stderr) = (&self.stdout, &self.stderr);
+        let (limit, logs) = (self.log_limit, &mut self.logs);
         self.wasi.get_or_insert_with(|| {
+            let (stdout, stderr) = (LogPipe::new(limit), LogPipe::new(limit));
+            *logs = Some((stdout.clone(), stderr.clone()));
             WasiCtxBuilder::new()
-                .stdout(stdout.clone())
-                .stderr(stderr.clone())
+                .stdout(stdout)
+                .stderr(stderr)
                 .build_p1()
         })
     }
