@@ -70,8 +70,13 @@ impl WorkerPool {
                 std::thread::Builder::new()
                     .name(format!("sandflow-worker-{i}"))
                     .spawn(move || {
+                        let mut inputs = Vec::new();
                         while let Ok(job) = rx.recv() {
-                            run_job(job, i);
+                            run_job(job, i, &mut inputs);
+                            // Keep the buffer for the next job, unless one was very large.
+                            if inputs.capacity() > 1 << 20 {
+                                inputs = Vec::new();
+                            }
                         }
                     })?,
             );
@@ -102,8 +107,9 @@ impl Drop for WorkerPool {
     }
 }
 
-/// Runs `job` on worker `worker`, in that worker's lane (engine and instance pool).
-fn run_job(job: Job, worker: usize) {
+/// Runs `job` on worker `worker`, in that worker's lane (engine and instance pool), encoding
+/// its inputs into the worker's buffer `inputs`.
+fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
     if job.run.queued.fetch_sub(1, Ordering::AcqRel) == job.run.low_water + 1 {
         // The queue just fell to the low-water mark: let the driver top it up while this
         // attempt runs, with whatever results have piled up.
@@ -139,12 +145,13 @@ fn run_job(job: Job, worker: usize) {
             .task
             .max_memory_mb
             .map(|mb| (mb as usize).saturating_mul(1 << 20)),
-        cancel: Some(job.cancel.clone()),
+        cancel: Some(job.cancel),
         fuel: job.task.fuel,
     };
-    let (outcome, stdout, stderr) = match codec::encode(&job.task.inputs) {
-        Ok(bytes) => {
-            let o = run.sandbox.call_in(worker, entity, &bytes, &limits);
+    inputs.clear();
+    let (outcome, stdout, stderr) = match codec::encode_to(&job.task.inputs, inputs) {
+        Ok(()) => {
+            let o = run.sandbox.call_in(worker, entity, inputs, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
                 Err(f) => Outcome::Failed {

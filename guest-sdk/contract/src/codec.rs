@@ -29,6 +29,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError(format!("encode: {e}")))
 }
 
+/// Encodes `value` at the end of `buf`, so a caller can reuse one buffer for many values.
+pub fn encode_to<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, buf, config())
+        .map(|_| ())
+        .map_err(|e| CodecError(format!("encode: {e}")))
+}
+
 /// Decodes a `T` that must span all of `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     crate::depth::start_decode();
@@ -128,6 +135,15 @@ mod tests {
         // A large message within the bound still decodes.
         let ok = Value::List(vec![Value::Int(1); 100_000]);
         assert_eq!(decode::<Value>(&encode(&ok).unwrap()).unwrap(), ok);
+    }
+
+    #[test]
+    fn encode_to_appends_what_encode_returns() {
+        let v = Value::List(vec![Value::Str("abc".into()), Value::Int(-300)]);
+        let mut buf = vec![9];
+        encode_to(&v, &mut buf).unwrap();
+        assert_eq!(buf[0], 9);
+        assert_eq!(&buf[1..], &encode(&v).unwrap()[..]);
     }
 
     #[test]

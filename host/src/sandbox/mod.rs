@@ -10,8 +10,8 @@ pub use logs::LogPipe;
 
 use crate::cache;
 use crate::module::{ModuleDecl, ModuleError};
+use rustc_hash::FxHashMap;
 use sandflow_contract::{abi, codec, CallResult, EntityDecl};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -138,7 +138,7 @@ struct Lane {
     memory: ModuleExport,
     version: ModuleExport,
     panic_message: Option<ModuleExport>,
-    calls: HashMap<String, ModuleExport>,
+    calls: FxHashMap<String, ModuleExport>,
     decls: Vec<(String, ModuleExport)>,
 }
 
@@ -392,7 +392,7 @@ impl Lane {
         let memory = export("memory").ok_or_else(|| missing("memory"))?;
         let version =
             export(abi::ABI_VERSION_EXPORT).ok_or_else(|| missing(abi::ABI_VERSION_EXPORT))?;
-        let mut calls = HashMap::new();
+        let mut calls = FxHashMap::default();
         let mut decl_exports = Vec::new();
         for e in module.exports() {
             if let Some(name) = e.name().strip_prefix(abi::CALL_PREFIX) {
@@ -499,6 +499,19 @@ impl Lane {
         packed: i64,
         limit: usize,
     ) -> Result<Vec<u8>, String> {
+        self.read_with(store, instance, packed, limit, <[u8]>::to_vec)
+    }
+
+    /// Hands `f` the buffer `packed` points at, in the guest's memory, refusing more than
+    /// `limit` bytes.
+    fn read_with<R>(
+        &self,
+        store: &mut Store<Ctx>,
+        instance: &wasmtime::Instance,
+        packed: i64,
+        limit: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, String> {
         let (ptr, len) = abi::unpack(packed);
         if len as usize > limit {
             return Err(format!(
@@ -519,7 +532,7 @@ impl Lane {
                 data.len()
             ));
         }
-        Ok(data[start..end].to_vec())
+        Ok(f(&data[start..end]))
     }
 
     fn panic_message(
@@ -637,10 +650,16 @@ impl Lane {
                 return Err(trap_failure(e, store.data(), panic));
             }
         };
-        let bytes = self
-            .read(store, instance, packed, self.config.max_output_bytes)
-            .map_err(CallFailure::guest)?;
-        codec::decode::<CallResult>(&bytes).map_err(|e| {
+        // Decoded where the guest left it: no copy out of its memory first.
+        self.read_with(
+            store,
+            instance,
+            packed,
+            self.config.max_output_bytes,
+            codec::decode::<CallResult>,
+        )
+        .map_err(CallFailure::guest)?
+        .map_err(|e| {
             CallFailure::guest(format!(
                 "the guest returned bytes that are not a call result ({e})"
             ))
