@@ -13,6 +13,11 @@
 //!
 //! Progress goes to stderr; the table and the machine to stdout.
 
+// The same allocator as the `sandflow` binary, so the engine cases (and the million-element
+// map's peak RSS) measure what the CLI does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, bail, ensure, Context};
 use sandflow_contract::{abi, codec, CallResult, EntityDecl, Value};
 use sandflow_host::runner::{Host, Report};

@@ -3,6 +3,11 @@
 
 mod cli;
 
+// mimalloc rather than glibc's malloc: every task execution's inputs and results are
+// allocated on one thread and freed on another (see host/Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
