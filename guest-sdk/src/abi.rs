@@ -1,8 +1,10 @@
 //! The guest side of the ABI (see `sandflow_contract::abi` for the contract): the SDK's own
 //! exports, and the two functions every entity's generated exports call.
 
-use sandflow_contract::{abi, codec, CallResult, EntityDecl, Value};
-use std::cell::RefCell;
+use crate::wire::{Output, Typed};
+use crate::SfType;
+use sandflow_contract::{abi, codec, CallResult, EntityDecl};
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static PANIC_MESSAGE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -36,10 +38,20 @@ fn leak(bytes: Vec<u8>) -> i64 {
     abi::pack(ptr, len)
 }
 
-fn encode_result(r: &CallResult) -> i64 {
+/// Encodes `r` for the host: the body of every call export's answer but a task's output.
+pub fn encode_call_result(r: &CallResult) -> i64 {
     match codec::encode(r) {
         Ok(b) => leak(b),
         Err(e) => leak(codec::encode(&CallResult::Error(e.to_string())).unwrap_or_default()),
+    }
+}
+
+/// Encodes a task's output `v` as `CallResult::Output(Some(v))`, writing `v` straight from
+/// its Rust form (see `wire.rs`): the same bytes as through `Value`, without building it.
+pub fn encode_output<T: SfType>(v: T) -> i64 {
+    match codec::encode(&Output(Cell::new(Some(v)))) {
+        Ok(b) => leak(b),
+        Err(e) => encode_call_result(&CallResult::Error(e.to_string())),
     }
 }
 
@@ -52,19 +64,52 @@ pub fn decl_entity(decl: fn() -> EntityDecl) -> i64 {
     }
 }
 
-/// Body of `sandflow:call:<name>`: decode the inputs the host wrote at `ptr`, run `f`.
+/// Body of `sandflow:call:<name>`: hands `f` the encoded inputs the host wrote at `ptr`.
 ///
 /// # Safety
 /// `ptr..ptr+len` must be a buffer the host filled after `sandflow_alloc(len)` returned `ptr`.
-pub unsafe fn call_entity(ptr: u32, len: u32, f: fn(Vec<Value>) -> CallResult) -> i64 {
+pub unsafe fn call_entity(ptr: u32, len: u32, f: fn(&[u8]) -> i64) -> i64 {
     install_panic_hook();
     // SAFETY: the host wrote `len` bytes at `ptr`, which `sandflow_alloc` handed out.
     let input = unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) };
-    let result = match codec::decode::<Vec<Value>>(input) {
-        Ok(inputs) => f(inputs),
-        Err(e) => CallResult::Error(format!("could not read the inputs the host sent: {e}")),
-    };
-    encode_result(&result)
+    f(input)
+}
+
+/// A call's encoded inputs (`Vec<Value>` in interface order), read one by one into the
+/// types of the entity's parameters.
+pub struct Args<'a> {
+    reader: codec::SeqReader<'a>,
+}
+
+impl<'a> Args<'a> {
+    /// Starts reading `bytes`, which must hold exactly as many inputs as `entity` has `params`.
+    pub fn new(bytes: &'a [u8], entity: &str, params: usize) -> Result<Args<'a>, String> {
+        let reader = codec::SeqReader::new(bytes)
+            .map_err(|e| format!("could not read the inputs the host sent: {e}"))?;
+        if reader.len() != params {
+            return Err(format!(
+                "{entity} takes {params} inputs, the host sent {}",
+                reader.len()
+            ));
+        }
+        Ok(Args { reader })
+    }
+
+    /// Reads the next input, the parameter `name`, as a `T`.
+    pub fn next<T: SfType>(&mut self, name: &str) -> Result<T, String> {
+        match self.reader.next_seed(Typed::<T>::new()) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(format!("input `{name}`: {e}")),
+            None => Err(format!("input `{name}`: missing")),
+        }
+    }
+
+    /// Checks that nothing follows the last input.
+    pub fn finish(self) -> Result<(), String> {
+        self.reader
+            .finish()
+            .map_err(|e| format!("could not read the inputs the host sent: {e}"))
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

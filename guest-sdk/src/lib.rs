@@ -28,6 +28,7 @@
 mod abi;
 mod builder;
 mod types;
+mod wire;
 
 pub use builder::{map, Entity, IntoBinding, MapBuilder, Promise};
 pub use sandflow_macros::{dynamic, launch_plan, task, workflow, SfType};
@@ -36,7 +37,7 @@ pub use types::{Bytes, SfType};
 /// Items the macros expand to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::abi::{call_entity, decl_entity};
+    pub use crate::abi::{call_entity, decl_entity, encode_call_result, encode_output, Args};
     pub use crate::builder::{add_node, build_graph, input_promise, into_output};
     pub use sandflow_contract::{
         self as contract, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, TaskConfig,

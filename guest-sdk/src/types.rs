@@ -1,7 +1,12 @@
 //! [`SfType`]: the Rust types that may cross a task boundary, and their sandflow [`Type`].
 
-use sandflow_contract::{Type, Value};
+use crate::wire::{ListOf, OptionOf, OwnedList, OwnedOption};
+use sandflow_contract::{wire, Type, Value};
+use serde::de::{self, Deserializer};
+use serde::ser::Serializer;
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 
 /// A Rust type with a sandflow type: i64, f64, bool, String, [`Bytes`], `Vec<T>`,
 /// string-keyed maps, `Option<T>`, and structs with `#[derive(SfType)]`.
@@ -25,6 +30,22 @@ pub trait SfType: Sized {
     fn into_value(self) -> Value;
     /// Reads a value of [`SfType::sf_type`]; the error says what was found instead.
     fn from_value(v: Value) -> Result<Self, String>;
+
+    /// Reads a value of this type from the encoded form of its [`Value`] (what a task's inputs
+    /// arrive as). The default goes through `Value`; scalars, lists and optionals read their
+    /// encoding directly, without building the `Value`. Not needed in user code.
+    #[doc(hidden)]
+    fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(d)?;
+        Self::from_value(v).map_err(|e| de::Error::custom(crate::wire::at_path(e)))
+    }
+
+    /// Writes this value exactly as its [`Value`] would be encoded (what a task's output is
+    /// sent as). The default goes through `Value`. Not needed in user code.
+    #[doc(hidden)]
+    fn serialize_owned<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.into_value(), s)
+    }
 }
 
 fn mismatch<T>(expected: &Type, found: &Value) -> Result<T, String> {
@@ -32,7 +53,7 @@ fn mismatch<T>(expected: &Type, found: &Value) -> Result<T, String> {
 }
 
 macro_rules! scalar {
-    ($t:ty, $variant:ident, $ty:expr) => {
+    ($t:ty, $variant:ident, $ty:expr, $tag:ident) => {
         impl SfType for $t {
             fn sf_type() -> Type {
                 $ty
@@ -46,14 +67,20 @@ macro_rules! scalar {
                     other => mismatch(&$ty, &other),
                 }
             }
+            fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                crate::wire::expect(d, wire::$tag, Self::sf_type, PhantomData::<$t>)
+            }
+            fn serialize_owned<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_newtype_variant(wire::VALUE, wire::$tag, stringify!($variant), &self)
+            }
         }
     };
 }
 
-scalar!(i64, Int, Type::Int);
-scalar!(f64, Float, Type::Float);
-scalar!(bool, Bool, Type::Bool);
-scalar!(String, Str, Type::Str);
+scalar!(i64, Int, Type::Int, INT);
+scalar!(f64, Float, Type::Float, FLOAT);
+scalar!(bool, Bool, Type::Bool, BOOL);
+scalar!(String, Str, Type::Str, STR);
 
 /// Raw bytes (`Vec<u8>` would be a list of integers).
 ///
@@ -100,6 +127,13 @@ impl<T: SfType> SfType for Vec<T> {
             other => mismatch(&Self::sf_type(), &other),
         }
     }
+    fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire::expect(d, wire::LIST, Self::sf_type, ListOf::<T>(PhantomData))
+    }
+    fn serialize_owned<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+        let items = OwnedList(Cell::new(Some(self)));
+        s.serialize_newtype_variant(wire::VALUE, wire::LIST, "List", &items)
+    }
 }
 
 impl<T: SfType> SfType for Option<T> {
@@ -115,6 +149,13 @@ impl<T: SfType> SfType for Option<T> {
             Value::Optional(Some(x)) => T::from_value(*x).map(Some),
             other => mismatch(&Self::sf_type(), &other),
         }
+    }
+    fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::wire::expect(d, wire::OPTIONAL, Self::sf_type, OptionOf::<T>(PhantomData))
+    }
+    fn serialize_owned<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+        let x = OwnedOption(Cell::new(Some(self)));
+        s.serialize_newtype_variant(wire::VALUE, wire::OPTIONAL, "Optional", &x)
     }
 }
 

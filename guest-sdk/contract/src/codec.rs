@@ -4,7 +4,10 @@
 //! decoder allocate more than that, and it must consume the whole buffer: trailing bytes mean
 //! the two sides disagree about the format, which is an error, not something to ignore.
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{
+    de::{DeserializeOwned, DeserializeSeed},
+    Serialize,
+};
 
 /// Upper bound on what one decode may allocate.
 pub const MAX_DECODE_BYTES: usize = 1 << 30;
@@ -49,6 +52,80 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         )));
     }
     Ok(v)
+}
+
+/// Reads an encoded sequence (a `Vec<T>` as [`encode`] writes it) one element at a time, each
+/// with a seed of the caller's: a caller that knows each element's type can decode it straight
+/// into that type. [`SeqReader::finish`] then checks that nothing is left over.
+pub struct SeqReader<'a> {
+    bytes: &'a [u8],
+    len: usize,
+    read: usize,
+}
+
+impl<'a> SeqReader<'a> {
+    /// Reads the sequence's length.
+    pub fn new(bytes: &'a [u8]) -> Result<SeqReader<'a>, CodecError> {
+        // A sequence starts with its length, encoded as a u64 is.
+        let (len, used): (u64, usize) = bincode::serde::decode_from_slice(bytes, config())
+            .map_err(|e| CodecError(format!("decode: {e}")))?;
+        Ok(SeqReader {
+            bytes: &bytes[used..],
+            len: usize::try_from(len).map_err(|_| CodecError("decode: length overflow".into()))?,
+            read: 0,
+        })
+    }
+
+    /// How many elements the sequence has.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Decodes the next element with `seed`, or `None` past the last one.
+    pub fn next_seed<S: DeserializeSeed<'a>>(
+        &mut self,
+        seed: S,
+    ) -> Option<Result<S::Value, CodecError>> {
+        if self.read == self.len {
+            return None;
+        }
+        self.read += 1;
+        crate::depth::start_decode();
+        Some(
+            bincode::serde::seed_decode_from_slice(seed, self.bytes, config())
+                .map(|(v, used)| {
+                    self.bytes = &self.bytes[used..];
+                    v
+                })
+                .map_err(|e| match e {
+                    // A message of the seed's own (a type mismatch): as it is.
+                    bincode::error::DecodeError::OtherString(m) => CodecError(m),
+                    e => CodecError(format!("decode: {e}")),
+                }),
+        )
+    }
+
+    /// Checks that every element was read and no bytes follow the last.
+    pub fn finish(self) -> Result<(), CodecError> {
+        if self.read != self.len {
+            return Err(CodecError(format!(
+                "decode: {} of {} elements left unread",
+                self.len - self.read,
+                self.len
+            )));
+        }
+        if !self.bytes.is_empty() {
+            return Err(CodecError(format!(
+                "decode: {} trailing bytes after the sequence",
+                self.bytes.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +221,34 @@ mod tests {
         encode_to(&v, &mut buf).unwrap();
         assert_eq!(buf[0], 9);
         assert_eq!(&buf[1..], &encode(&v).unwrap()[..]);
+    }
+
+    #[test]
+    fn a_seq_reader_reads_what_encode_wrote_element_by_element() {
+        use std::marker::PhantomData;
+        let items = vec![Value::Int(1), Value::Str("two".into()), Value::Int(3)];
+        let bytes = encode(&items).unwrap();
+        let mut r = SeqReader::new(&bytes).unwrap();
+        assert_eq!(r.len(), 3);
+        let mut got = Vec::new();
+        while let Some(v) = r.next_seed(PhantomData::<Value>) {
+            got.push(v.unwrap());
+        }
+        r.finish().unwrap();
+        assert_eq!(got, items);
+        // Stopping early, or bytes after the last element, is an error.
+        let mut r = SeqReader::new(&bytes).unwrap();
+        r.next_seed(PhantomData::<Value>).unwrap().unwrap();
+        assert!(r
+            .finish()
+            .unwrap_err()
+            .0
+            .contains("2 of 3 elements left unread"));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let mut r = SeqReader::new(&longer).unwrap();
+        while r.next_seed(PhantomData::<Value>).is_some() {}
+        assert!(r.finish().unwrap_err().0.contains("1 trailing bytes"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - [`interface`]: typed interfaces and entity declarations a guest module exports;
 //! - [`graph`]: the graph specs that workflows and dynamics build;
 //! - [`abi`]: export names and the ABI version;
-//! - [`codec`]: the one place bytes are encoded and decoded (bincode 2).
+//! - [`codec`]: the one place bytes are encoded and decoded (bincode 2);
+//! - [`wire`]: the serde names and tags of `Value` and `CallResult`, for typed fast paths.
 //!
 //! This crate has no wasmtime and no tokio in it: guests compile it to wasm32-wasip1.
 
@@ -14,6 +15,7 @@ pub mod depth;
 pub mod graph;
 pub mod interface;
 pub mod value;
+pub mod wire;
 
 pub use graph::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
 pub use interface::{

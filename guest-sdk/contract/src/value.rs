@@ -102,16 +102,22 @@ impl fmt::Display for Type {
 impl Value {
     /// A short name of this value's shape, for error messages.
     pub fn kind(&self) -> &'static str {
+        crate::wire::kind(self.tag())
+    }
+
+    /// This value's variant tag (see [`crate::wire`]).
+    pub fn tag(&self) -> u32 {
+        use crate::wire::*;
         match self {
-            Value::Int(_) => "an integer",
-            Value::Float(_) => "a float",
-            Value::Bool(_) => "a bool",
-            Value::Str(_) => "a string",
-            Value::Bytes(_) => "bytes",
-            Value::List(_) => "a list",
-            Value::Map(_) => "a map",
-            Value::Optional(_) => "an optional",
-            Value::Record(_) => "a record",
+            Value::Int(_) => INT,
+            Value::Float(_) => FLOAT,
+            Value::Bool(_) => BOOL,
+            Value::Str(_) => STR,
+            Value::Bytes(_) => BYTES,
+            Value::List(_) => LIST,
+            Value::Map(_) => MAP,
+            Value::Optional(_) => OPTIONAL,
+            Value::Record(_) => RECORD,
         }
     }
 

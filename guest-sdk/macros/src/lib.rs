@@ -306,6 +306,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     let arg_names: Vec<&Ident> = args.iter().map(|a| &a.name).collect();
     let arg_strs: Vec<String> = args.iter().map(|a| a.name.to_string()).collect();
     let arg_tys: Vec<&Type> = args.iter().map(|a| &a.ty).collect();
+    let n_args = args.len();
     let p = quote!(::sandflow::__private);
     let mod_vis = match &vis {
         Visibility::Inherited => quote!(pub(super)),
@@ -382,18 +383,20 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             let block = block.expect("tasks have bodies");
             plain = quote!(#(#attrs)* #vis #sig #block);
             kind_decl = quote!(#p::EntityKind::Task(#task_config));
+            // The answer, encoded: a task's output is written straight from its Rust value.
+            let error =
+                quote!(#p::encode_call_result(&#p::contract::CallResult::Error(e.to_string())));
+            let nothing = quote!(#p::encode_call_result(&#p::contract::CallResult::Output(None)));
             let wrap = match (&out.ty, out.fallible) {
-                (Some(_), false) => {
-                    quote!(#p::contract::CallResult::Output(Some(::sandflow::SfType::into_value(__r))))
-                }
-                (None, false) => quote!({ let () = __r; #p::contract::CallResult::Output(None) }),
+                (Some(_), false) => quote!(#p::encode_output(__r)),
+                (None, false) => quote!({ let () = __r; #nothing }),
                 (Some(_), true) => quote!(match __r {
-                    Ok(v) => #p::contract::CallResult::Output(Some(::sandflow::SfType::into_value(v))),
-                    Err(e) => #p::contract::CallResult::Error(e.to_string()),
+                    Ok(v) => #p::encode_output(v),
+                    Err(e) => #error,
                 }),
                 (None, true) => quote!(match __r {
-                    Ok(()) => #p::contract::CallResult::Output(None),
-                    Err(e) => #p::contract::CallResult::Error(e.to_string()),
+                    Ok(()) => #nothing,
+                    Err(e) => #error,
                 }),
             };
             invoke = quote! {
@@ -412,7 +415,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
                     #p::build_graph(#policy, move || { #body })
                 }
             };
-            invoke = quote!(#p::contract::CallResult::Graph(graph(#(#arg_names),*)));
+            invoke = quote!(#p::encode_call_result(&#p::contract::CallResult::Graph(graph(#(#arg_names),*))));
         }
         Kind::Workflow => {
             let block = block.expect("workflows have bodies");
@@ -458,20 +461,22 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
         let export = format!("sandflow:call:{name_str}");
         quote! {
             #[allow(dead_code)]
-            fn __invoke(__inputs: Vec<#p::Value>) -> #p::contract::CallResult {
-                let __names: &[&str] = &[#(#arg_strs),*];
-                if __inputs.len() != __names.len() {
-                    return #p::contract::CallResult::Error(format!(
-                        "{} takes {} inputs, the host sent {}", #name_str, __names.len(), __inputs.len()));
-                }
-                #[allow(unused_mut, unused_variables)]
-                let mut __it = __inputs.into_iter();
+            fn __invoke(__bytes: &[u8]) -> i64 {
+                let __fail = |e: String| #p::encode_call_result(&#p::contract::CallResult::Error(e));
+                #[allow(unused_mut)]
+                let mut __args = match #p::Args::new(__bytes, #name_str, #n_args) {
+                    Ok(a) => a,
+                    Err(e) => return __fail(e),
+                };
                 #(
-                    let #arg_names: #arg_tys = match ::sandflow::SfType::from_value(__it.next().expect("length checked")) {
+                    let #arg_names: #arg_tys = match __args.next::<#arg_tys>(#arg_strs) {
                         Ok(v) => v,
-                        Err(e) => return #p::contract::CallResult::Error(format!("input `{}`: {}", #arg_strs, e)),
+                        Err(e) => return __fail(e),
                     };
                 )*
+                if let Err(e) = __args.finish() {
+                    return __fail(e);
+                }
                 #invoke
             }
             #[cfg(target_arch = "wasm32")]
