@@ -7,7 +7,6 @@ use sandflow_host::json;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 #[derive(Args)]
 /// List the entities of a module with their typed interfaces
@@ -16,7 +15,7 @@ pub struct DescribeArgs {
     module: PathBuf,
 }
 
-pub fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
+pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
     let host = Host::new(1)?;
     let sandbox = host.load(&module_path(&args.module)?)?;
     let text: Vec<String> = sandbox
@@ -26,7 +25,7 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<ExitCode> {
         .map(|e| line(&sandbox.decl, e))
         .collect();
     super::print_stdout(&text.join("\n"));
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {

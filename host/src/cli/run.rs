@@ -10,7 +10,6 @@ use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeNode, Tr
 use serde_json::Value as Json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -107,7 +106,8 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
     Ok(pairs)
 }
 
-pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+/// Runs the entity; the process exit code: 0 success, 1 failed, 130 cancelled.
+pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
     // Before the run starts (building the guest, compiling the module), it just exits 130.
     // The handler is installed first, so an early Ctrl-C never kills the process unreported.
@@ -233,18 +233,18 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
                 let text = serde_json::to_string(&json::to_json(&v, &t))?;
                 super::print_stdout(&text);
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         Err(f) if f.cancelled => {
             eprintln!(
                 "sandflow: {entity_name} cancelled after {:.1} ms",
                 report.elapsed.as_secs_f64() * 1e3
             );
-            Ok(ExitCode::from(130))
+            Ok(130)
         }
         Err(f) => {
             eprintln!("error: {entity_name} failed: {f}");
-            Ok(ExitCode::from(1))
+            Ok(1)
         }
     }
 }
