@@ -51,44 +51,21 @@ mod tests {
 
     impl Serialize for ByTag<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let v = |tag: u32| (VALUE, tag, VALUE_VARIANTS[tag as usize]);
+            macro_rules! tagged {
+                ($tag:expr, $x:expr) => {
+                    s.serialize_newtype_variant(VALUE, $tag, VALUE_VARIANTS[$tag as usize], $x)
+                };
+            }
             match self.0 {
-                Value::Int(x) => {
-                    let (n, t, name) = v(INT);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Float(x) => {
-                    let (n, t, name) = v(FLOAT);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Bool(x) => {
-                    let (n, t, name) = v(BOOL);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Str(x) => {
-                    let (n, t, name) = v(STR);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Bytes(x) => {
-                    let (n, t, name) = v(BYTES);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::List(x) => {
-                    let (n, t, name) = v(LIST);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Map(x) => {
-                    let (n, t, name) = v(MAP);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Optional(x) => {
-                    let (n, t, name) = v(OPTIONAL);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
-                Value::Record(x) => {
-                    let (n, t, name) = v(RECORD);
-                    s.serialize_newtype_variant(n, t, name, x)
-                }
+                Value::Int(x) => tagged!(INT, x),
+                Value::Float(x) => tagged!(FLOAT, x),
+                Value::Bool(x) => tagged!(BOOL, x),
+                Value::Str(x) => tagged!(STR, x),
+                Value::Bytes(x) => tagged!(BYTES, x),
+                Value::List(x) => tagged!(LIST, x),
+                Value::Map(x) => tagged!(MAP, x),
+                Value::Optional(x) => tagged!(OPTIONAL, x),
+                Value::Record(x) => tagged!(RECORD, x),
             }
         }
     }
