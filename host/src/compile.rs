@@ -4,7 +4,8 @@
 
 use crate::module::ModuleDecl;
 use sandflow_contract::{
-    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, Type, Value,
+    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type,
+    Value,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -301,6 +302,19 @@ pub fn deps(node: &NodeSpec) -> Vec<usize> {
     let mut out = Vec::new();
     node.inputs.iter().for_each(|(_, b)| walk(b, &mut out));
     out
+}
+
+/// A task's or dynamic's declared limits can be met: a limit of zero would fail every
+/// attempt for a reason no retry changes, so it is refused when the module loads.
+pub fn check_task_config(e: &EntityDecl, c: &TaskConfig) -> Result<(), CompileError> {
+    let at = || format!("{} {}", e.kind.name(), e.name);
+    if c.max_memory_mb == Some(0) {
+        return Err(err(at(), "max_memory_mb must be at least 1"));
+    }
+    if c.timeout_ms == Some(0) {
+        return Err(err(at(), "timeout_ms must be at least 1"));
+    }
+    Ok(())
 }
 
 /// A launch plan names a workflow of the module, declares a subset of its interface, and its

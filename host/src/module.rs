@@ -75,6 +75,11 @@ impl ModuleDecl {
             graphs: Vec::new(),
             targets,
         };
+        for e in &decl.entities {
+            if let EntityKind::Task(c) | EntityKind::Dynamic(c) = &e.kind {
+                compile::check_task_config(e, c)?;
+            }
+        }
         let mut widened = Vec::new();
         for (i, e) in decl.entities.iter().enumerate() {
             if let EntityKind::LaunchPlan(lp) = &e.kind {
@@ -141,5 +146,47 @@ impl ModuleDecl {
             .map(|e| e.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sandflow_contract::{Interface, TaskConfig};
+
+    fn task(config: TaskConfig) -> EntityDecl {
+        EntityDecl {
+            name: "t".into(),
+            interface: Interface {
+                inputs: Vec::new(),
+                output: None,
+            },
+            kind: EntityKind::Task(config),
+        }
+    }
+
+    #[test]
+    fn a_task_declaring_a_limit_of_zero_fails_the_load() {
+        let cases = [
+            (
+                TaskConfig {
+                    max_memory_mb: Some(0),
+                    ..TaskConfig::default()
+                },
+                "task t: max_memory_mb must be at least 1",
+            ),
+            (
+                TaskConfig {
+                    timeout_ms: Some(0),
+                    ..TaskConfig::default()
+                },
+                "task t: timeout_ms must be at least 1",
+            ),
+        ];
+        for (config, expected) in cases {
+            let e = ModuleDecl::new(vec![task(config)]).expect_err("refused");
+            assert_eq!(e.to_string(), expected);
+        }
+        assert!(ModuleDecl::new(vec![task(TaskConfig::default())]).is_ok());
     }
 }

@@ -41,11 +41,16 @@ pub struct SandboxConfig {
     pub max_output_bytes: usize,
 }
 
+impl SandboxConfig {
+    /// The default [`SandboxConfig::max_memory_bytes`].
+    pub const DEFAULT_MAX_MEMORY_BYTES: usize = 256 << 20;
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             max_instances: 64,
-            max_memory_bytes: 256 << 20,
+            max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
             max_log_bytes: 1 << 20,
             default_timeout: Duration::from_secs(300),
             max_output_bytes: 64 << 20,
@@ -53,8 +58,11 @@ impl Default for SandboxConfig {
     }
 }
 
-/// Fuel the panic-message export gets after a failed call.
+/// Fuel the panic-message export gets at most after a failed call (never more than the
+/// attempt has left).
 const PANIC_MESSAGE_FUEL: u64 = 50_000_000;
+/// Time the panic-message export gets at most (never past the attempt's own deadline).
+const PANIC_MESSAGE_TIME: Duration = Duration::from_secs(1);
 
 /// Bytes of each linear memory reset in place rather than decommitted.
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
@@ -469,10 +477,22 @@ impl Lane {
             }
             Ok(UpdateDeadline::Continue(1))
         });
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| CallFailure::host(format!("could not instantiate the module: {e:#}")))?;
+        let instance =
+            self.pre
+                .instantiate(&mut store)
+                .map_err(|e| match store.data().memory_exceeded {
+                    // The module's own initial memory is past the attempt's limit: the task's (or
+                    // the run's) limit is too low for it, which no retry changes.
+                    Some(desired) => CallFailure::guest(format!(
+                        "needs {} of memory to start, more than its memory limit of {}",
+                        human_bytes(desired as u64),
+                        human_bytes(max_memory as u64)
+                    )),
+                    None => CallFailure::host(format!(
+                        "could not instantiate the module: {}",
+                        error_text(&e)
+                    )),
+                })?;
         if let Some(init) = &self.initialize {
             let f = instance
                 .get_module_export(&mut store, init)
@@ -550,13 +570,18 @@ impl Lane {
             .into_func()?
             .typed::<(), i64>(&*store)
             .ok()?;
-        // The export is guest code too: give it a second, and whatever it does (loop, grow
-        // memory), report what the call itself failed of, not what this export did.
+        // The export is guest code too, and part of the attempt: it runs within what the
+        // attempt has left of its deadline and its fuel (at most a second and
+        // PANIC_MESSAGE_FUEL of them), and whatever it does (loop, grow memory), the failure
+        // reported is the call's own, not this export's.
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        if fuel_left == 0 {
+            return None;
+        }
         let c = store.data_mut();
         let saved = (c.deadline, c.memory_exceeded);
-        c.deadline = Instant::now() + Duration::from_secs(1);
-        // A budget of its own, whatever the call left of the task's fuel.
-        let _ = store.set_fuel(PANIC_MESSAGE_FUEL);
+        c.deadline = c.deadline.min(Instant::now() + PANIC_MESSAGE_TIME);
+        let _ = store.set_fuel(fuel_left.min(PANIC_MESSAGE_FUEL));
         let packed = f.call(&mut *store, ());
         let c = store.data_mut();
         (c.deadline, c.memory_exceeded) = saved;
@@ -787,17 +812,37 @@ fn trap_failure(e: wasmtime::Error, ctx: &Ctx, panic: Option<String>) -> CallFai
             },
             // Displays as "wasm trap: <what>".
             Some(t) => t.to_string(),
-            None => format!("{e:#}")
-                .lines()
-                .next()
-                .unwrap_or("trapped")
-                .to_string(),
+            None => error_text(&e),
         }
     };
     CallFailure {
         user: true,
         message,
         backtrace,
+    }
+}
+
+/// An error's whole chain of causes on one line (`outer: inner: root`), without the wasm
+/// backtrace wasmtime adds as context (it is reported on its own) and without a cause that
+/// only repeats the one before it.
+fn error_text(e: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        // WasmBacktrace's own Display (it is not an `Error` to downcast to).
+        if text.starts_with("error while executing at wasm backtrace") {
+            continue;
+        }
+        let text = text.lines().next().unwrap_or("").trim().to_string();
+        if text.is_empty() || parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    if parts.is_empty() {
+        "trapped".to_string()
+    } else {
+        parts.join(": ")
     }
 }
 
