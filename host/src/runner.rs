@@ -411,7 +411,11 @@ impl Host {
                 ended += 1;
                 let commands = driver.feed(&mut sched, &mut log, ev);
                 driver.dispatch(commands);
-                if driver.result.is_some() {
+                // A cancel is acted on between two events, not after a whole batch: a batch
+                // can hold thousands of results, and one of them a large graph to compile.
+                if driver.result.is_some()
+                    || (!cancelled && controls.cancel.load(Ordering::Relaxed))
+                {
                     break;
                 }
             }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-pub use tree::{render_tree, TreeNode, TreeOptions};
+pub use tree::{render_tree, AttemptOutput, TreeNode, TreeOptions};
 
 pub type NodeId = u32;
 pub type ExecId = u32;
@@ -37,7 +37,14 @@ pub struct Options {
     pub max_nodes: usize,
     /// Per-run overrides of what tasks declare (the CLI's `--task-*` options).
     pub overrides: TaskOverrides,
+    /// Bytes of task output the run keeps in memory over all its attempts (each attempt's
+    /// stdout and stderr are also bounded by the sandbox). Output past it is counted in
+    /// [`Scheduler::logs_dropped`], not kept.
+    pub max_log_bytes: u64,
 }
+
+/// The default [`Options::max_log_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 64 << 20;
 
 /// Replaces, for every task and dynamic of a run, what they declare in the SDK.
 #[derive(Clone, Debug, Default)]
@@ -55,6 +62,7 @@ impl Default for Options {
             max_depth: 64,
             max_nodes: 20_000_000,
             overrides: TaskOverrides::default(),
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
     }
 }
@@ -214,7 +222,76 @@ struct MapState {
 struct AttemptLog {
     timing: Timing,
     message: String,
+    /// What this attempt wrote, when another attempt followed it (the last attempt's output
+    /// is the node's own `logs`).
+    logs: Option<Box<Logs>>,
 }
+
+/// What one attempt wrote to stdout and stderr, as far as the run's log budget kept it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Logs {
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
+    /// Bytes the attempt wrote that were not kept: the run's log budget was spent.
+    pub(crate) dropped: u64,
+}
+
+/// The bytes of task output (and of failed attempts' messages) a run keeps in memory, over
+/// all its attempts: each attempt's capture is bounded by the sandbox, but a map of 200 000
+/// chatty elements would otherwise keep 200 000 of them. Past the budget, an attempt's output
+/// is counted, not kept.
+#[derive(Debug, Default)]
+struct LogBudget {
+    kept: u64,
+    dropped: u64,
+}
+
+impl LogBudget {
+    /// Whether `stdout` and `stderr` would be kept.
+    fn fits(&self, max: u64, stdout: &[u8], stderr: &[u8]) -> bool {
+        self.kept + (stdout.len() + stderr.len()) as u64 <= max
+    }
+
+    /// Keeps `stdout` and `stderr` while the budget `max` allows, else counts them.
+    fn keep(&mut self, max: u64, stdout: Vec<u8>, stderr: Vec<u8>) -> Option<Box<Logs>> {
+        let len = (stdout.len() + stderr.len()) as u64;
+        if len == 0 {
+            return None;
+        }
+        if self.kept + len <= max {
+            self.kept += len;
+            return Some(Box::new(Logs {
+                stdout,
+                stderr,
+                dropped: 0,
+            }));
+        }
+        self.dropped += len;
+        Some(Box::new(Logs {
+            dropped: len,
+            ..Logs::default()
+        }))
+    }
+
+    /// A failed attempt's message, whole while the budget allows, else its first
+    /// [`CLIPPED_MESSAGE`] bytes.
+    fn message(&mut self, max: u64, message: &str) -> String {
+        let len = message.len() as u64;
+        if self.kept + len <= max {
+            self.kept += len;
+            return message.to_string();
+        }
+        let mut cut = CLIPPED_MESSAGE.min(message.len());
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.dropped += (message.len() - cut) as u64;
+        format!("{}…", &message[..cut])
+    }
+}
+
+/// Bytes of a failed attempt's message kept once the run's log budget is spent.
+const CLIPPED_MESSAGE: usize = 256;
 
 #[derive(Debug)]
 struct Node {
@@ -235,7 +312,8 @@ struct Node {
     // A thin pointer: `Option<Vec>` is 24 bytes and `Option<Box<[_]>>` 16.
     #[allow(clippy::box_collection)]
     failed_attempts: Option<Box<Vec<AttemptLog>>>,
-    logs: Option<Box<(Vec<u8>, Vec<u8>)>>,
+    /// What the latest attempt wrote.
+    logs: Option<Box<Logs>>,
 }
 
 #[derive(Debug)]
@@ -297,6 +375,7 @@ pub struct Scheduler {
     /// start (empty graphs, maps over nothing) cannot exhaust the stack.
     to_ready: VecDeque<(u32, u32)>,
     to_advance: VecDeque<NodeId>,
+    logs: LogBudget,
 }
 
 /// Why a run could not start.
@@ -354,6 +433,7 @@ impl Scheduler {
             to_dispatch: Vec::new(),
             to_ready: VecDeque::new(),
             to_advance: VecDeque::new(),
+            logs: LogBudget::default(),
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -415,6 +495,12 @@ impl Scheduler {
     /// Task executions (attempts) started so far, over all nodes.
     pub fn attempts_started(&self) -> u64 {
         self.nodes.iter().map(|n| n.attempts as u64).sum()
+    }
+
+    /// Bytes of task output not kept in memory because the run's log budget
+    /// ([`Options::max_log_bytes`]) was spent.
+    pub fn logs_dropped(&self) -> u64 {
+        self.logs.dropped
     }
 
     /// The number of child executions (launch plan runs) started.
@@ -901,9 +987,12 @@ impl Scheduler {
             },
             None => timing,
         });
-        if !stdout.is_empty() || !stderr.is_empty() {
-            n.logs = Some(Box::new((stdout, stderr)));
-        }
+        // The stderr tail a failure of this attempt reports: taken here only when the budget
+        // is about to drop the output, else from the kept output if the attempt fails.
+        let dropped_tail = (!self.logs.fits(self.opts.max_log_bytes, &stdout, &stderr))
+            .then(|| tail(&stderr))
+            .flatten();
+        n.logs = self.logs.keep(self.opts.max_log_bytes, stdout, stderr);
         if n.state == State::Aborting {
             n.state = State::Aborted;
             return;
@@ -984,27 +1073,45 @@ impl Scheduler {
         let Err((message, user, backtrace)) = result else {
             return;
         };
+        let kept = self.logs.message(self.opts.max_log_bytes, &message);
         let n = &mut self.nodes[id as usize];
+        let retry = n.attempts <= retries && cfg.retry_on.retries(user);
         n.failed_attempts.get_or_insert_default().push(AttemptLog {
             timing,
-            message: message.clone(),
+            message: kept,
+            // The next attempt's output becomes the node's; this one's stays with it.
+            logs: if retry { n.logs.take() } else { None },
         });
-        if n.attempts <= retries && cfg.retry_on.retries(user) {
+        if retry {
             n.state = State::Queued;
             self.execs[exec as usize].queue.push_back(id);
             return;
         }
+        // Retries left, but not for this kind of failure: say so, rather than "attempt 1 of 3"
+        // as if two more had been tried.
+        let (attempts, message) = if n.attempts <= retries {
+            let kind = if user { "user" } else { "system" };
+            let only = if user { "system" } else { "user" };
+            (
+                attempt,
+                format!("{message} (not retried: {kind} errors are not retried, the task retries only {only} errors)"),
+            )
+        } else {
+            (retries.saturating_add(1), message)
+        };
         let f = Failure {
             path: self.path(id),
             attempt,
-            attempts: retries.saturating_add(1),
+            attempts,
             user,
             message,
             backtrace,
-            stderr_tail: self.nodes[id as usize]
-                .logs
-                .as_ref()
-                .and_then(|l| tail(&l.1)),
+            stderr_tail: dropped_tail.or_else(|| {
+                self.nodes[id as usize]
+                    .logs
+                    .as_ref()
+                    .and_then(|l| tail(&l.stderr))
+            }),
             cancelled: false,
         };
         self.fail_node(id, f);

@@ -4,7 +4,9 @@
 
 use super::*;
 use sandflow_contract::GraphSpec;
-use sandflow_contract::{EntityDecl, Interface, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type};
+use sandflow_contract::{
+    EntityDecl, Interface, LaunchPlanSpec, NodeSpec, Param, RetryOn, TaskConfig, Type,
+};
 use std::collections::HashSet;
 
 // ---- building modules ----------------------------------------------------------------------
@@ -1635,4 +1637,128 @@ fn a_duplicate_answer_for_an_aborted_attempt_is_ignored() {
 fn nodes_and_scopes_stay_small() {
     assert!(std::mem::size_of::<super::Node>() <= 144);
     assert!(std::mem::size_of::<super::Scope>() <= 88);
+}
+
+// ---- logs: per attempt, and bounded per run ------------------------------------------------
+
+/// A failed attempt of `run` that wrote `stdout`.
+fn failed_writing(run: &RunTask, user: bool, stdout: &str) -> Event {
+    Event::Attempted {
+        node: run.node,
+        attempt: run.attempt,
+        outcome: Outcome::Failed {
+            user,
+            message: format!("attempt {} failed", run.attempt),
+            backtrace: None,
+        },
+        timing: Timing::default(),
+        stdout: stdout.as_bytes().to_vec(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn every_attempt_of_a_retried_task_keeps_its_own_output() {
+    let decl = module(vec![task_with_retries(
+        "step1",
+        &[("a", Type::Int)],
+        Some(Type::Int),
+        2,
+    )]);
+    let mut s = Scheduler::new(decl, "step1", vec![Value::Int(1)], Options::default())
+        .expect("the run starts");
+    let first = runs(&s.start()).remove(0);
+    let second = runs(&s.on_event(failed_writing(&first, true, "one\n"))).remove(0);
+    let third = runs(&s.on_event(failed_writing(&second, true, "two\n"))).remove(0);
+    let cmds = s.on_event(Event::Attempted {
+        node: third.node,
+        attempt: third.attempt,
+        outcome: output(Value::Int(2)),
+        timing: Timing::default(),
+        stdout: b"three\n".to_vec(),
+        stderr: Vec::new(),
+    });
+    assert_eq!(finished(&cmds), Ok(Some(Value::Int(2))));
+    let tree = s.tree(&TreeOptions::default());
+    assert_eq!(tree.attempts, 3);
+    assert_eq!(tree.stdout.as_deref(), Some("three\n"));
+    let earlier: Vec<(u32, Option<&str>)> = tree
+        .earlier_attempts
+        .iter()
+        .map(|a| (a.attempt, a.stdout.as_deref()))
+        .collect();
+    assert_eq!(earlier, vec![(1, Some("one\n")), (2, Some("two\n"))]);
+}
+
+#[test]
+fn a_run_keeps_task_output_only_up_to_its_log_budget() {
+    let decl = module(vec![
+        task("t", &[("a", Type::Int)], Some(Type::Int)),
+        workflow(
+            "wf",
+            &[("l", list(Type::Int))],
+            Some(list(Type::Int)),
+            vec![map_call("t", &[("a", input("l"))], &["a"], None, None)],
+            Some(node(0)),
+        ),
+    ]);
+    let opts = Options {
+        max_log_bytes: 250,
+        ..Options::default()
+    };
+    let mut s = Scheduler::new(decl, "wf", vec![ints([1, 2, 3, 4, 5])], opts).expect("starts");
+    let mut pending = runs(&s.start());
+    let mut result = None;
+    while let Some(run) = pending.pop() {
+        let cmds = s.on_event(Event::Attempted {
+            node: run.node,
+            attempt: run.attempt,
+            outcome: output(Value::Int(0)),
+            timing: Timing::default(),
+            stdout: vec![b'x'; 100],
+            stderr: Vec::new(),
+        });
+        pending.extend(runs(&cmds));
+        if matches!(cmds.last(), Some(Command::Finished(_))) {
+            result = finished(&cmds).ok();
+        }
+    }
+    assert!(result.is_some(), "the run succeeded");
+    // Two attempts' 100 bytes fit in 250; the other three are counted, not kept.
+    assert_eq!(s.logs_dropped(), 300);
+    let tree = s.tree(&TreeOptions::default());
+    let map = &tree.children[0];
+    let kept: usize = map
+        .children
+        .iter()
+        .filter_map(|c| c.stdout.as_ref())
+        .map(|t| t.len())
+        .sum();
+    assert_eq!(kept, 200);
+    let dropped: u64 = map.children.iter().map(|c| c.logs_dropped).sum();
+    assert_eq!(dropped, 300);
+}
+
+#[test]
+fn a_failure_its_retry_policy_does_not_retry_says_so() {
+    let config = TaskConfig {
+        retries: 2,
+        retry_on: RetryOn::SystemErrors,
+        ..TaskConfig::default()
+    };
+    let decl = module(vec![entity(
+        "step1",
+        &[("a", Type::Int)],
+        Some(Type::Int),
+        EntityKind::Task(config),
+    )]);
+    let mut s = Scheduler::new(decl, "step1", vec![Value::Int(1)], Options::default())
+        .expect("the run starts");
+    let run = runs(&s.start()).remove(0);
+    let f = finished(&s.on_event(failed_writing(&run, true, ""))).expect_err("failed");
+    assert_eq!((f.attempt, f.attempts), (1, 1));
+    assert_eq!(
+        f.to_string(),
+        "step1 (attempt 1 of 1): attempt 1 failed (not retried: user errors are not retried, the task retries only system errors)"
+    );
 }

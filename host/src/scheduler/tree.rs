@@ -28,6 +28,20 @@ pub struct TreeNode {
     /// UTF-8), as the sandbox kept it: bounded, with a marker where a flood was cut.
     pub stdout: Option<String>,
     pub stderr: Option<String>,
+    /// Bytes the latest attempt wrote that the run did not keep (its log budget was spent).
+    pub logs_dropped: u64,
+    /// What earlier attempts of a retried node wrote, oldest first (attempts that wrote
+    /// nothing are left out).
+    pub earlier_attempts: Vec<AttemptOutput>,
+}
+
+/// What one earlier attempt of a node wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptOutput {
+    pub attempt: u32,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub logs_dropped: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -134,8 +148,24 @@ impl Scheduler {
             end_us: span.map(|t| t.end_us),
             children,
             elided,
-            stdout: log_text(n.logs.as_ref().map(|l| &l.0)),
-            stderr: log_text(n.logs.as_ref().map(|l| &l.1)),
+            stdout: log_text(n.logs.as_ref().map(|l| &l.stdout)),
+            stderr: log_text(n.logs.as_ref().map(|l| &l.stderr)),
+            logs_dropped: n.logs.as_ref().map_or(0, |l| l.dropped),
+            earlier_attempts: n
+                .failed_attempts
+                .iter()
+                .flat_map(|v| v.iter())
+                .enumerate()
+                .filter_map(|(i, a)| {
+                    let l = a.logs.as_ref()?;
+                    Some(AttemptOutput {
+                        attempt: i as u32 + 1,
+                        stdout: log_text(Some(&l.stdout)),
+                        stderr: log_text(Some(&l.stderr)),
+                        logs_dropped: l.dropped,
+                    })
+                })
+                .collect(),
         }
     }
 }

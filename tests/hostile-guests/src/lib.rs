@@ -244,6 +244,13 @@ pub fn survivors(kinds: Vec<String>) -> Vec<Option<String>> {
     map(behave::entity()).min_success_ratio(0.5).over(kinds)
 }
 
+/// Many ordinary elements that each print `mib` MiB: what a run keeps of their output is
+/// bounded by its log budget, not by the number of elements.
+#[workflow]
+pub fn flood_map(mibs: Vec<i64>) -> Vec<i64> {
+    map(stdout_flood::entity()).over(mibs)
+}
+
 /// A hostile node next to good ones in a `run_all` workflow: the good ones still run.
 #[workflow(on_failure = "run_all")]
 pub fn side_by_side(a: i64) -> i64 {
