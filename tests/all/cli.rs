@@ -268,3 +268,83 @@ fn logs_prints_each_task_executions_output_by_node_path() {
     assert!(err.contains("[greet stdout] hello, Ada"), "{err}");
     assert!(err.contains("[greet stderr] greeted Ada"), "{err}");
 }
+
+#[test]
+fn limits_that_cannot_work_are_usage_errors_naming_the_flag() {
+    let m = module("nested_dynamics");
+    let m = m.to_str().unwrap();
+    let base = ["run", m, "multi_wf", "--l", "[1]", "--chunk", "1"];
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--task-memory-mb", "0"],
+            "--task-memory-mb 0: a task needs at least 1 MiB of memory",
+        ),
+        (
+            &["--task-memory-mb", "300"],
+            "--task-memory-mb 300: at most 256",
+        ),
+        (
+            &["--task-timeout-ms", "0"],
+            "--task-timeout-ms 0: a task needs at least 1 ms",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = sandflow(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn too_many_workers_is_an_error_naming_workers() {
+    let m = module("nested_dynamics");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "multi_wf",
+        "--l",
+        "[1]",
+        "--chunk",
+        "1",
+        "--workers",
+        "1000",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: --workers 1000: could not start the sandbox workers"),
+        "{err}"
+    );
+    assert!(err.contains("try fewer"), "{err}");
+}
+
+#[test]
+fn an_argument_error_quotes_the_input_not_all_of_it() {
+    let m = module("nested_dynamics");
+    // 120 KB of nested JSON lists, one bracket short of valid.
+    let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(59_999));
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "multi_wf",
+        "--l",
+        &deep,
+        "--chunk",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.len() < 1_000, "{} bytes of error", err.len());
+    assert!(err.contains("--l [[[["), "{err}");
+    assert!(err.contains("(119999 bytes in all)"), "{err}");
+}

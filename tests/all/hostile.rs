@@ -611,9 +611,15 @@ const HEAP_AT: u32 = 1 << 24;
 /// A guest module declaring the task `t` (i64 -> i64) through a well-formed decl export, with
 /// memory, a bump `sandflow_alloc`, the ABI version, and `extra` (exports and data).
 fn guest_wat(extra: &str) -> String {
+    guest_wat_importing("", extra)
+}
+
+/// [`guest_wat`] with `imports` (which the text format wants before any definition).
+fn guest_wat_importing(imports: &str, extra: &str) -> String {
     let decl = codec::encode(&int_task("t")).expect("a declaration encodes");
     format!(
         r#"(module
+          {imports}
           (memory (export "memory") 512)
           (global $heap (mut i32) (i32.const {HEAP_AT}))
           (func (export "sandflow_abi_version") (result i32) i32.const {version})
@@ -951,5 +957,161 @@ fn a_huge_poll_oneoff_count_is_refused_not_allocated() {
     assert_eq!(
         run(GUEST, "poll_many", json!({"nsubs": 100_000_000})).unwrap(),
         json!(21)
+    );
+}
+
+// ---- What a run keeps, and what a failed attempt may still spend ----
+
+#[test]
+fn a_map_of_chatty_elements_keeps_only_the_runs_log_budget_in_memory() {
+    let _heavy = heavy();
+    // 24 elements printing 1 MiB each (the sandbox keeps all of each one) against a run
+    // budget of 4 MiB: three or four elements' output is kept, the rest counted.
+    let opts = Options {
+        max_log_bytes: 4 << 20,
+        ..Options::default()
+    };
+    let r = run_with(GUEST, "flood_map", json!({"mibs": vec![1; 24]}), opts);
+    let tree = r.scheduler.tree(&TreeOptions {
+        max_map_elements: usize::MAX,
+    });
+    let dropped = r.scheduler.logs_dropped();
+    let out = output(GUEST, "flood_map", r).expect("the run succeeds");
+    assert_eq!(out, json!(vec![1 << 20; 24]));
+    let elements = &tree.children[0].children;
+    assert_eq!(elements.len(), 24);
+    let kept: u64 = elements
+        .iter()
+        .filter_map(|e| e.stdout.as_ref())
+        .map(|t| t.len() as u64)
+        .sum();
+    assert!(kept <= 4 << 20, "kept {kept} bytes");
+    assert!(kept >= 3 << 20, "kept only {kept} bytes");
+    let per_element: u64 = elements.iter().map(|e| e.logs_dropped).sum();
+    assert_eq!(per_element, dropped);
+    assert!(dropped >= 20 << 20, "dropped {dropped} bytes");
+}
+
+/// A module whose task `t` traps and whose panic-message export spins without end.
+const SPINNING_PANIC_MESSAGE: &str = r#"(func (export "sandflow:call:t") (param i32 i32) (result i64) unreachable)
+   (func (export "sandflow_panic_message") (result i64) (loop (br 0)) i64.const 0)"#;
+
+#[test]
+fn the_panic_message_export_runs_within_the_attempts_timeout() {
+    let sandbox = load_wat(&guest_wat(SPINNING_PANIC_MESSAGE)).expect("loads");
+    let opts = Options {
+        overrides: TaskOverrides {
+            timeout_ms: Some(10),
+            retries: Some(9),
+            ..TaskOverrides::default()
+        },
+        ..Options::default()
+    };
+    let t0 = Instant::now();
+    let f = host()
+        .run_blocking(&sandbox, "t", vec![Value::Int(1)], opts)
+        .expect("the run starts")
+        .result
+        .expect_err("t traps");
+    assert_eq!((f.attempt, f.attempts), (10, 10));
+    assert_eq!(
+        f.message,
+        "wasm trap: wasm `unreachable` instruction executed"
+    );
+    // Ten attempts of 10 ms each, not ten seconds of panic-message exports (a generous
+    // bound: this is a test that nothing waits, not a benchmark).
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn the_panic_message_export_runs_within_the_attempts_fuel() {
+    // The export needs about 4 million loop iterations (some 25 million fuel) before it answers: within its own
+    // cap, but far past what the task's fuel budget of 100 000 leaves it.
+    let msg = "a message that costs more fuel than the task has";
+    let wat = guest_wat(&format!(
+        r#"(data (i32.const {DATA_AT}) "{msg}")
+           (func (export "sandflow:call:t") (param i32 i32) (result i64) unreachable)
+           (func (export "sandflow_panic_message") (result i64) (local i32)
+             (local.set 0 (i32.const 4000000))
+             (loop (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+                   (br_if 0 (local.get 0)))
+             i64.const {packed})"#,
+        packed = abi::pack(DATA_AT, msg.len() as u32)
+    ));
+    let sandbox = load_wat(&wat).expect("loads");
+    let run = |fuel: Option<u64>| {
+        let opts = Options {
+            overrides: TaskOverrides {
+                fuel,
+                ..TaskOverrides::default()
+            },
+            ..Options::default()
+        };
+        host()
+            .run_blocking(&sandbox, "t", vec![Value::Int(1)], opts)
+            .expect("the run starts")
+            .result
+            .expect_err("t traps")
+            .message
+    };
+    // Without a budget the export has time and fuel enough to say why.
+    assert_eq!(run(None), format!("panicked: {msg}"));
+    assert_eq!(
+        run(Some(100_000)),
+        "wasm trap: wasm `unreachable` instruction executed"
+    );
+}
+
+#[test]
+fn a_trap_inside_a_wasi_call_keeps_its_cause() {
+    // fd_write with an iovec list far outside memory: WASI traps on an out-of-bounds pointer.
+    let f = wat_fail(&guest_wat_importing(
+        r#"(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))"#,
+        r#"(func (export "sandflow:call:t") (param i32 i32) (result i64)
+             (drop (call $fd_write (i32.const 1) (i32.const -16) (i32.const 4) (i32.const 0)))
+             i64.const 0)"#,
+    ));
+    assert!(
+        !f.message.starts_with("error while executing"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.to_lowercase().contains("out of bounds"),
+        "the cause is kept: {}",
+        f.message
+    );
+    assert!(
+        f.backtrace.is_some(),
+        "the backtrace is reported on its own"
+    );
+}
+
+#[test]
+fn a_memory_limit_below_what_the_module_needs_is_the_users_error_not_retried_as_the_hosts() {
+    let sandbox = load_wat(&guest_wat(
+        r#"(func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
+    ))
+    .expect("loads");
+    let opts = Options {
+        overrides: TaskOverrides {
+            max_memory_mb: Some(0),
+            retries: Some(2),
+            ..TaskOverrides::default()
+        },
+        ..Options::default()
+    };
+    let f = host()
+        .run_blocking(&sandbox, "t", vec![Value::Int(1)], opts)
+        .expect("the run starts")
+        .result
+        .expect_err("no instance fits in 0 MiB");
+    assert!(f.user, "the limit is the user's: {f}");
+    assert!(
+        f.message.starts_with(
+            "needs 32.0 MiB of memory to start, more than its memory limit of 0 bytes"
+        ),
+        "{}",
+        f.message
     );
 }

@@ -57,13 +57,32 @@ pub struct RunArgs {
     task_fuel: Option<u64>,
 }
 
+/// The largest `--task-memory-mb`: what the sandbox's engines allow any instance.
+const MAX_TASK_MEMORY_MB: u64 =
+    (sandflow_host::sandbox::SandboxConfig::DEFAULT_MAX_MEMORY_BYTES >> 20) as u64;
+
+/// Longest piece of an argument quoted back in an error message.
+const MAX_QUOTE: usize = 80;
+
+/// `text`, or its first [`MAX_QUOTE`] characters and how long it was: an error message quotes
+/// what was wrong, not the whole of a 100 KB input.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_QUOTE) {
+        None => text.into(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()).into(),
+    }
+}
+
 /// Splits `--name value` / `--name=value` pairs; `--tree` and friends may sit among them.
 fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
     let mut pairs = Vec::new();
     let mut it = std::mem::take(&mut args.rest).into_iter();
     while let Some(a) = it.next() {
         let Some(flag) = a.strip_prefix("--") else {
-            bail!("unexpected argument `{a}`: inputs are given as `--name <json>`");
+            bail!(
+                "unexpected argument `{}`: inputs are given as `--name <json>`",
+                clip(&a)
+            );
         };
         let (name, inline) = match flag.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -135,7 +154,31 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     if args.max_parallelism == Some(0) {
         bail!("--max-parallelism must be at least 1");
     }
-    let host = Host::new(args.workers.unwrap_or(0))?;
+    if args.task_timeout_ms == Some(0) {
+        bail!("--task-timeout-ms 0: a task needs at least 1 ms");
+    }
+    match args.task_memory_mb {
+        Some(0) => bail!("--task-memory-mb 0: a task needs at least 1 MiB of memory"),
+        Some(mb) if mb > MAX_TASK_MEMORY_MB => bail!(
+            "--task-memory-mb {mb}: at most {MAX_TASK_MEMORY_MB} (the sandbox's memory limit)"
+        ),
+        _ => {}
+    }
+    let workers = args.workers.unwrap_or(0);
+    let host = Host::new(workers).map_err(|e| {
+        anyhow::anyhow!(
+            "{}could not start the sandbox workers: {e:#}{}",
+            if workers > 0 { format!("--workers {workers}: ") } else { String::new() },
+            if workers > 0 {
+                format!(
+                    "; each worker reserves its own instance pool, so try fewer (this machine has {} cores)",
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                )
+            } else {
+                String::new()
+            }
+        )
+    })?;
     let sandbox = host.load(&module_path(&args.module)?)?;
     let Some(entity) = sandbox.decl.get(&args.entity) else {
         bail!(
@@ -155,7 +198,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
             bail!(
                 "--inputs {}: expected a JSON object of inputs, found {}",
                 file.display(),
-                obj
+                clip(&obj.to_string())
             );
         };
         given.extend(map);
@@ -168,7 +211,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         let j = match serde_json::from_str::<Json>(&raw) {
             Ok(j) => j,
             Err(_) if is_str => Json::String(raw),
-            Err(e) => bail!("--{name} {raw}: not valid JSON ({e})"),
+            Err(e) => bail!("--{name} {}: not valid JSON ({e})", clip(&raw)),
         };
         given.push((name, j));
     }
@@ -191,6 +234,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         max_memory_mb: args.task_memory_mb,
         fuel: args.task_fuel,
     };
+    let opts_log_mb = opts.max_log_bytes >> 20;
     let done = Arc::new(AtomicBool::new(false));
     let progress = std::io::stderr()
         .is_terminal()
@@ -213,6 +257,13 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         eprint!(
             "{}",
             render_tree(&report.scheduler.tree(&TreeOptions::default()))
+        );
+    }
+    let dropped = report.scheduler.logs_dropped();
+    if dropped > 0 {
+        eprintln!(
+            "sandflow: {dropped} bytes of task output were not kept: the run keeps at most {} MiB of it in memory",
+            opts_log_mb
         );
     }
     let tasks = report.scheduler.attempts_started();
@@ -249,15 +300,40 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Prints what every attempt of `n` and its children wrote, each line marked with the node
+/// path (and the attempt, for a node that ran more than once).
 fn print_logs(n: &TreeNode) {
-    for (stream, text) in [("stdout", &n.stdout), ("stderr", &n.stderr)] {
-        if let Some(text) = text {
-            for line in text.lines() {
-                eprintln!("[{} {stream}] {line}", n.path);
-            }
+    let many = n.attempts > 1;
+    for a in &n.earlier_attempts {
+        print_streams(
+            &n.path,
+            Some(a.attempt),
+            &a.stdout,
+            &a.stderr,
+            a.logs_dropped,
+        );
+    }
+    let last = many.then_some(n.attempts);
+    print_streams(&n.path, last, &n.stdout, &n.stderr, n.logs_dropped);
+    n.children.iter().for_each(print_logs);
+}
+
+fn print_streams(
+    path: &str,
+    attempt: Option<u32>,
+    stdout: &Option<String>,
+    stderr: &Option<String>,
+    dropped: u64,
+) {
+    let at = attempt.map(|a| format!(" attempt {a}")).unwrap_or_default();
+    for (stream, text) in [("stdout", stdout), ("stderr", stderr)] {
+        for line in text.iter().flat_map(|t| t.lines()) {
+            eprintln!("[{path}{at} {stream}] {line}");
         }
     }
-    n.children.iter().for_each(print_logs);
+    if dropped > 0 {
+        eprintln!("[{path}{at}] {dropped} bytes of output not kept: the run's in-memory log budget was spent");
+    }
 }
 
 /// On a terminal, a status line on stderr while the run goes: task executions ended and
