@@ -5,7 +5,6 @@
 use crate::module::ModuleDecl;
 use sandflow_contract::{
     Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type,
-    Value,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -56,7 +55,7 @@ pub fn check_graph(
     for (i, node) in graph.nodes.iter().enumerate() {
         // Formatted only for an error: a dynamic's graph can have thousands of nodes.
         let at = || format!("{owner}: node n{i} ({})", node.entity);
-        let Some(target) = decl.get(&node.entity) else {
+        let Some(target) = decl.index(&node.entity) else {
             return Err(err(
                 at(),
                 format!(
@@ -66,7 +65,7 @@ pub fn check_graph(
                 ),
             ));
         };
-        check_node(&types, i, node, target, inputs, &at)?;
+        check_node(decl, &types, i, node, target, inputs, &at)?;
     }
     match (&graph.output, output) {
         (None, None) => {}
@@ -88,22 +87,17 @@ pub fn check_graph(
     check_acyclic(graph).map_err(|m| err(owner, m))
 }
 
-/// A launch plan's fixed or default inputs.
-type Named<'a> = &'a [(String, Value)];
-
+/// Checks node `i` of a graph, a call of entity `index`.
 fn check_node(
+    decl: &ModuleDecl,
     types: &[Option<Type>],
     i: usize,
     node: &NodeSpec,
-    target: &EntityDecl,
+    index: usize,
     inputs: Option<&[Param]>,
     at: &dyn Fn() -> String,
 ) -> Result<(), CompileError> {
-    let (fixed, defaults): (Named, Named) = match &target.kind {
-        EntityKind::LaunchPlan(lp) => (&lp.fixed, &lp.defaults),
-        _ => (&[], &[]),
-    };
-    let has = |list: Named, name: &str| list.iter().any(|(n, _)| n == name);
+    let target = &decl.entities[index];
     // Interfaces are short: a linear scan beats hashing, and allocates nothing.
     let mut bound: Vec<&str> = Vec::with_capacity(node.inputs.len());
     if let Some(m) = &node.map {
@@ -123,7 +117,7 @@ fn check_node(
         }
     }
     for (name, binding) in &node.inputs {
-        if has(fixed, name) {
+        if decl.is_fixed(index, name) {
             return Err(err(
                 at(),
                 format!(
@@ -174,9 +168,9 @@ fn check_node(
             }
         }
     }
-    for p in &target.interface.inputs {
+    for (k, p) in target.interface.inputs.iter().enumerate() {
         let name = p.name.as_str();
-        if !bound.contains(&name) && !has(fixed, name) && !has(defaults, name) {
+        if !bound.contains(&name) && decl.default_input(index, k).is_none() {
             return Err(err(
                 at(),
                 format!("missing input `{name}` ({}) of {}", p.ty, target.name),

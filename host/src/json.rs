@@ -1,7 +1,8 @@
 //! JSON in and out, typed by interfaces: CLI inputs become [`Value`]s (with errors naming the
 //! input and the element that is wrong), outputs become JSON.
 
-use sandflow_contract::{EntityDecl, EntityKind, Type, Value};
+use crate::module::ModuleDecl;
+use sandflow_contract::{EntityDecl, Type, Value};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
@@ -185,21 +186,17 @@ pub fn to_json(v: &Value, ty: &Type) -> Json {
     }
 }
 
-/// The inputs a caller may give `entity`: its interface, minus a launch plan's fixed inputs.
-/// Returns values in interface order; a launch plan's defaults fill what is not given.
+/// The inputs a caller may give entity `entity` of `decl`: its interface (a launch plan's
+/// leaves out what it fixes). Returns values in interface order; a launch plan's defaults
+/// fill what is not given.
 pub fn inputs_from_json(
+    decl: &ModuleDecl,
     entity: &EntityDecl,
     given: &[(String, Json)],
 ) -> Result<Vec<Value>, InputError> {
-    let (fixed, defaults): (Vec<&str>, Vec<(&str, &Value)>) = match &entity.kind {
-        EntityKind::LaunchPlan(lp) => (
-            lp.fixed.iter().map(|(n, _)| n.as_str()).collect(),
-            lp.defaults.iter().map(|(n, v)| (n.as_str(), v)).collect(),
-        ),
-        _ => (Vec::new(), Vec::new()),
-    };
+    let index = decl.index(&entity.name);
     for (name, _) in given {
-        if fixed.contains(&name.as_str()) {
+        if index.is_some_and(|i| decl.is_fixed(i, name)) {
             return Err(InputError::Fixed {
                 entity: entity.name.clone(),
                 input: name.clone(),
@@ -214,11 +211,11 @@ pub fn inputs_from_json(
         }
     }
     let mut out = Vec::with_capacity(entity.interface.inputs.len());
-    for p in &entity.interface.inputs {
+    for (k, p) in entity.interface.inputs.iter().enumerate() {
         match given.iter().rev().find(|(n, _)| n == &p.name) {
             Some((_, j)) => out.push(from_json(j, &p.ty, &p.name, &mut String::new())?),
-            None => match defaults.iter().find(|(n, _)| *n == p.name) {
-                Some((_, v)) => out.push((*v).clone()),
+            None => match index.and_then(|i| decl.default_input(i, k)) {
+                Some(v) => out.push(v.clone()),
                 None if matches!(p.ty, Type::Optional(_)) => out.push(Value::Optional(None)),
                 None => {
                     return Err(InputError::Missing {

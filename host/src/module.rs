@@ -1,7 +1,7 @@
 //! A guest module's entities ([`ModuleDecl`]) and the errors loading a module can give.
 
 use crate::compile::{self, CompileError, CompiledGraph};
-use sandflow_contract::{EntityDecl, EntityKind};
+use sandflow_contract::{EntityDecl, EntityKind, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,8 +45,53 @@ pub struct ModuleDecl {
     by_name: HashMap<String, usize>,
     /// Each workflow's graph, compiled, by entity index.
     graphs: Vec<Option<Arc<CompiledGraph>>>,
-    /// Each launch plan's workflow, by entity index (so a run never looks it up by name).
-    targets: Vec<Option<usize>>,
+    /// Each launch plan, resolved against its workflow, by entity index.
+    plans: Vec<Option<Plan>>,
+}
+
+/// A launch plan resolved once, when the module loads: everything a run, the compiler and
+/// the CLI need of it, by position rather than by name.
+///
+/// The plan's interface (its [`EntityDecl`]'s) is its workflow's inputs minus the fixed ones,
+/// in the workflow's order.
+#[derive(Debug)]
+pub struct Plan {
+    /// The workflow it starts, as an entity index.
+    pub workflow: usize,
+    /// For each input of the workflow, in the workflow's order: where its value comes from.
+    pub sources: Vec<PlanInput>,
+    /// For each input of the plan's interface: its default, used when a caller gives none.
+    pub defaults: Vec<Option<Value>>,
+    /// Running task executions allowed at once in each execution the plan starts.
+    pub max_parallelism: Option<u32>,
+}
+
+/// Where one workflow input of a launch plan comes from.
+#[derive(Debug)]
+pub enum PlanInput {
+    /// The plan's input at this position of its interface (given by the caller, or its
+    /// default).
+    Param(usize),
+    /// A value the plan fixes; no caller may bind it.
+    Fixed(Value),
+}
+
+impl Plan {
+    /// The workflow's inputs for a call of the plan with `inputs` (the plan's interface
+    /// order).
+    pub fn workflow_inputs(&self, inputs: Vec<Value>) -> Vec<Value> {
+        let mut given: Vec<Option<Value>> = inputs.into_iter().map(Some).collect();
+        self.sources
+            .iter()
+            .map(|s| match s {
+                PlanInput::Param(i) => given
+                    .get_mut(*i)
+                    .and_then(Option::take)
+                    .expect("a plan's inputs are checked against its interface"),
+                PlanInput::Fixed(v) => v.clone(),
+            })
+            .collect()
+    }
 }
 
 impl ModuleDecl {
@@ -62,42 +107,60 @@ impl ModuleDecl {
             .enumerate()
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
-        let targets = entities
-            .iter()
-            .map(|e| match &e.kind {
-                EntityKind::LaunchPlan(lp) => by_name.get(&lp.workflow).copied(),
-                _ => None,
-            })
-            .collect();
         let mut decl = ModuleDecl {
             entities,
             by_name,
             graphs: Vec::new(),
-            targets,
+            plans: Vec::new(),
         };
         for e in &decl.entities {
             if let EntityKind::Task(c) | EntityKind::Dynamic(c) = &e.kind {
                 compile::check_task_config(e, c)?;
             }
         }
+        // Launch plans: checked against their workflows, then resolved once. A plan's
+        // interface becomes its workflow's inputs minus the fixed ones: the guest declares the
+        // inputs its Rust callers pass, and defaulted inputs may still be given.
+        let mut plans: Vec<Option<Plan>> = Vec::with_capacity(decl.entities.len());
         let mut widened = Vec::new();
         for (i, e) in decl.entities.iter().enumerate() {
-            if let EntityKind::LaunchPlan(lp) = &e.kind {
-                compile::check_launch_plan(&decl, e, lp)?;
-                let wf = decl.get(&lp.workflow).expect("checked above");
-                let inputs = wf
-                    .interface
-                    .inputs
-                    .iter()
-                    .filter(|p| !lp.fixed.iter().any(|(n, _)| n == &p.name))
-                    .cloned()
-                    .collect();
-                widened.push((i, inputs));
+            let EntityKind::LaunchPlan(lp) = &e.kind else {
+                plans.push(None);
+                continue;
+            };
+            compile::check_launch_plan(&decl, e, lp)?;
+            let workflow = decl.index(&lp.workflow).expect("checked above");
+            let wf = &decl.entities[workflow];
+            let mut inputs = Vec::new();
+            let mut sources = Vec::with_capacity(wf.interface.inputs.len());
+            let mut defaults = Vec::new();
+            for p in &wf.interface.inputs {
+                let named = |list: &[(String, Value)]| {
+                    list.iter()
+                        .find(|(n, _)| n == &p.name)
+                        .map(|(_, v)| v.clone())
+                };
+                match named(&lp.fixed) {
+                    Some(v) => sources.push(PlanInput::Fixed(v)),
+                    None => {
+                        sources.push(PlanInput::Param(inputs.len()));
+                        inputs.push(p.clone());
+                        defaults.push(named(&lp.defaults));
+                    }
+                }
             }
+            widened.push((i, inputs));
+            plans.push(Some(Plan {
+                workflow,
+                sources,
+                defaults,
+                max_parallelism: lp.max_parallelism,
+            }));
         }
         for (i, inputs) in widened {
             decl.entities[i].interface.inputs = inputs;
         }
+        decl.plans = plans;
         for e in &decl.entities {
             if let EntityKind::Workflow(g) = &e.kind {
                 compile::check_graph(
@@ -128,7 +191,31 @@ impl ModuleDecl {
 
     /// The workflow launch plan `index` starts, as an entity index.
     pub fn launch_target(&self, index: usize) -> Option<usize> {
-        self.targets.get(index).copied().flatten()
+        self.plan(index).map(|p| p.workflow)
+    }
+
+    /// Entity `index` as a resolved launch plan, if it is one.
+    pub fn plan(&self, index: usize) -> Option<&Plan> {
+        self.plans.get(index).and_then(|p| p.as_ref())
+    }
+
+    /// The default of input `input` (interface position) of entity `index`, if it has one.
+    pub fn default_input(&self, index: usize, input: usize) -> Option<&Value> {
+        self.plan(index)
+            .and_then(|p| p.defaults.get(input))
+            .and_then(|d| d.as_ref())
+    }
+
+    /// Whether `name` is an input that entity `index` fixes (a launch plan's fixed input).
+    pub fn is_fixed(&self, index: usize, name: &str) -> bool {
+        self.plan(index).is_some_and(|p| {
+            self.entities[p.workflow]
+                .interface
+                .inputs
+                .iter()
+                .zip(&p.sources)
+                .any(|(q, s)| q.name == name && matches!(s, PlanInput::Fixed(_)))
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&EntityDecl> {

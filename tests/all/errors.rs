@@ -19,6 +19,7 @@ fn wrong_json_type_names_the_input_and_the_element() {
     let s = load("nested_dynamics");
     let wf = s.decl.get("multi_wf").unwrap();
     let err = inputs_from_json(
+        &s.decl,
         wf,
         &[("l".into(), json!([1, "x"])), ("chunk".into(), json!(2))],
     )
@@ -28,6 +29,7 @@ fn wrong_json_type_names_the_input_and_the_element() {
         "input `l` at [1]: expected i64, found the string \"x\""
     );
     let err = inputs_from_json(
+        &s.decl,
         wf,
         &[("l".into(), json!([1])), ("chunk".into(), json!(2.5))],
     )
@@ -42,7 +44,7 @@ fn wrong_json_type_names_the_input_and_the_element() {
 fn missing_and_unknown_inputs_are_named() {
     let s = load("nested_dynamics");
     let wf = s.decl.get("multi_wf").unwrap();
-    let err = inputs_from_json(wf, &[("l".into(), json!([1]))]).unwrap_err();
+    let err = inputs_from_json(&s.decl, wf, &[("l".into(), json!([1]))]).unwrap_err();
     assert_eq!(
         err,
         InputError::Missing {
@@ -52,6 +54,7 @@ fn missing_and_unknown_inputs_are_named() {
         }
     );
     let err = inputs_from_json(
+        &s.decl,
         wf,
         &[
             ("l".into(), json!([1])),

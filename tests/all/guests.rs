@@ -82,7 +82,8 @@ pub fn run_with(guest: &str, entity: &str, inputs: Json, opts: Options) -> Repor
         .clone()
         .into_iter()
         .collect();
-    let values = inputs_from_json(decl, &given).unwrap_or_else(|e| panic!("inputs: {e}"));
+    let values =
+        inputs_from_json(&sandbox.decl, decl, &given).unwrap_or_else(|e| panic!("inputs: {e}"));
     host()
         .run_blocking(&sandbox, entity, values, opts)
         .expect("the run starts")

@@ -250,6 +250,7 @@ fn a_runs_events_replay_to_the_same_result_without_running_anything() {
     let sandbox = crate::guests::load("nested_dynamics");
     let decl = sandbox.decl.get("multi_wf").unwrap();
     let inputs = inputs_from_json(
+        &sandbox.decl,
         decl,
         &[
             ("l".into(), json!([1, 2, 3, 4, 5, 6])),

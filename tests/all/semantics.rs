@@ -37,6 +37,7 @@ fn fixed_launch_plan_inputs_cannot_be_given() {
     let s = load("album_lyrics");
     let lp = s.decl.get("album_lp").unwrap();
     let err = inputs_from_json(
+        &s.decl,
         lp,
         &[
             ("album".into(), album("A", &[])),

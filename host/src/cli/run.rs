@@ -215,7 +215,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         };
         given.push((name, j));
     }
-    let inputs = inputs_from_json(entity, &given).map_err(|e| {
+    let inputs = inputs_from_json(&sandbox.decl, entity, &given).map_err(|e| {
         anyhow::anyhow!(
             "{e}; usage: sandflow run {} {} {}",
             args.module.display(),

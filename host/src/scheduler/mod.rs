@@ -415,7 +415,10 @@ impl Scheduler {
             });
         }
         let maxp = match &e.kind {
-            EntityKind::LaunchPlan(lp) => lp.max_parallelism.unwrap_or(opts.max_parallelism),
+            EntityKind::LaunchPlan(_) => decl
+                .plan(idx)
+                .and_then(|p| p.max_parallelism)
+                .unwrap_or(opts.max_parallelism),
             _ => opts.max_parallelism,
         };
         let mut s = Scheduler {
@@ -576,49 +579,21 @@ impl Scheduler {
                     self.fail_node(id, self.internal_failure(id, m));
                 }
             }
-            EntityKind::LaunchPlan(lp) => {
+            EntityKind::LaunchPlan(_) => {
                 let entity = self.nodes[id as usize].entity as usize;
-                let Some(wf_index) = decl.launch_target(entity) else {
-                    return self.fail_node(
-                        id,
-                        self.internal_failure(id, format!("unknown workflow {}", lp.workflow)),
-                    );
+                // Resolved when the module loaded: the workflow, and where each of its inputs
+                // comes from (the caller, a default, or a fixed value).
+                let Some(plan) = decl.plan(entity) else {
+                    let m = format!("launch plan {} was not resolved", e.name);
+                    return self.fail_node(id, self.internal_failure(id, m));
                 };
-                let wf = &decl.entities[wf_index];
-                let EntityKind::Workflow(_) = &wf.kind else {
-                    return self.fail_node(
-                        id,
-                        self.internal_failure(id, format!("{} is not a workflow", lp.workflow)),
-                    );
-                };
-                // The workflow's inputs: the caller's, else fixed, else defaults (checked at load).
-                // The plan's interface is the workflow's inputs minus the fixed ones, in the
-                // workflow's order (`ModuleDecl::new`), so one walk pairs them up.
-                let mut wf_inputs = Vec::with_capacity(wf.interface.inputs.len());
-                let mut given = e.interface.inputs.iter().zip(inputs).peekable();
-                for p in &wf.interface.inputs {
-                    let v = if let Some((_, v)) = given.next_if(|(q, _)| q.name == p.name) {
-                        v
-                    } else if let Some((_, v)) = lp
-                        .fixed
-                        .iter()
-                        .chain(&lp.defaults)
-                        .find(|(n, _)| n == &p.name)
-                    {
-                        v.clone()
-                    } else {
-                        return self.fail_node(
-                            id,
-                            self.internal_failure(id, format!("no value for input `{}`", p.name)),
-                        );
-                    };
-                    wf_inputs.push(v);
-                }
+                let wf_index = plan.workflow;
+                let wf_inputs = plan.workflow_inputs(inputs);
                 let exec = if self.nodes[id as usize].parent == Parent::Root {
                     0
                 } else {
                     self.execs.push(Exec {
-                        max_parallelism: lp
+                        max_parallelism: plan
                             .max_parallelism
                             .unwrap_or(self.opts.max_parallelism)
                             .max(1),
@@ -629,7 +604,10 @@ impl Scheduler {
                 };
                 self.nodes[id as usize].state = State::Expanded;
                 let Some(graph) = decl.graph(wf_index).cloned() else {
-                    let m = format!("workflow {} has no compiled graph", lp.workflow);
+                    let m = format!(
+                        "workflow {} has no compiled graph",
+                        decl.entities[wf_index].name
+                    );
                     return self.fail_node(id, self.internal_failure(id, m));
                 };
                 if let Err(m) = self.create_scope(id, exec, graph, wf_inputs, depth + 1) {
@@ -767,18 +745,15 @@ impl Scheduler {
         let id = scope.at(j);
         let spec = &graph.spec.nodes[j as usize];
         let decl = self.decl.clone();
-        let target = &decl.entities[self.nodes[id as usize].entity as usize];
+        let entity = self.nodes[id as usize].entity as usize;
+        let target = &decl.entities[entity];
         let mut inputs = Vec::with_capacity(target.interface.inputs.len());
         let mut mapped = Vec::with_capacity(target.interface.inputs.len());
-        for name in target.interface.inputs.iter().map(|p| &p.name) {
+        for (i, name) in target.interface.inputs.iter().map(|p| &p.name).enumerate() {
             let Some((_, b)) = spec.inputs.iter().find(|(n, _)| n == name) else {
                 // Only a launch plan's defaulted inputs may be unbound (compiled): fill in the
                 // default so the inputs stay in interface order.
-                let default = match &target.kind {
-                    EntityKind::LaunchPlan(lp) => lp.defaults.iter().find(|(n, _)| n == name),
-                    _ => None,
-                };
-                let Some((_, v)) = default else {
+                let Some(v) = decl.default_input(entity, i) else {
                     let m = format!("no value for input `{name}`");
                     return self.fail_node(id, self.internal_failure(id, m));
                 };
