@@ -340,6 +340,8 @@ fn fuel_is_a_deterministic_cpu_budget() {
 /// once, not left to run to its 30 s timeout.
 #[test]
 fn fail_fast_aborts_running_siblings_while_the_run_goes_on() {
+    // Loaded (and, run alone, built) before the clock starts: only the run is timed.
+    crate::guests::load("fixtures");
     let t0 = std::time::Instant::now();
     let r = run_with(
         "fixtures",

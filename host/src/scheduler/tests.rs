@@ -1549,18 +1549,6 @@ fn new_rejects_unknown_entities_and_wrong_arity() {
     assert_eq!(err.to_string(), "multi_wf takes 2 inputs, got 1");
 }
 
-/// A run keeps one node per map element: a 1 000 000-element map is this many times a million
-/// bytes of scheduler state (plus the values), so growing it is a decision, not an accident.
-#[test]
-fn a_node_stays_compact() {
-    assert!(
-        std::mem::size_of::<Node>() <= 168,
-        "{}",
-        std::mem::size_of::<Node>()
-    );
-    assert_eq!(std::mem::size_of::<Value>(), 32);
-}
-
 /// Nodes that end as they start (a workflow that returns its input has no node to run) used
 /// to finish each other by recursion: a long map of them overflowed the host's stack.
 #[test]
@@ -1635,8 +1623,10 @@ fn a_duplicate_answer_for_an_aborted_attempt_is_ignored() {
 /// launch plan call (a million-element map is a million nodes): keep them from growing back.
 #[test]
 fn nodes_and_scopes_stay_small() {
-    assert!(std::mem::size_of::<super::Node>() <= 144);
-    assert!(std::mem::size_of::<super::Scope>() <= 88);
+    let (node, scope) = (std::mem::size_of::<Node>(), std::mem::size_of::<Scope>());
+    assert!(node <= 144, "a node takes {node} bytes");
+    assert!(scope <= 88, "a scope takes {scope} bytes");
+    assert_eq!(std::mem::size_of::<Value>(), 32);
 }
 
 // ---- logs: per attempt, and bounded per run ------------------------------------------------
