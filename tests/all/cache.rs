@@ -10,10 +10,8 @@ struct CacheDir(PathBuf);
 
 impl CacheDir {
     fn new(name: &str) -> CacheDir {
-        let dir = std::env::temp_dir().join(format!(
-            "sandflow-cache-e2e-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("sandflow-cache-e2e-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         CacheDir(dir)
     }

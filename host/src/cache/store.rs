@@ -74,6 +74,8 @@ fn type_name(t: FileType) -> &'static str {
     }
 }
 
+// `Stat`'s field types differ between platforms; the casts are no-ops only on some.
+#[allow(clippy::unnecessary_cast)]
 fn check(stat: &Stat, want: FileType, forbidden: u32) -> Result<(), String> {
     let euid = rustix::process::geteuid().as_raw();
     let mode = stat.st_mode as u32;
@@ -88,6 +90,14 @@ fn check(stat: &Stat, want: FileType, forbidden: u32) -> Result<(), String> {
         Some(why) => Err(why),
         None => Ok(()),
     }
+}
+
+// As for `check`: the field types differ between platforms.
+#[allow(clippy::unnecessary_cast)]
+fn mtime(stat: &Stat) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(stat.st_mtime.max(0) as u64)
+        + Duration::from_nanos(stat.st_mtime_nsec as u64)
 }
 
 /// Flags for opening anything in the cache for reading: never through a link, and never
@@ -332,9 +342,7 @@ impl Store {
             let Ok(stat) = fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            let mtime = SystemTime::UNIX_EPOCH
-                + Duration::from_secs(stat.st_mtime.max(0) as u64)
-                + Duration::from_nanos(stat.st_mtime_nsec.max(0) as u64);
+            let mtime = mtime(&stat);
             if is_tmp {
                 if now.duration_since(mtime).is_ok_and(|age| age > STALE_TMP) {
                     self.remove(name);
@@ -344,7 +352,7 @@ impl Store {
             }
         }
         // Newest first; keep while they fit.
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         let mut total = 0u64;
         for (_, len, name) in entries {
             total = total.saturating_add(len);
