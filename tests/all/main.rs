@@ -4,6 +4,7 @@
 
 mod cli;
 mod errors;
+mod guest_builds;
 mod guests;
 mod hostile;
 mod seed;
