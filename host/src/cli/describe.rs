@@ -49,12 +49,10 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
 fn collect_records<'a>(t: &'a Type, out: &mut Vec<&'a RecordType>) {
     match t {
         Type::List(t) | Type::Map(t) | Type::Optional(t) => collect_records(t, out),
-        Type::Record(r) => {
-            if !out.iter().any(|o| o.name == r.name) {
-                out.push(r);
-                for (_, f) in &r.fields {
-                    collect_records(f, out);
-                }
+        Type::Record(r) if !out.iter().any(|o| o.name == r.name) => {
+            out.push(r);
+            for (_, f) in &r.fields {
+                collect_records(f, out);
             }
         }
         _ => {}
