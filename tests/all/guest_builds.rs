@@ -213,3 +213,23 @@ fn a_module_that_fails_to_load_shows_its_error_once() {
     assert_eq!(line.matches("unknown entity").count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_map_fixed_typo_in_a_workflow_fails_describe_at_the_users_line() {
+    module("fixtures");
+    let dir = temp_crate(
+        "map_typo",
+        "use sandflow::{map, task, workflow};\n#[task]\npub fn scale(a: i64, factor: i64) -> i64 { a * factor }\n\
+         #[workflow]\npub fn scaled(l: Vec<i64>) -> Vec<i64> {\n    map(scale::entity()).fixed(\"factr\", 2).over(l)\n}\n",
+    );
+    let out = sandflow(&["describe", dir.to_str().unwrap()], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "describing entity `scaled` failed: panicked: map(scale).fixed(\"factr\", ..): scale has no input `factr`; its inputs are: a, factor (at src/lib.rs:6)"
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
