@@ -286,9 +286,27 @@ impl<I, O> MapBuilder<I, O> {
     }
 
     /// Binds input `name` to the same value in every element.
+    ///
+    /// Panics (failing the workflow's description, or the dynamic's attempt, with this
+    /// message) if the entity has no input `name`, so a typo is reported where it is made.
+    #[track_caller]
     pub fn fixed<T>(mut self, name: &'static str, value: impl IntoBinding<T>) -> Self {
+        self.check_input(name, "fixed");
         self.fixed.push((name, value.into_binding()));
         self
+    }
+
+    /// Panics naming the typo and the inputs there are, if the entity has no input `name`.
+    #[track_caller]
+    fn check_input(&self, name: &str, method: &str) {
+        if !self.inputs.contains(&name) {
+            panic!(
+                "map({}).{method}(\"{name}\", ..): {} has no input `{name}`; its inputs are: {}",
+                self.entity,
+                self.entity,
+                self.inputs.join(", ")
+            );
+        }
     }
 
     /// Maps over the one input not bound with [`MapBuilder::fixed`].
@@ -310,7 +328,13 @@ impl<I, O> MapBuilder<I, O> {
     }
 
     /// Maps over several inputs at once, each bound to a list of the same length.
+    ///
+    /// Panics if the entity has no input of one of the names (see [`MapBuilder::fixed`]).
+    #[track_caller]
     pub fn over_inputs(mut self, lists: Vec<(&'static str, Binding)>) -> Promise<Vec<O>> {
+        for (name, _) in &lists {
+            self.check_input(name, "over_inputs");
+        }
         self.spec.mapped = lists.iter().map(|(n, _)| n.to_string()).collect();
         let mut inputs = self.fixed;
         inputs.extend(lists);

@@ -6,3 +6,59 @@ fn macro_errors() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }
+
+mod path_qualified {
+    use sandflow::{launch_plan, task, workflow};
+
+    pub mod stats {
+        use super::*;
+
+        #[task]
+        pub fn inc(a: i64) -> i64 {
+            a + 1
+        }
+
+        #[workflow]
+        pub fn inc_wf(a: i64) -> i64 {
+            inc::call(a)
+        }
+    }
+
+    #[launch_plan(stats::inc_wf)]
+    pub fn inc_lp(a: i64) -> i64;
+
+    /// Entity names are global in a module: a path locates the workflow, its last segment
+    /// names it.
+    #[test]
+    fn a_launch_plan_names_a_path_qualified_workflow_by_its_last_segment() {
+        let decl = inc_lp::__decl();
+        let sandflow::__private::EntityKind::LaunchPlan(lp) = decl.kind else {
+            panic!("not a launch plan");
+        };
+        assert_eq!(lp.workflow, "inc_wf");
+    }
+}
+
+mod map_typo {
+    use sandflow::{dynamic, map, task};
+
+    #[task]
+    pub fn scale(a: i64, factor: i64) -> i64 {
+        a * factor
+    }
+
+    #[dynamic]
+    pub fn scaled(l: Vec<i64>) -> Vec<i64> {
+        map(scale::entity()).fixed("factr", 2).over(l)
+    }
+
+    #[test]
+    fn a_map_fixed_typo_names_the_typo_and_the_inputs() {
+        let e = std::panic::catch_unwind(|| scaled::graph(vec![1])).unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(
+            msg,
+            "map(scale).fixed(\"factr\", ..): scale has no input `factr`; its inputs are: a, factor"
+        );
+    }
+}

@@ -30,6 +30,8 @@ pub enum InputError {
     },
     #[error("input `{input}` of {entity} is fixed by the launch plan and cannot be given")]
     Fixed { entity: String, input: String },
+    #[error("input `{input}` of {entity} is given twice (give each input once)")]
+    Repeated { entity: String, input: String },
 }
 
 fn describe(j: &Json) -> String {
@@ -58,6 +60,8 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
     Ok(match (ty, j) {
         (Type::Int, Json::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| bad(path))?),
         (Type::Float, Json::Number(n)) => Value::Float(n.as_f64().ok_or_else(|| bad(path))?),
+        // JSON has no NaN or infinities: they travel as these three strings, both ways.
+        (Type::Float, Json::String(s)) => Value::Float(non_finite(s).ok_or_else(|| bad(path))?),
         (Type::Bool, Json::Bool(b)) => Value::Bool(*b),
         (Type::Str, Json::String(s)) => Value::Str(s.clone()),
         (Type::Bytes, Json::Array(items)) => {
@@ -146,13 +150,35 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
     })
 }
 
-/// Writes `v` (of type `ty`) as JSON. Records become objects with their field names.
+/// The f64 a non-finite float's JSON string stands for: "NaN", "Infinity" or "-Infinity".
+fn non_finite(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// The JSON string of a non-finite float (JavaScript's names for them).
+fn non_finite_name(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// Writes `v` (of type `ty`) as JSON. Records become objects with their field names; a NaN or
+/// an infinite float becomes the string "NaN", "Infinity" or "-Infinity".
 pub fn to_json(v: &Value, ty: &Type) -> Json {
     match (v, ty) {
         (Value::Int(i), _) => Json::from(*i),
         (Value::Float(f), _) => serde_json::Number::from_f64(*f)
             .map(Json::Number)
-            .unwrap_or(Json::Null),
+            .unwrap_or_else(|| Json::String(non_finite_name(*f).into())),
         (Value::Bool(b), _) => Json::Bool(*b),
         (Value::Str(s), _) => Json::String(s.clone()),
         (Value::Bytes(b), _) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
@@ -195,7 +221,13 @@ pub fn inputs_from_json(
     given: &[(String, Json)],
 ) -> Result<Vec<Value>, InputError> {
     let index = decl.index(&entity.name);
-    for (name, _) in given {
+    for (i, (name, _)) in given.iter().enumerate() {
+        if given[..i].iter().any(|(n, _)| n == name) {
+            return Err(InputError::Repeated {
+                entity: entity.name.clone(),
+                input: name.clone(),
+            });
+        }
         if index.is_some_and(|i| decl.is_fixed(i, name)) {
             return Err(InputError::Fixed {
                 entity: entity.name.clone(),
@@ -212,7 +244,7 @@ pub fn inputs_from_json(
     }
     let mut out = Vec::with_capacity(entity.interface.inputs.len());
     for (k, p) in entity.interface.inputs.iter().enumerate() {
-        match given.iter().rev().find(|(n, _)| n == &p.name) {
+        match given.iter().find(|(n, _)| n == &p.name) {
             Some((_, j)) => out.push(from_json(j, &p.ty, &p.name, &mut String::new())?),
             None => match index.and_then(|i| decl.default_input(i, k)) {
                 Some(v) => out.push(v.clone()),
@@ -242,4 +274,38 @@ pub fn signature(entity: &EntityDecl) -> String {
         .map(|p| format!("--{} <{}>", p.name, p.ty))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn non_finite_floats_print_as_strings_and_read_back() {
+        for (f, s) in [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(to_json(&Value::Float(f), &Type::Float), json!(s));
+            let back = from_json(&json!(s), &Type::Float, "x", &mut String::new()).unwrap();
+            let Value::Float(b) = back else {
+                panic!("{back:?}")
+            };
+            assert!(
+                b.to_bits() == f.to_bits() || (f.is_nan() && b.is_nan()),
+                "{s}"
+            );
+        }
+        assert_eq!(to_json(&Value::Float(1.5), &Type::Float), json!(1.5));
+    }
+
+    #[test]
+    fn other_strings_are_not_floats() {
+        for s in ["nan", "inf", "1.5", "Infinity ", ""] {
+            let e = from_json(&json!(s), &Type::Float, "x", &mut String::new()).unwrap_err();
+            assert!(e.to_string().contains("expected f64"), "{s}: {e}");
+        }
+    }
 }

@@ -348,3 +348,108 @@ fn an_argument_error_quotes_the_input_not_all_of_it() {
     assert!(err.contains("--l [[[["), "{err}");
     assert!(err.contains("(119999 bytes in all)"), "{err}");
 }
+
+#[test]
+fn integer_overflow_fails_the_task_naming_it_and_the_node() {
+    module("nested_dynamics");
+    let out = sandflow(&[
+        "run",
+        "examples/nested-dynamics",
+        "multi_wf",
+        "--l",
+        "[9223372036854775807]",
+        "--chunk",
+        "1",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "no wrapped answer: {}",
+        text(&out.stdout)
+    );
+    assert!(err.contains("attempt to add with overflow"), "{err}");
+    assert!(
+        err.contains("multi_wf/level1/level2/core_wf_lp/step1 (attempt 1 of 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_finite_floats_print_as_strings_and_are_read_back() {
+    let m = module("fixtures");
+    let m = m.to_str().unwrap();
+    for (a, b, expect) in [
+        ("0", "0", "\"NaN\"\n"),
+        ("1", "0", "\"Infinity\"\n"),
+        ("\"-Infinity\"", "2", "\"-Infinity\"\n"),
+        ("1", "\"Infinity\"", "0.0\n"),
+    ] {
+        let out = sandflow(&["run", m, "divide", "--a", a, "--b", b]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), expect, "{a} / {b}");
+    }
+    let out = sandflow(&["run", m, "divide", "--a", "\"nan\"", "--b", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("input `a`: expected f64, found the string \"nan\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_input_flag_given_twice_is_a_usage_error() {
+    let m = module("fixtures");
+    let out = sandflow(&[
+        "run",
+        m.to_str().unwrap(),
+        "increment",
+        "--a",
+        "1",
+        "--a",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--a is given twice"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn describe_shows_the_fields_of_records() {
+    let m = module("album_lyrics");
+    let out = sandflow(&["describe", m.to_str().unwrap()]);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("record       Song { title: string, lyrics: string }"),
+        "{s}"
+    );
+    assert!(
+        s.contains("SongStats { title: string, words: i64, counts: map<string, i64> }"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_launch_plan_may_name_its_workflow_by_path() {
+    let m = module("fixtures");
+    let out = sandflow(&["run", m.to_str().unwrap(), "inc_lp", "--a", "1"]);
+    assert_eq!(text(&out.stdout), "2\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_map_fixed_typo_fails_naming_the_typo_and_the_inputs() {
+    let m = module("fixtures");
+    let out = sandflow(&["run", m.to_str().unwrap(), "map_fixed_typo", "--l", "[1]"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "map(add).fixed(\"bb\", ..): add has no input `bb`; its inputs are: a, b (at "
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}

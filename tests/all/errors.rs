@@ -152,3 +152,47 @@ fn unknown_entity_lists_the_available_ones() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_input_given_twice_is_an_error_naming_it() {
+    let s = load("nested_dynamics");
+    let wf = s.decl.get("multi_wf").unwrap();
+    let err = inputs_from_json(
+        &s.decl,
+        wf,
+        &[
+            ("l".into(), json!([1])),
+            ("chunk".into(), json!(1)),
+            ("chunk".into(), json!(2)),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input `chunk` of multi_wf is given twice (give each input once)"
+    );
+}
+
+#[test]
+fn a_float_input_takes_only_the_three_non_finite_names_as_strings() {
+    let s = load("fixtures");
+    let divide = s.decl.get("divide").unwrap();
+    let ok = inputs_from_json(
+        &s.decl,
+        divide,
+        &[("a".into(), json!("-Infinity")), ("b".into(), json!("NaN"))],
+    )
+    .unwrap();
+    assert!(matches!(ok[0], sandflow_contract::Value::Float(f) if f == f64::NEG_INFINITY));
+    assert!(matches!(ok[1], sandflow_contract::Value::Float(f) if f.is_nan()));
+    let err = inputs_from_json(
+        &s.decl,
+        divide,
+        &[("a".into(), json!("inf")), ("b".into(), json!(1))],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input `a`: expected f64, found the string \"inf\""
+    );
+}

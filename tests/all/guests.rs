@@ -18,7 +18,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// The guests' own target directory, so their wasm build never fights the host build's lock.
-fn guest_target_dir() -> PathBuf {
+pub fn guest_target_dir() -> PathBuf {
     std::env::var_os("SANDFLOW_GUEST_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("examples/target"))

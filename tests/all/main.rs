@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod errors;
+mod guest_builds;
 mod guests;
 mod hostile;
 mod seed;

@@ -267,6 +267,14 @@ fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
         .iter()
         .map(|a| match a {
             FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(_) if owned(&pt.ty).is_some() => Err(syn::Error::new_spanned(
+                    &pt.ty,
+                    format!(
+                        "sandflow inputs are owned values passed between sandboxes: take `{}` instead of `{}`",
+                        owned(&pt.ty).unwrap_or_default(),
+                        type_text(&pt.ty)
+                    ),
+                )),
                 Pat::Ident(id) => Ok(Arg {
                     name: id.ident.clone(),
                     ty: (*pt.ty).clone(),
@@ -284,6 +292,37 @@ fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
         .collect()
 }
 
+/// The owned type to suggest for a reference type (`&str` -> `String`, `&[T]` -> `Vec<T>`,
+/// `&T` -> `T`), or `None` if `ty` is not a reference.
+fn owned(ty: &Type) -> Option<String> {
+    let Type::Reference(r) = ty else { return None };
+    Some(match &*r.elem {
+        Type::Path(p) if p.path.is_ident("str") => "String".into(),
+        Type::Slice(s) => format!("Vec<{}>", type_text(&s.elem)),
+        other => type_text(other),
+    })
+}
+
+/// A type as the user would write it: `Vec<i64>`, not `Vec < i64 >`.
+fn type_text(ty: &Type) -> String {
+    let mut s = quote!(#ty).to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+        (" :: ", "::"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        s = s.replace(from, to);
+    }
+    s
+}
+
 fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let opts = parse_options(kind, attr)?;
     // A launch plan is a body-less declaration; parse it as a foreign-style signature.
@@ -297,6 +336,17 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     let name = &sig.ident;
     let name_str = name.to_string();
     let args = args_of(&sig)?;
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if let Some(o) = owned(ty) {
+            return Err(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "sandflow outputs are owned values passed between sandboxes: return `{o}` instead of `{}`",
+                    type_text(ty)
+                ),
+            ));
+        }
+    }
     let out = output_of(&sig.output, kind);
     let out_ty = out
         .ty
@@ -378,6 +428,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     let kind_decl;
     let mut invoke = TokenStream2::new();
     let mut extra = TokenStream2::new();
+    let mut check_workflow = TokenStream2::new();
     match kind {
         Kind::Task => {
             let block = block.expect("tasks have bodies");
@@ -432,7 +483,20 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
         }
         Kind::LaunchPlan => {
             let wf = opts.workflow.as_ref().expect("checked in parse_options");
-            let wf_str = quote!(#wf).to_string().replace(' ', "");
+            // Entity names are global in a module: a path (`stats::inc_wf`) locates the
+            // workflow in Rust, its last segment is its name. `check_workflow` makes a wrong
+            // path a compile error rather than a load-time one.
+            let wf_str = wf
+                .segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default();
+            let wf_entity = quote_spanned!(wf.span()=> #wf::entity);
+            check_workflow = quote! {
+                const _: () = {
+                    let _ = #wf_entity;
+                };
+            };
             let lit = |pairs: &[(Ident, Expr)]| {
                 let items = pairs.iter().map(|(n, e)| {
                     let n = n.to_string();
@@ -458,7 +522,6 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     }
 
     let call_export = if matches!(kind, Kind::Task | Kind::Dynamic) {
-        let export = format!("sandflow:call:{name_str}");
         quote! {
             #[allow(dead_code)]
             fn __invoke(__bytes: &[u8]) -> i64 {
@@ -479,6 +542,16 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
                 }
                 #invoke
             }
+        }
+    } else {
+        TokenStream2::new()
+    };
+    let decl_export = format!("sandflow:decl:{name_str}");
+    // The exports carry the entity's name span: two entities of one name (in different Rust
+    // modules) make rustc report "symbol `sandflow:decl:x` is already defined" at the second.
+    let call_fn = if matches!(kind, Kind::Task | Kind::Dynamic) {
+        let export = format!("sandflow:call:{name_str}");
+        quote_spanned! {name.span()=>
             #[cfg(target_arch = "wasm32")]
             #[export_name = #export]
             extern "C" fn __call_export(ptr: u32, len: u32) -> i64 {
@@ -489,7 +562,13 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     } else {
         TokenStream2::new()
     };
-    let decl_export = format!("sandflow:decl:{name_str}");
+    let decl_fn = quote_spanned! {name.span()=>
+        #[cfg(target_arch = "wasm32")]
+        #[export_name = #decl_export]
+        extern "C" fn __decl_export() -> i64 {
+            #p::decl_entity(__decl)
+        }
+    };
     let doc = format!(
         "Graph-building handle on the sandflow {} `{name_str}`.",
         match kind {
@@ -506,6 +585,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
 
     Ok(quote! {
         #plain
+        #check_workflow
 
         #[doc = #doc]
         #[allow(non_snake_case, clippy::all)]
@@ -531,12 +611,8 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
 
             #extra
             #call_export
-
-            #[cfg(target_arch = "wasm32")]
-            #[export_name = #decl_export]
-            extern "C" fn __decl_export() -> i64 {
-                #p::decl_entity(__decl)
-            }
+            #call_fn
+            #decl_fn
         }
     })
 }

@@ -2,7 +2,7 @@
 
 use super::build::module_path;
 use clap::Args;
-use sandflow_contract::{EntityDecl, EntityKind};
+use sandflow_contract::{EntityDecl, EntityKind, RecordType, Type};
 use sandflow_host::json;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
@@ -18,14 +18,45 @@ pub struct DescribeArgs {
 pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
     let host = Host::new(1)?;
     let sandbox = host.load(&module_path(&args.module)?)?;
-    let text: Vec<String> = sandbox
+    let mut text: Vec<String> = sandbox
         .decl
         .entities
         .iter()
         .map(|e| line(&sandbox.decl, e))
         .collect();
+    // Interfaces name record types; their fields follow, one record a line.
+    let mut records = Vec::new();
+    for e in &sandbox.decl.entities {
+        let types = e.interface.inputs.iter().map(|p| &p.ty);
+        for t in types.chain(e.interface.output.as_ref()) {
+            collect_records(t, &mut records);
+        }
+    }
+    text.extend(records.iter().map(|r| {
+        let fields = r
+            .fields
+            .iter()
+            .map(|(n, t)| format!("{n}: {t}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{:<12} {} {{ {fields} }}", "record", r.name)
+    }));
     super::print_stdout(&text.join("\n"));
     Ok(0)
+}
+
+/// The record types in `t`, outermost first, each once (by name).
+fn collect_records<'a>(t: &'a Type, out: &mut Vec<&'a RecordType>) {
+    match t {
+        Type::List(t) | Type::Map(t) | Type::Optional(t) => collect_records(t, out),
+        Type::Record(r) if !out.iter().any(|o| o.name == r.name) => {
+            out.push(r);
+            for (_, f) in &r.fields {
+                collect_records(f, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {

@@ -119,6 +119,9 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
             "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
             "task-retries" => args.task_retries = Some(small(&value)?),
             "task-fuel" => args.task_fuel = Some(number(&value)?),
+            _ if pairs.iter().any(|(n, _)| *n == name) => {
+                bail!("--{name} is given twice: give each input once")
+            }
             _ => pairs.push((name, value)),
         }
     }
@@ -201,7 +204,11 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
                 clip(&obj.to_string())
             );
         };
-        given.extend(map);
+        // Flags override the file's keys.
+        given.extend(
+            map.into_iter()
+                .filter(|(k, _)| !pairs.iter().any(|(n, _)| n == k)),
+        );
     }
     for (name, raw) in pairs {
         let is_str = entity

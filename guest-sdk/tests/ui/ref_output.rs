@@ -1,0 +1,8 @@
+use sandflow::task;
+
+#[task]
+pub fn name() -> &'static str {
+    "x"
+}
+
+fn main() {}
