@@ -583,9 +583,7 @@ mod tests {
         let reduce = n as usize;
         assert_eq!(g.deps[reduce], n, "each promise counts once");
         assert!(g.deps[..reduce].iter().all(|&d| d == 0));
-        assert!(g.dependents[..reduce]
-            .iter()
-            .all(|d| d.as_slice() == [n]));
+        assert!(g.dependents[..reduce].iter().all(|d| d.as_slice() == [n]));
         assert!(g.dependents[reduce].is_empty());
     }
 

@@ -42,8 +42,11 @@ pub fn encode_to<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<
 /// Decodes a `T` that must span all of `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     crate::depth::start_decode();
-    let (v, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError(format!("decode: {e}")))?;
+    let (v, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| match e {
+        // A message of ours (`depth`), shown as written rather than as bincode's Debug.
+        bincode::error::DecodeError::OtherString(m) => CodecError(format!("decode: {m}")),
+        e => CodecError(format!("decode: {e}")),
+    })?;
     if used != bytes.len() {
         return Err(CodecError(format!(
             "decode: {} trailing bytes after a {}-byte value",

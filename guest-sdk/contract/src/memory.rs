@@ -89,7 +89,10 @@ mod tests {
                 ("ab".to_string(), Value::List(vec![Value::Int(1); 3])),
                 ("c".to_string(), Value::Str("hello".into())),
                 ("d".to_string(), Value::Bytes(vec![1, 2, 3])),
-                ("e".to_string(), Value::Optional(Some(Box::new(Value::Bool(true))))),
+                (
+                    "e".to_string(),
+                    Value::Optional(Some(Box::new(Value::Bool(true)))),
+                ),
             ]
             .into(),
         );

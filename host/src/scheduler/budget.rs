@@ -111,7 +111,10 @@ mod tests {
     fn a_charge_past_the_limit_fails_charging_nothing_and_names_the_option() {
         let mut b = Budget::new(10 << 20);
         b.charge(6 << 20).unwrap();
-        let e = b.charge(5 << 20).unwrap_err().message("the graph dyn returned");
+        let e = b
+            .charge(5 << 20)
+            .unwrap_err()
+            .message("the graph dyn returned");
         assert_eq!(
             e,
             "the graph dyn returned needs 5.0 MiB more, past the run's memory budget of \

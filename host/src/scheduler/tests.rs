@@ -1651,7 +1651,11 @@ fn fan_module() -> Arc<ModuleDecl> {
     module(vec![
         task("make", &[("len", Type::Int)], Some(Type::Str)),
         task("count", &[("l", list(Type::Str))], Some(Type::Int)),
-        dynamic("fan", &[("n", Type::Int), ("len", Type::Int)], Some(Type::Int)),
+        dynamic(
+            "fan",
+            &[("n", Type::Int), ("len", Type::Int)],
+            Some(Type::Int),
+        ),
     ])
 }
 
@@ -1693,10 +1697,11 @@ fn a_dynamic_graph_past_the_run_memory_budget_fails_naming_the_option() {
     let f = p.failure();
     assert_eq!(f.path, "big");
     assert!(
-        f.message.starts_with("the graph big returned needs 3.") && f.message.contains(
-            "past the run's memory budget of 1.0 MiB with 0.0 MiB held \
+        f.message.starts_with("the graph big returned needs 3.")
+            && f.message.contains(
+                "past the run's memory budget of 1.0 MiB with 0.0 MiB held \
              (max_run_memory_bytes; raise it with --max-run-memory-mb)"
-        ),
+            ),
         "{f}"
     );
     assert_eq!(p.count("sum"), 0);
@@ -1771,9 +1776,17 @@ fn a_tree_of_dynamics_within_max_nodes_stops_at_the_memory_budget() {
         },
     );
     let f = p.failure();
-    assert!(f.message.contains("past the run's memory budget of 1.0 MiB"), "{f}");
+    assert!(
+        f.message
+            .contains("past the run's memory budget of 1.0 MiB"),
+        "{f}"
+    );
     assert!(p.sched.memory_used() <= 1 << 20);
-    assert!(p.runs.len() > 500, "the tree grew until the budget: {}", p.runs.len());
+    assert!(
+        p.runs.len() > 500,
+        "the tree grew until the budget: {}",
+        p.runs.len()
+    );
 }
 
 #[test]
@@ -1797,6 +1810,9 @@ fn a_map_stops_at_the_run_memory_budget() {
     );
     let f = p.failure();
     assert_eq!(f.path, "wide/inc");
-    assert!(f.message.starts_with("a map of 100000 elements needs"), "{f}");
+    assert!(
+        f.message.starts_with("a map of 100000 elements needs"),
+        "{f}"
+    );
     assert!(p.runs.is_empty());
 }
