@@ -77,8 +77,14 @@ impl Over {
     }
 }
 
+/// A size for a message: in MiB, or in KiB or bytes when smaller (an input of a few hundred
+/// bytes is not "0.0 MiB").
 fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..0x10_0000 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64),
+    }
 }
 
 /// What `n` nodes of the arena take.
@@ -125,5 +131,12 @@ mod tests {
         b.release(6 << 20);
         b.charge(10 << 20).unwrap();
         assert_eq!(b.used(), 10 << 20);
+        // Small amounts read in KiB or bytes, not as 0.0 MiB.
+        b.release(5 << 10);
+        let e = b.charge(6 << 10).unwrap_err().message("x");
+        assert!(e.starts_with("x needs 6.0 KiB more, "), "{e}");
+        b.release(b.used());
+        let e = b.charge(11 << 20).unwrap_err().message("y");
+        assert!(e.contains("with 0 bytes held"), "{e}");
     }
 }

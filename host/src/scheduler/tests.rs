@@ -1699,7 +1699,7 @@ fn a_dynamic_graph_past_the_run_memory_budget_fails_naming_the_option() {
     assert!(
         f.message.starts_with("the graph big returned needs 3.")
             && f.message.contains(
-                "past the run's memory budget of 1.0 MiB with 0.0 MiB held \
+                "past the run's memory budget of 1.0 MiB with 0 bytes held \
              (max_run_memory_bytes; raise it with --max-run-memory-mb)"
             ),
         "{f}"
