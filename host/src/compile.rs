@@ -253,12 +253,10 @@ fn check_acyclic(graph: &GraphSpec) -> Result<(), String> {
     let n = graph.nodes.len();
     let mut indegree = vec![0usize; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for d in deps(node) {
-            indegree[i] += 1;
-            dependents[d].push(i);
-        }
-    }
+    each_dep(&graph.nodes, |i, d| {
+        indegree[i] += 1;
+        dependents[d].push(i);
+    });
     let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut seen = 0;
     while let Some(i) = ready.pop() {
@@ -279,23 +277,34 @@ fn check_acyclic(graph: &GraphSpec) -> Result<(), String> {
     }
 }
 
-/// The distinct nodes `node` reads the output of (only in-range references).
-pub fn deps(node: &NodeSpec) -> Vec<usize> {
-    fn walk(b: &Binding, out: &mut Vec<usize>) {
+/// Calls `f(i, j)` once for each distinct node `j` that node `i` reads the output of (only
+/// in-range references), in a time linear in the size of the bindings: a reduce over n
+/// promises has one node reading n others, and deduplicating by searching what was found
+/// so far made that quadratic (400 000 promises took 48 s).
+pub fn each_dep(nodes: &[NodeSpec], mut f: impl FnMut(usize, usize)) {
+    fn walk(b: &Binding, i: usize, seen_by: &mut [usize], f: &mut impl FnMut(usize, usize)) {
         match b {
             Binding::Node(j) => {
-                if !out.contains(&(*j as usize)) {
-                    out.push(*j as usize)
+                let j = *j as usize;
+                // `seen_by[j]` is one more than the last node that read `j`.
+                if let Some(s) = seen_by.get_mut(j) {
+                    if *s != i + 1 {
+                        *s = i + 1;
+                        f(i, j);
+                    }
                 }
             }
-            Binding::List(items) => items.iter().for_each(|b| walk(b, out)),
-            Binding::Map(items) => items.iter().for_each(|(_, b)| walk(b, out)),
+            Binding::List(items) => items.iter().for_each(|b| walk(b, i, seen_by, f)),
+            Binding::Map(items) => items.iter().for_each(|(_, b)| walk(b, i, seen_by, f)),
             Binding::Literal(_) | Binding::Input(_) => {}
         }
     }
-    let mut out = Vec::new();
-    node.inputs.iter().for_each(|(_, b)| walk(b, &mut out));
-    out
+    let mut seen_by = vec![0usize; nodes.len()];
+    for (i, node) in nodes.iter().enumerate() {
+        node.inputs
+            .iter()
+            .for_each(|(_, b)| walk(b, i, &mut seen_by, &mut f));
+    }
 }
 
 /// A task's or dynamic's declared limits can be met: a limit of zero would fail every
@@ -512,15 +521,12 @@ impl CompiledGraph {
                 *k - 1
             })
             .collect();
-        let mut deps = Vec::with_capacity(n);
+        let mut deps = vec![0u32; n];
         let mut dependents = vec![Vec::new(); n];
-        for (i, node) in spec.nodes.iter().enumerate() {
-            let d = self::deps(node);
-            deps.push(d.len() as u32);
-            for j in d {
-                dependents[j].push(i as u32);
-            }
-        }
+        each_dep(&spec.nodes, |i, j| {
+            deps[i] += 1;
+            dependents[j].push(i as u32);
+        });
         Ok(CompiledGraph {
             spec,
             entities,
@@ -528,5 +534,86 @@ impl CompiledGraph {
             deps,
             dependents,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sandflow_contract::{FailurePolicy, Interface, TaskConfig};
+
+    fn task(name: &str, inputs: Vec<Param>) -> EntityDecl {
+        EntityDecl {
+            name: name.into(),
+            interface: Interface {
+                inputs,
+                output: Some(Type::Int),
+            },
+            kind: EntityKind::Task(TaskConfig::default()),
+        }
+    }
+
+    fn node(entity: &str, inputs: Vec<(String, Binding)>) -> NodeSpec {
+        NodeSpec {
+            entity: entity.into(),
+            inputs,
+            map: None,
+        }
+    }
+
+    #[test]
+    fn a_reduce_over_400_000_promises_compiles_in_linear_time() {
+        // The seed's shape: n nodes, and one node reading all of them (and the first one
+        // twice, which counts once).
+        let n = 400_000u32;
+        let decl = ModuleDecl::new(vec![
+            task("one", vec![]),
+            task(
+                "sum",
+                vec![Param {
+                    name: "l".into(),
+                    ty: Type::List(Box::new(Type::Int)),
+                }],
+            ),
+        ])
+        .unwrap();
+        let mut nodes: Vec<NodeSpec> = (0..n).map(|_| node("one", vec![])).collect();
+        let mut refs: Vec<Binding> = (0..n).map(Binding::Node).collect();
+        refs.push(Binding::Node(0));
+        nodes.push(node("sum", vec![("l".into(), Binding::List(refs))]));
+        let spec = GraphSpec {
+            nodes,
+            output: Some(Binding::Node(n)),
+            on_failure: FailurePolicy::FailFast,
+        };
+        check_graph(&decl, &spec, None, Some(&Type::Int), "reduce").unwrap();
+        let g = CompiledGraph::new(&decl, spec).unwrap();
+        let reduce = n as usize;
+        assert_eq!(g.deps[reduce], n, "each promise counts once");
+        assert!(g.deps[..reduce].iter().all(|&d| d == 0));
+        assert!(g.dependents[..reduce].iter().all(|d| d.as_slice() == [n]));
+        assert!(g.dependents[reduce].is_empty());
+    }
+
+    #[test]
+    fn a_cycle_is_still_found_and_named() {
+        let decl = ModuleDecl::new(vec![task(
+            "inc",
+            vec![Param {
+                name: "a".into(),
+                ty: Type::Int,
+            }],
+        )])
+        .unwrap();
+        let spec = GraphSpec {
+            nodes: vec![
+                node("inc", vec![("a".into(), Binding::Node(1))]),
+                node("inc", vec![("a".into(), Binding::Node(0))]),
+            ],
+            output: None,
+            on_failure: FailurePolicy::FailFast,
+        };
+        let e = check_graph(&decl, &spec, None, None, "loop").unwrap_err();
+        assert_eq!(e.to_string(), "loop: node n0 (inc) is on a cycle");
     }
 }

@@ -606,6 +606,141 @@ fn three_hundred_hostile_runs_keep_the_host_rss_bounded() {
     );
 }
 
+// ---- Graphs small encoded and large in memory ----
+
+/// The process's peak RSS so far (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux has /proc");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM is in /proc/self/status")
+}
+
+#[test]
+fn a_graph_small_encoded_and_huge_decoded_fails_without_gigabytes() {
+    let _heavy = heavy();
+    let before = peak_rss_kib();
+    // 60 MB encoded, 20 million nodes: about 2 GB decoded without the per-message bound.
+    let f = fail("huge_graph", json!({"a": 1}));
+    let after = peak_rss_kib();
+    eprintln!(
+        "huge_graph: peak RSS {} MiB -> {} MiB",
+        before / 1024,
+        after / 1024
+    );
+    assert_eq!(f.path, "huge_graph");
+    assert!(
+        f.message.starts_with(
+            "the guest returned bytes that are not a call result (decode: a graph/value of \
+             more than 256 MiB in memory in one message"
+        ),
+        "{}",
+        f.message
+    );
+    // The decode stops at 256 MiB of estimated memory (the vector of nodes may hold twice
+    // that while it grows), plus the 60 MB read from the guest.
+    assert!(
+        after < before + 1024 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
+fn with_run_memory(mib: u64) -> Options {
+    Options {
+        max_run_memory_bytes: mib << 20,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_map_of_dynamics_returning_big_graphs_stops_at_the_run_memory_budget() {
+    let _heavy = heavy();
+    // Each graph holds 300 000 integers (about 9 MiB) for the rest of the run: eight of them
+    // do not fit in 48 MiB.
+    let r = run_with(
+        GUEST,
+        "many_big_literals",
+        json!({"ns": vec![300_000; 8]}),
+        with_run_memory(48),
+    );
+    let f = r.result.as_ref().expect_err("the budget stops the map");
+    assert!(
+        f.path.starts_with("many_big_literals/big_literal["),
+        "{}",
+        f.path
+    );
+    assert!(
+        f.message
+            .contains("past the run's memory budget of 48.0 MiB with")
+            && f.message
+                .ends_with("(max_run_memory_bytes; raise it with --max-run-memory-mb)"),
+        "{}",
+        f.message
+    );
+    assert!(r.scheduler.memory_used() <= 48 << 20);
+    // Within a budget that holds them, the same map runs.
+    let r = run_with(
+        GUEST,
+        "many_big_literals",
+        json!({"ns": vec![300_000; 2]}),
+        with_run_memory(48),
+    );
+    assert_eq!(
+        output(GUEST, "many_big_literals", r).unwrap(),
+        json!([300_000, 300_000])
+    );
+}
+
+#[test]
+fn a_tree_of_dynamics_within_max_nodes_fails_at_the_run_memory_budget() {
+    // Fifty children per dynamic, without end: far fewer nodes than max_nodes when the
+    // budget stops it.
+    let r = run_with(GUEST, "tree", json!({"width": 50}), with_run_memory(2));
+    let f = r.result.as_ref().expect_err("the budget stops the tree");
+    assert!(f.path.starts_with("tree/tree"), "{}", f.path);
+    assert!(
+        f.message
+            .contains("past the run's memory budget of 2.0 MiB with"),
+        "{}",
+        f.message
+    );
+    assert!(r.scheduler.memory_used() <= 2 << 20);
+}
+
+#[test]
+fn a_module_whose_declarations_take_too_much_memory_fails_to_load() {
+    let engine = load(GUEST).engine().clone();
+    let config = SandboxConfig {
+        max_declaration_bytes: 4 << 10,
+        ..SandboxConfig::default()
+    };
+    let path = module(GUEST);
+    let bytes = std::fs::read(&path).expect("the guest is built");
+    let err = match Sandbox::load(std::slice::from_ref(&engine), config, &bytes, &path) {
+        Ok(_) => panic!("4 KiB cannot hold the hostile module's declarations"),
+        Err(e) => e,
+    };
+    let ModuleError::Describe { entity, reason, .. } = &err else {
+        panic!("expected a describe error, got {err}");
+    };
+    assert!(!entity.is_empty());
+    assert!(
+        reason.starts_with("the module's declarations take ")
+            && reason.ends_with(
+                "in memory up to this one, more than the 4.0 KiB a module may declare \
+                 (SandboxConfig::max_declaration_bytes)"
+            ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("describing entity `{entity}` failed: {reason}")),
+        "{err}"
+    );
+}
+
 // ---- Module-level attacks, in hand-written WAT ----
 
 /// `bytes` as a WAT string literal.

@@ -42,8 +42,11 @@ pub fn encode_to<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<
 /// Decodes a `T` that must span all of `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     crate::depth::start_decode();
-    let (v, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError(format!("decode: {e}")))?;
+    let (v, used) = bincode::serde::decode_from_slice(bytes, config()).map_err(|e| match e {
+        // A message of ours (`depth`), shown as written rather than as bincode's Debug.
+        bincode::error::DecodeError::OtherString(m) => CodecError(format!("decode: {m}")),
+        e => CodecError(format!("decode: {e}")),
+    })?;
     if used != bytes.len() {
         return Err(CodecError(format!(
             "decode: {} trailing bytes after a {}-byte value",
@@ -196,22 +199,76 @@ mod tests {
         assert!(decode::<Value>(&deep_value_bytes(50)).is_ok());
     }
 
+    /// Bytes of a `Vec<T>` of `n` copies of `one` (an encoded `T`), built without building
+    /// the vector.
+    fn repeated(n: usize, one: &[u8]) -> Vec<u8> {
+        let mut bytes = encode(&(n as u64)).unwrap();
+        bytes.reserve(n * one.len());
+        for _ in 0..n {
+            bytes.extend_from_slice(one);
+        }
+        bytes
+    }
+
+    const LIMIT: &str = "a graph/value of more than 256 MiB in memory in one message";
+
     #[test]
     fn a_message_of_too_many_values_is_an_error_not_gigabytes() {
-        // A list of MAX_DECODED_VALUES + 1 booleans: two bytes each when encoded.
-        let n = crate::depth::MAX_DECODED_VALUES as usize + 1;
+        // A list of booleans, two bytes each when encoded and 32 in memory: one more than the
+        // budget holds.
+        let n = (crate::depth::MAX_DECODED_BYTES / std::mem::size_of::<Value>() as u64) as usize;
         let mut bytes = encode(&Value::List(Vec::new())).unwrap();
         bytes.pop(); // the empty list's length
-        bytes.extend(encode(&(n as u64)).unwrap());
-        let one = encode(&Value::Bool(false)).unwrap();
-        for _ in 0..n {
-            bytes.extend_from_slice(&one);
-        }
+        bytes.extend(repeated(n, &encode(&Value::Bool(false)).unwrap()));
         let err = decode::<Value>(&bytes).unwrap_err();
-        assert!(err.0.contains("more than 8388608 values"), "{err}");
-        // A large message within the bound still decodes.
+        assert!(err.0.contains(LIMIT), "{err}");
+        // A large message within the bound still decodes, and says what it built.
         let ok = Value::List(vec![Value::Int(1); 100_000]);
         assert_eq!(decode::<Value>(&encode(&ok).unwrap()).unwrap(), ok);
+        assert_eq!(crate::depth::last_decode_bytes(), ok.memory_bytes());
+    }
+
+    #[test]
+    fn a_graph_of_many_tiny_nodes_is_an_error_not_gigabytes() {
+        use crate::{GraphSpec, NodeSpec};
+        // A node with an empty name, no inputs and no map: 3 bytes encoded, and more than a
+        // hundred in memory. 32 MiB of them would be gigabytes decoded.
+        let node = NodeSpec {
+            entity: String::new(),
+            inputs: Vec::new(),
+            map: None,
+        };
+        let one = encode(&node).unwrap();
+        assert_eq!(one.len(), 3);
+        let per_node = std::mem::size_of::<NodeSpec>() as u64;
+        let n = (crate::depth::MAX_DECODED_BYTES / per_node) as usize + 1;
+        let mut bytes = repeated(n, &one);
+        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        assert!(bytes.len() < 16 << 20, "{} bytes encoded", bytes.len());
+        let err = decode::<GraphSpec>(&bytes).unwrap_err();
+        assert!(err.0.contains(LIMIT), "{err}");
+        // Within the budget, the same shape decodes.
+        let mut bytes = repeated(1000, &one);
+        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        assert_eq!(decode::<GraphSpec>(&bytes).unwrap().nodes.len(), 1000);
+    }
+
+    #[test]
+    fn many_empty_strings_are_charged_their_headers() {
+        use crate::{Binding, NodeSpec};
+        // A map's mapped names and a node's input names: one byte each encoded, 24 in memory.
+        let mut node = encode(&String::new()).unwrap();
+        let n = (crate::depth::MAX_DECODED_BYTES / 24) as usize + 1;
+        node.extend(encode(&Vec::<(String, Binding)>::new()).unwrap());
+        node.push(1); // Some(map)
+        node.extend(repeated(n, &encode(&String::new()).unwrap()));
+        node.extend(encode(&(None::<u32>, None::<f64>, None::<u32>)).unwrap());
+        let err = decode::<NodeSpec>(&node).unwrap_err();
+        assert!(err.0.contains(LIMIT), "{err}");
+        // The same for the keys of a value's map (distinct keys: a map keeps one of each).
+        let map = Value::Map((0..1000).map(|i| (i.to_string(), Value::Int(i))).collect());
+        assert_eq!(decode::<Value>(&encode(&map).unwrap()).unwrap(), map);
+        assert_eq!(crate::depth::last_decode_bytes(), map.memory_bytes());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub enum FailurePolicy {
 }
 
 /// One call of an entity (or a map over it) inside a graph.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodeSpec {
     /// The entity called: a task, workflow, dynamic or launch plan of the same module.
     pub entity: String,
@@ -38,6 +38,7 @@ pub struct NodeSpec {
 pub struct MapSpec {
     /// Inputs bound to lists whose items become the elements' inputs; the other inputs are
     /// bound to the same value in every element.
+    #[serde(deserialize_with = "crate::depth::strings")]
     pub mapped: Vec<String>,
     /// Elements running at once; `None` is as many as the execution allows.
     pub concurrency: Option<u32>,
@@ -62,19 +63,38 @@ pub enum Binding {
     Map(Vec<(String, Binding)>),
 }
 
-// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound.
+// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
+// charges what it builds to the decode's memory budget (`depth::charge`).
 #[derive(Deserialize)]
 #[serde(remote = "Binding")]
 enum BindingDef {
     Literal(Value),
-    Input(String),
+    Input(#[serde(deserialize_with = "crate::depth::heap_string")] String),
     Node(u32),
     List(Vec<Binding>),
-    Map(Vec<(String, Binding)>),
+    Map(#[serde(deserialize_with = "crate::depth::pairs")] Vec<(String, Binding)>),
 }
 
 impl<'de> Deserialize<'de> for Binding {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::charge::<D::Error>(std::mem::size_of::<Binding>())?;
         crate::depth::nested(d, BindingDef::deserialize)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(remote = "NodeSpec")]
+struct NodeSpecDef {
+    #[serde(deserialize_with = "crate::depth::heap_string")]
+    entity: String,
+    #[serde(deserialize_with = "crate::depth::pairs")]
+    inputs: Vec<(String, Binding)>,
+    map: Option<MapSpec>,
+}
+
+impl<'de> Deserialize<'de> for NodeSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::charge::<D::Error>(std::mem::size_of::<NodeSpec>())?;
+        NodeSpecDef::deserialize(d)
     }
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 /// One named, typed input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Param {
+    // A param's header is charged with its name (its type charges itself).
+    #[serde(deserialize_with = "crate::depth::owned_string")]
     pub name: String,
     pub ty: Type,
 }
@@ -66,8 +68,10 @@ impl RetryOn {
 pub struct LaunchPlanSpec {
     pub workflow: String,
     /// Used when the caller does not bind the input.
+    #[serde(deserialize_with = "crate::depth::pairs")]
     pub defaults: Vec<(String, Value)>,
     /// Always used; a caller may not bind them.
+    #[serde(deserialize_with = "crate::depth::pairs")]
     pub fixed: Vec<(String, Value)>,
     /// Running task executions allowed at once in each execution this plan starts.
     pub max_parallelism: Option<u32>,

@@ -5,6 +5,8 @@
 //! - [`graph`]: the graph specs that workflows and dynamics build;
 //! - [`abi`]: export names and the ABI version;
 //! - [`codec`]: the one place bytes are encoded and decoded (bincode 2);
+//! - [`depth`], [`memory`]: what one decode may build, and what a value or graph takes in
+//!   host memory;
 //! - [`wire`]: the serde names and tags of `Value` and `CallResult`, for typed fast paths.
 //!
 //! This crate has no wasmtime and no tokio in it: guests compile it to wasm32-wasip1.
@@ -14,6 +16,7 @@ pub mod codec;
 pub mod depth;
 pub mod graph;
 pub mod interface;
+pub mod memory;
 pub mod value;
 pub mod wire;
 

@@ -22,7 +22,9 @@ pub enum Type {
 /// A user struct: its name and its fields in declaration order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordType {
+    #[serde(deserialize_with = "crate::depth::heap_string")]
     pub name: String,
+    #[serde(deserialize_with = "crate::depth::pairs")]
     pub fields: Vec<(String, Type)>,
 }
 
@@ -41,7 +43,8 @@ pub enum Value {
     Record(Vec<Value>),
 }
 
-// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound.
+// Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
+// charges what it builds to the decode's memory budget (`depth::charge`).
 #[derive(Deserialize)]
 #[serde(remote = "Type")]
 enum TypeDef {
@@ -58,6 +61,7 @@ enum TypeDef {
 
 impl<'de> Deserialize<'de> for Type {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::depth::charge::<D::Error>(std::mem::size_of::<Type>())?;
         crate::depth::nested(d, TypeDef::deserialize)
     }
 }
@@ -68,18 +72,23 @@ enum ValueDef {
     Int(i64),
     Float(f64),
     Bool(bool),
-    Str(String),
+    Str(#[serde(deserialize_with = "crate::depth::heap_string")] String),
     Bytes(Vec<u8>),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    Map(#[serde(deserialize_with = "crate::depth::string_map")] BTreeMap<String, Value>),
     Optional(Option<Box<Value>>),
     Record(Vec<Value>),
 }
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::depth::count_value::<D::Error>()?;
-        crate::depth::nested(d, ValueDef::deserialize)
+        crate::depth::charge::<D::Error>(std::mem::size_of::<Value>())?;
+        let v = crate::depth::nested(d, ValueDef::deserialize)?;
+        // Bytes take in memory what they take encoded: charged once read.
+        if let Value::Bytes(b) = &v {
+            crate::depth::charge::<D::Error>(b.len())?;
+        }
+        Ok(v)
     }
 }
 

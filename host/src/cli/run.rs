@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// A deterministic CPU budget (wasmtime fuel) for every task attempt
     #[arg(long)]
     task_fuel: Option<u64>,
+    /// Host memory the run may hold for its nodes, graphs and values, in MiB (default 4096)
+    #[arg(long)]
+    max_run_memory_mb: Option<u64>,
 }
 
 /// The largest `--task-memory-mb`: what the sandbox's engines allow any instance.
@@ -119,6 +122,7 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
             "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
             "task-retries" => args.task_retries = Some(small(&value)?),
             "task-fuel" => args.task_fuel = Some(number(&value)?),
+            "max-run-memory-mb" => args.max_run_memory_mb = Some(number(&value)?),
             _ if pairs.iter().any(|(n, _)| *n == name) => {
                 bail!("--{name} is given twice: give each input once")
             }
@@ -234,6 +238,12 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     let mut opts = Options::default();
     if let Some(m) = args.max_parallelism {
         opts.max_parallelism = m;
+    }
+    if let Some(mb) = args.max_run_memory_mb {
+        if mb == 0 {
+            bail!("--max-run-memory-mb must be at least 1");
+        }
+        opts.max_run_memory_bytes = mb.saturating_mul(1 << 20);
     }
     opts.overrides = TaskOverrides {
         retries: args.task_retries,

@@ -39,6 +39,10 @@ pub struct SandboxConfig {
     pub default_timeout: Duration,
     /// Largest result a call may return (encoded).
     pub max_output_bytes: usize,
+    /// Host memory all of a module's declarations may take once decoded, estimated as the
+    /// contract's decode charges it: workflow graphs are small encoded and large decoded, and
+    /// compiling them takes about as much again.
+    pub max_declaration_bytes: u64,
 }
 
 impl SandboxConfig {
@@ -54,6 +58,7 @@ impl Default for SandboxConfig {
             max_log_bytes: 1 << 20,
             default_timeout: Duration::from_secs(300),
             max_output_bytes: 64 << 20,
+            max_declaration_bytes: 1 << 30,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Sandbox {
             });
         }
         let mut entities = Vec::new();
+        let mut declared = 0u64;
         for (name, idx) in &lane.decls {
             let name = name.clone();
             let r: Result<EntityDecl, String> = (|| {
@@ -292,7 +298,10 @@ impl Sandbox {
                 };
                 let bytes =
                     lane.read(&mut store, &instance, packed, lane.config.max_output_bytes)?;
-                codec::decode::<EntityDecl>(&bytes).map_err(|e| e.to_string())
+                let d = codec::decode::<EntityDecl>(&bytes).map_err(|e| e.to_string())?;
+                declared += sandflow_contract::depth::last_decode_bytes();
+                check_declared(declared, lane.config.max_declaration_bytes)?;
+                Ok(d)
             })();
             match r {
                 Ok(d) if d.name == name => entities.push(d),
@@ -867,4 +876,21 @@ fn format_backtrace(bt: &WasmBacktrace) -> String {
         .map(|n| format!("  {n}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Fails once a module's declarations, `declared` bytes so far, take more than `limit`.
+fn check_declared(declared: u64, limit: u64) -> Result<(), String> {
+    if declared <= limit {
+        return Ok(());
+    }
+    let size = |b: u64| match b {
+        0..0x10_0000 => format!("{:.1} KiB", b as f64 / 1024.0),
+        _ => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+    };
+    Err(format!(
+        "the module's declarations take {} in memory up to this one, more than the {} a \
+         module may declare (SandboxConfig::max_declaration_bytes)",
+        size(declared),
+        size(limit)
+    ))
 }

@@ -8,6 +8,7 @@
 //! node owns its element nodes. Only task and dynamic attempts run in a sandbox: they wait in
 //! their execution's queue until it has a free slot.
 
+mod budget;
 mod tree;
 
 use crate::compile::{self, CompiledGraph};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+pub use budget::DEFAULT_MAX_RUN_MEMORY_BYTES;
 pub use tree::{render_tree, AttemptOutput, TreeNode, TreeOptions};
 
 pub type NodeId = u32;
@@ -35,6 +37,9 @@ pub struct Options {
     pub max_depth: u32,
     /// Nodes one run may create in all, counting map elements.
     pub max_nodes: usize,
+    /// Host memory one run may hold, estimated: its nodes, scopes, dynamics' graphs and the
+    /// values it keeps (see `budget.rs`). A node that would go past it fails.
+    pub max_run_memory_bytes: u64,
     /// Per-run overrides of what tasks declare (the CLI's `--task-*` options).
     pub overrides: TaskOverrides,
     /// Bytes of task output the run keeps in memory over all its attempts (each attempt's
@@ -61,6 +66,7 @@ impl Default for Options {
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             max_depth: 64,
             max_nodes: 20_000_000,
+            max_run_memory_bytes: DEFAULT_MAX_RUN_MEMORY_BYTES,
             overrides: TaskOverrides::default(),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
         }
@@ -376,6 +382,7 @@ pub struct Scheduler {
     to_ready: VecDeque<(u32, u32)>,
     to_advance: VecDeque<NodeId>,
     logs: LogBudget,
+    budget: budget::Budget,
 }
 
 /// Why a run could not start.
@@ -421,6 +428,7 @@ impl Scheduler {
                 .unwrap_or(opts.max_parallelism),
             _ => opts.max_parallelism,
         };
+        let budget = budget::Budget::new(opts.max_run_memory_bytes);
         let mut s = Scheduler {
             decl,
             opts,
@@ -437,6 +445,7 @@ impl Scheduler {
             to_ready: VecDeque::new(),
             to_advance: VecDeque::new(),
             logs: LogBudget::default(),
+            budget,
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -506,6 +515,11 @@ impl Scheduler {
         self.logs.dropped
     }
 
+    /// Host memory the run holds now, as its budget counts it (`Options::max_run_memory_bytes`).
+    pub fn memory_used(&self) -> u64 {
+        self.budget.used()
+    }
+
     /// The number of child executions (launch plan runs) started.
     pub fn child_executions(&self) -> usize {
         self.execs.len() - 1
@@ -560,6 +574,11 @@ impl Scheduler {
         let e = &decl.entities[self.nodes[id as usize].entity as usize];
         match &e.kind {
             EntityKind::Task(_) | EntityKind::Dynamic(_) => {
+                let bytes = budget::values_bytes(&inputs);
+                if let Err(o) = self.budget.charge(bytes) {
+                    let m = o.message(&format!("{}'s inputs", e.name));
+                    return self.fail_node(id, self.internal_failure(id, m));
+                }
                 let n = &mut self.nodes[id as usize];
                 n.inputs = Some(inputs.into_boxed_slice());
                 n.state = State::Queued;
@@ -654,6 +673,12 @@ impl Scheduler {
                 self.opts.max_nodes
             ));
         }
+        let bytes = budget::nodes_bytes(n)
+            + std::mem::size_of::<Scope>() as u64
+            + budget::values_bytes(&inputs);
+        self.budget
+            .charge(bytes)
+            .map_err(|o| o.message(&format!("a graph of {n} nodes")))?;
         let s = self.scopes.len() as u32;
         let first = self.nodes.len() as NodeId;
         for j in 0..n {
@@ -815,6 +840,13 @@ impl Scheduler {
             );
             return self.fail_node(id, f);
         }
+        let bytes = budget::nodes_bytes(n)
+            + (n * std::mem::size_of::<NodeId>()) as u64
+            + budget::values_bytes(&inputs);
+        if let Err(o) = self.budget.charge(bytes) {
+            let m = o.message(&format!("a map of {n} elements"));
+            return self.fail_node(id, self.internal_failure(id, m));
+        }
         let (entity, exec) = (self.nodes[id as usize].entity, self.nodes[id as usize].exec);
         let mut elements = Vec::with_capacity(n);
         for i in 0..n {
@@ -863,10 +895,13 @@ impl Scheduler {
                 m.over = true;
                 let ratio = m.allowed_failures.is_some();
                 let elements = std::mem::take(&mut m.elements);
-                m.inputs = Vec::new();
+                let inputs = std::mem::take(&mut m.inputs);
+                self.budget.release(budget::values_bytes(&inputs));
                 let mut out = Vec::with_capacity(elements.len());
                 for e in &elements {
                     let v = self.nodes[*e as usize].output.take();
+                    // Moved into the map's output, which is charged again as a whole.
+                    self.budget.release(budget::output_bytes(&v));
                     out.push(if ratio {
                         Value::Optional(v.map(Box::new))
                     } else {
@@ -917,7 +952,10 @@ impl Scheduler {
             n.state = State::Running;
             // Keep the inputs only while another attempt may need them.
             let inputs = if n.attempts > retries {
-                n.inputs.take().map(Vec::from).unwrap_or_default()
+                let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
+                // Handed over to the attempt, which the sandbox bounds.
+                self.budget.release(budget::values_bytes(&inputs));
+                inputs
             } else {
                 n.inputs
                     .as_deref()
@@ -1004,6 +1042,12 @@ impl Scheduler {
             }
             (Outcome::Returned(CallResult::Graph(g)), EntityKind::Dynamic(_)) => {
                 let path = self.path(id);
+                // Charged before it is compiled: a graph past the budget goes no further.
+                let spec_bytes = g.memory_bytes();
+                let what = |o: budget::Over| o.message(&format!("the graph {path} returned"));
+                if let Err(o) = self.budget.charge(spec_bytes) {
+                    return self.fail_node(id, self.internal_failure(id, what(o)));
+                }
                 let compiled =
                     compile::check_graph(&decl, &g, None, e.interface.output.as_ref(), &path)
                         .and_then(|()| CompiledGraph::new(&decl, g));
@@ -1011,15 +1055,26 @@ impl Scheduler {
                     Ok(graph) => {
                         let depth = self.depth_of(id);
                         self.nodes[id as usize].state = State::Expanded;
-                        if let Err(m) =
-                            self.create_scope(id, exec, Arc::new(graph), Vec::new(), depth + 1)
-                        {
+                        let index_bytes = budget::index_bytes(&graph);
+                        let expanded = self
+                            .budget
+                            .charge(index_bytes)
+                            .map_err(|o| (what(o), spec_bytes))
+                            .and_then(|()| {
+                                self.create_scope(id, exec, Arc::new(graph), Vec::new(), depth + 1)
+                                    .map_err(|m| (m, spec_bytes + index_bytes))
+                            });
+                        if let Err((m, charged)) = expanded {
+                            self.budget.release(charged);
                             self.fail_node(id, self.internal_failure(id, m));
                         }
                         return;
                     }
                     Err(c) => Err(failure(
-                        format!("returned a graph that does not compile: {c}"),
+                        {
+                            self.budget.release(spec_bytes);
+                            format!("returned a graph that does not compile: {c}")
+                        },
                         true,
                         None,
                     )),
@@ -1101,10 +1156,15 @@ impl Scheduler {
     }
 
     fn succeed_node(&mut self, id: NodeId, output: Option<Value>) {
+        let bytes = budget::output_bytes(&output);
+        if let Err(o) = self.budget.charge(bytes) {
+            let m = o.message(&format!("the output of {}", self.path(id)));
+            return self.fail_node(id, self.internal_failure(id, m));
+        }
+        self.drop_inputs(id);
         let n = &mut self.nodes[id as usize];
         n.state = State::Succeeded;
         n.output = output;
-        n.inputs = None;
         match n.parent {
             Parent::Root => {
                 let out = self.nodes[0].output.take();
@@ -1161,7 +1221,8 @@ impl Scheduler {
         scope.over = true;
         // Outputs inside a finished scope are not read again: free them.
         for id in scope.nodes() {
-            self.nodes[id as usize].output = None;
+            let freed = self.nodes[id as usize].output.take();
+            self.budget.release(budget::output_bytes(&freed));
         }
         self.succeed_node(owner, out);
     }
@@ -1175,7 +1236,7 @@ impl Scheduler {
             return;
         }
         n.state = State::Failed;
-        n.inputs = None;
+        self.drop_inputs(id);
         self.cancel_children(id);
         match self.nodes[id as usize].parent {
             Parent::Root => self.finish(Err(failure)),
@@ -1258,7 +1319,7 @@ impl Scheduler {
         match n.state {
             State::Waiting | State::Queued => {
                 n.state = State::Skipped;
-                n.inputs = None;
+                self.drop_inputs(id);
             }
             State::Running => {
                 n.state = State::Aborting;
@@ -1270,6 +1331,13 @@ impl Scheduler {
                 self.cancel_children(id);
             }
             _ => {}
+        }
+    }
+
+    /// Frees a node's kept inputs (charged when it was queued).
+    fn drop_inputs(&mut self, id: NodeId) {
+        if let Some(inputs) = self.nodes[id as usize].inputs.take() {
+            self.budget.release(budget::values_bytes(&inputs));
         }
     }
 

@@ -238,6 +238,33 @@ pub fn bad_graph(n: i64) -> i64 {
     ok::call(n)
 }
 
+/// How many integers a list has.
+#[task]
+pub fn count(l: Vec<i64>) -> i64 {
+    l.len() as i64
+}
+
+/// A dynamic whose graph carries a literal list of `n` integers: `n` values in host memory
+/// for as long as the run keeps the graph.
+#[dynamic]
+pub fn big_literal(n: i64) -> i64 {
+    count::call((0..n).collect::<Vec<i64>>())
+}
+
+/// A map of dynamics, each returning a big graph: stopped by the run's memory budget.
+#[workflow]
+pub fn many_big_literals(ns: Vec<i64>) -> Vec<i64> {
+    map(big_literal::entity()).over(ns)
+}
+
+/// A dynamic expanding into `width` copies of itself, without end: a tree far within
+/// `max_nodes` for its first levels, stopped by the run's memory budget.
+#[dynamic]
+pub fn tree(width: i64) -> i64 {
+    let kids: Vec<_> = (0..width.max(1)).map(|_| tree::call(width)).collect();
+    kids[0].clone()
+}
+
 /// A map where some elements misbehave: the good ones still complete.
 #[workflow]
 pub fn survivors(kinds: Vec<String>) -> Vec<Option<String>> {
@@ -296,6 +323,7 @@ pub mod raw {
                 "dynamic_returns_output",
                 EntityKind::Dynamic(TaskConfig::default()),
             ),
+            int_entity("huge_graph", EntityKind::Dynamic(TaskConfig::default())),
         ]
     }
 
@@ -412,6 +440,22 @@ pub mod raw {
             leak(encoded(&CallResult::Output(Some(
                 sandflow::__private::Value::Int(1),
             ))))
+        }
+    );
+
+    raw_entity!(
+        huge_graph,
+        "sandflow:decl:huge_graph",
+        "sandflow:call:huge_graph",
+        {
+            // 20 million nodes of three zero bytes each (an empty entity name, no inputs, no
+            // map): 60 MB, within the output limit, and 2 GB in memory once decoded.
+            let n: u64 = 20_000_000;
+            let mut b = vec![1u8]; // CallResult::Graph
+            b.extend(codec::encode(&n).expect("a length encodes"));
+            b.resize(b.len() + 3 * n as usize, 0);
+            b.extend([0u8, 0]); // no output, fail fast
+            leak(b)
         }
     );
 }
