@@ -467,7 +467,9 @@ impl StoreRead for SqliteStore {
     ) -> Result<HashMap<u64, Option<Value>>, StoreError> {
         let conn = self.read();
         let seq = self.seq_of(&conn, id)?;
-        let rows: Vec<(i64, String, Option<Vec<u8>>, Option<Vec<u8>>)> = conn
+        // key, path, output hash, output bytes
+        type OutputRow = (i64, String, Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<OutputRow> = conn
             .prepare_cached(
                 "SELECT n.key, n.path, n.output, v.bytes FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \

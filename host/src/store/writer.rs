@@ -19,6 +19,9 @@ const QUEUE: usize = 16_384;
 /// Operations per transaction at most, so a commit's latency stays bounded under a flood.
 const MAX_BATCH: usize = 50_000;
 
+// Ops are the common message: boxing them would cost an allocation each to save channel
+// slot space.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Msg {
     Op(WriteOp),
     Batch(Vec<WriteOp>),
