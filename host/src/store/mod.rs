@@ -20,7 +20,7 @@ mod ops;
 mod owner;
 mod reads;
 mod schema;
-mod sqlite;
+pub(crate) mod sqlite;
 mod types;
 mod writer;
 

@@ -79,7 +79,15 @@ impl SqliteStore {
 /// Where the store lives unless `--db` says: `$SANDFLOW_DB`, else
 /// `$XDG_DATA_HOME/sandflow/sandflow.db`, else `~/.local/share/sandflow/sandflow.db`.
 pub fn default_path() -> Result<PathBuf, StoreError> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    default_path_from(|name| std::env::var_os(name))
+}
+
+/// [`default_path`] with the environment given, for tests.
+pub(crate) fn default_path_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<PathBuf, StoreError> {
+    // An empty variable is as good as unset.
+    let var = |name| env(name).filter(|v| !v.is_empty());
     if let Some(p) = var("SANDFLOW_DB") {
         return Ok(PathBuf::from(p));
     }

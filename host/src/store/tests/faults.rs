@@ -136,3 +136,81 @@ fn a_full_disk_fails_the_flush_and_keeps_what_was_committed() {
         ExecStatus::Running
     );
 }
+
+#[test]
+fn a_damaged_database_is_an_error_naming_the_file_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let id = ExecutionId::generate();
+    let mut ops = vec![WriteOp::StartExecution(new_execution(
+        &id,
+        1,
+        Owner::current(),
+    ))];
+    for k in 0..2000 {
+        ops.push(WriteOp::Node {
+            execution: id.clone(),
+            node: node(
+                k,
+                &format!("wf/t{k}"),
+                NodeStatus::Succeeded,
+                Some(Value::Int(k as i64)),
+            ),
+        });
+    }
+    store.write_batch(ops);
+    store.finish().unwrap();
+    // Closing the last connection checkpointed the log into the file; overwrite every page
+    // after the first (the header and the schema stay readable).
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 8192, "{} bytes", bytes.len());
+    for b in &mut bytes[4096..] {
+        *b = 0xa5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+
+    let store = match SqliteStore::open(&db) {
+        Err(e) => {
+            assert!(e.to_string().contains(&db.display().to_string()), "{e}");
+            return;
+        }
+        Ok(s) => s,
+    };
+    let errors = [
+        store.execution(id.as_str()).err(),
+        store.nodes(&id).err(),
+        store.executions(&ExecutionFilter::default()).err(),
+    ];
+    for e in errors {
+        let e = e.expect("a damaged file is an error");
+        assert!(e.to_string().contains(&db.display().to_string()), "{e}");
+    }
+}
+
+#[test]
+fn the_default_path_is_sandflow_db_then_xdg_data_home_then_home() {
+    use std::ffi::OsString;
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    };
+    let p = |pairs| sqlite::default_path_from(env(pairs)).map(|p| p.display().to_string());
+    assert_eq!(
+        p(&[("SANDFLOW_DB", "/x/my.db"), ("HOME", "/h")]).unwrap(),
+        "/x/my.db"
+    );
+    assert_eq!(
+        p(&[("SANDFLOW_DB", ""), ("XDG_DATA_HOME", "/d"), ("HOME", "/h")]).unwrap(),
+        "/d/sandflow/sandflow.db"
+    );
+    assert_eq!(
+        p(&[("HOME", "/h")]).unwrap(),
+        "/h/.local/share/sandflow/sandflow.db"
+    );
+    assert!(matches!(p(&[]), Err(StoreError::NoDefaultPath)));
+}
