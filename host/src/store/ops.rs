@@ -92,6 +92,11 @@ fn opt(k: Option<u64>) -> Option<i64> {
 pub(crate) fn put_value(tx: &Transaction, st: &mut State, value: &Value) -> OpResult<Hash> {
     st.buf.clear();
     codec::encode_to(value, &mut st.buf).map_err(|e| format!("encoding a value: {e}"))?;
+    put_encoded(tx, st)
+}
+
+/// Stores the value encoded in `st.buf` by its hash.
+fn put_encoded(tx: &Transaction, st: &mut State) -> OpResult<Hash> {
     let hash: Hash = Sha256::digest(&st.buf).into();
     if st.inserted.insert(hash) {
         tx.prepare_cached("INSERT OR IGNORE INTO value_bytes (hash, bytes) VALUES (?1, ?2)")
@@ -166,16 +171,29 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
         }
         WriteOp::Node { execution, node } => {
             let e = seq(tx, st, execution)?;
-            let output = match &node.output {
-                Some(v) => Some(put_value(tx, st, v)?),
-                None => None,
+            // A value smaller than its hash is kept in the row: one insert less per task
+            // execution and fewer bytes; larger ones are stored once by hash.
+            let (output, inline) = match &node.output {
+                None => (None, None),
+                Some(v) => {
+                    st.buf.clear();
+                    codec::encode_to(v, &mut st.buf)
+                        .map_err(|e| format!("encoding the output of node {}: {e}", node.path))?;
+                    if st.buf.len() < 32 {
+                        (None, Some(st.buf.clone()))
+                    } else {
+                        (Some(put_encoded(tx, st)?), None)
+                    }
+                }
             };
             tx.prepare_cached(
                 "INSERT INTO nodes (execution, key, path, entity, kind, status, attempts, output, \
-                 cached, start_us, end_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 output_inline, cached, start_us, end_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
                  ON CONFLICT (execution, key) DO UPDATE SET path = excluded.path, \
                  entity = excluded.entity, kind = excluded.kind, status = excluded.status, \
-                 attempts = excluded.attempts, output = excluded.output, cached = excluded.cached, \
+                 attempts = excluded.attempts, output = excluded.output, \
+                 output_inline = excluded.output_inline, cached = excluded.cached, \
                  start_us = excluded.start_us, end_us = excluded.end_us",
             )
             .and_then(|mut s| {
@@ -188,6 +206,7 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
                     node.status.as_str(),
                     node.attempts,
                     output.as_ref().map(|h| &h[..]),
+                    inline,
                     node.cached,
                     opt(node.start_us),
                     opt(node.end_us),

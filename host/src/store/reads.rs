@@ -280,7 +280,8 @@ impl StoreRead for SqliteStore {
         let err = || StoreError::sqlite(&self.path, format!("reading the nodes of execution {id}"));
         let mut stmt = conn
             .prepare_cached(
-                "SELECT n.key, n.path, n.entity, n.kind, n.status, n.attempts, n.output, v.bytes, \
+                "SELECT n.key, n.path, n.entity, n.kind, n.status, n.attempts, \
+                 coalesce(n.output, n.output_inline), coalesce(n.output_inline, v.bytes), \
                  n.cached, n.start_us, n.end_us FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \
                  WHERE n.execution = ?1 ORDER BY n.path",
@@ -471,7 +472,8 @@ impl StoreRead for SqliteStore {
         type OutputRow = (i64, String, Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<OutputRow> = conn
             .prepare_cached(
-                "SELECT n.key, n.path, n.output, v.bytes FROM nodes n \
+                "SELECT n.key, n.path, coalesce(n.output, n.output_inline), \
+                 coalesce(n.output_inline, v.bytes) FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \
                  WHERE n.execution = ?1 AND n.status = 'succeeded'",
             )

@@ -3,7 +3,8 @@
 //!
 //! Executions have a text id users type and an integer `seq` the other tables refer to (8
 //! bytes less per node, attempt and log row than repeating the id). Value hashes are raw
-//! 32-byte sha256 digests. Foreign keys are not declared: the writer is the only one that
+//! 32-byte sha256 digests; a node's output that encodes in fewer bytes than its hash (an
+//! integer, a short string) is kept in the node's row (`output_inline`) instead. Foreign keys are not declared: the writer is the only one that
 //! adds rows and writes an execution before its nodes, and `prune` deletes in order; a check
 //! per inserted row would cost the hot path for nothing.
 
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         attempts INTEGER NOT NULL,
         output BLOB,
+        output_inline BLOB,
         cached INTEGER NOT NULL,
         start_us INTEGER,
         end_us INTEGER,

@@ -35,8 +35,10 @@ fn prune_removes_old_executions_and_unreferenced_values_and_keeps_the_rest() {
         ExecutionId::generate(),
         ExecutionId::generate(),
     );
-    let only_old = Value::Str("only in the old execution".into());
-    let shared = Value::Str("in the old and the recent execution".into());
+    let only_old =
+        Value::Str("only in the old execution, and too long to be kept in its rows".into());
+    let shared =
+        Value::Str("in the old and the recent execution, and too long to be kept in a row".into());
     let mut old_module = module();
     old_module.digest = "digest-old".into();
     let mut ops = vec![

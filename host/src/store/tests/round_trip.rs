@@ -44,6 +44,11 @@ fn an_execution_round_trips_and_a_shared_value_is_stored_once() {
         execution: id.clone(),
         node: node(500, "wf/dyn", NodeStatus::Expanded, None),
     });
+    // Smaller than a hash: kept in its row, not in value_bytes.
+    ops.push(WriteOp::Node {
+        execution: id.clone(),
+        node: node(600, "wf/u", NodeStatus::Succeeded, Some(Value::Int(42))),
+    });
     store.write_batch(ops);
     for (attempt, outcome, out) in [
         (1, AttemptOutcome::User, "first"),
@@ -108,9 +113,9 @@ fn an_execution_round_trips_and_a_shared_value_is_stored_once() {
     });
     store.finish().unwrap();
 
-    // Inputs, the shared list and the execution's output: three values for 100 nodes.
+    // Inputs, the shared list and the execution's output: three values for 101 nodes.
     assert_eq!(count(&db, "value_bytes"), 3);
-    assert_eq!(count(&db, "nodes"), 101);
+    assert_eq!(count(&db, "nodes"), 102);
 
     let store = SqliteStore::open(&db).unwrap();
     let x = store.execution(id.as_str()).unwrap();
@@ -124,11 +129,13 @@ fn an_execution_round_trips_and_a_shared_value_is_stored_once() {
         (x.summary.started_ms, x.summary.ended_ms),
         (1_000, Some(2_000))
     );
-    assert_eq!(x.summary.counts.total, 101, "{:?}", x.summary.counts);
-    assert_eq!(x.summary.counts.succeeded, 100);
+    assert_eq!(x.summary.counts.total, 102, "{:?}", x.summary.counts);
+    assert_eq!(x.summary.counts.succeeded, 101);
 
     let nodes = store.nodes(&id).unwrap();
-    assert_eq!(nodes.len(), 101);
+    assert_eq!(nodes.len(), 102);
+    assert_eq!(nodes[101].path, "wf/u");
+    assert_eq!(nodes[101].output, Some(Value::Int(42)));
     assert_eq!(nodes[0].path, "wf/dyn");
     assert_eq!(nodes[1].path, "wf/t[000]");
     assert_eq!(nodes[1].attempts, 2);
@@ -150,8 +157,9 @@ fn an_execution_round_trips_and_a_shared_value_is_stored_once() {
     );
 
     let outputs = store.succeeded_outputs(&id).unwrap();
-    assert_eq!(outputs.len(), 100);
+    assert_eq!(outputs.len(), 101);
     assert_eq!(outputs[&7], Some(shared.clone()));
+    assert_eq!(outputs[&600], Some(Value::Int(42)));
     assert_eq!(store.graphs(&id).unwrap()[&500], graph());
     assert_eq!(
         store.events(&id).unwrap(),
