@@ -4,7 +4,8 @@
 //! - [`sandbox`]: wasmtime engine, module loading, one fresh instance per task execution;
 //! - [`module`]: a module's entities and load errors; [`compile`]: the graph compiler;
 //! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
-//! - [`json`]: JSON inputs and outputs, typed by the interfaces.
+//! - [`json`]: JSON inputs and outputs, typed by the interfaces;
+//! - [`store`]: the durable record of executions (SQLite), read back by recovery and the CLI.
 
 pub mod cache;
 pub mod compile;
@@ -13,3 +14,4 @@ pub mod module;
 pub mod runner;
 pub mod sandbox;
 pub mod scheduler;
+pub mod store;

@@ -1,0 +1,98 @@
+//! The execution store: every execution made durable (issue 13). What runs records its
+//! executions, nodes, attempts, logs, values, dynamic graphs, events and cache entries here;
+//! `executions`, `show`, `logs`, `recover` and the cache commands read them back.
+//!
+//! The scheduler and the runner see only the [`StoreRead`] and [`StoreWrite`] traits;
+//! [`SqliteStore`] is the embedded implementation (one file, no setup), and a PostgreSQL
+//! backend would be a second one. Writes are queued ([`WriteOp`]) and committed by one writer
+//! thread in groups; reads run on their own connection.
+//!
+//! - [`types`]: the records; [`ops`]: the write operations and their rows;
+//! - [`sqlite`]: opening the file; [`schema`]: the versioned schema and its migrations;
+//! - [`writer`]: the group-commit thread; [`reads`]: the queries;
+//! - [`maintenance`]: prune, cache clear, interrupted executions;
+//! - [`ids`]: execution ids; [`owner`]: which process runs an execution, and is it alive.
+
+mod error;
+mod ids;
+mod maintenance;
+mod ops;
+mod owner;
+mod reads;
+mod schema;
+pub(crate) mod sqlite;
+mod types;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use ids::{is_id_text, ExecutionId};
+pub use ops::WriteOp;
+pub use owner::{Liveness, Owner};
+pub use schema::VERSION as SCHEMA_VERSION;
+pub use sqlite::{default_path, SqliteStore};
+pub use types::*;
+
+use sandflow_contract::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What the CLI and recovery read.
+pub trait StoreRead: Send + Sync {
+    /// Where the store is (a file, later a URL), for messages.
+    fn location(&self) -> String;
+    /// Newest first. A `running` execution whose process is gone is listed as `interrupted`.
+    fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>, StoreError>;
+    /// By full id or unique prefix.
+    fn execution(&self, id_or_prefix: &str) -> Result<Execution, StoreError>;
+    /// Ordered by path.
+    fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError>;
+    /// The executions `id` called (launch plans), in the order they started.
+    fn children(&self, id: &ExecutionId) -> Result<Vec<ExecutionSummary>, StoreError>;
+    /// Every attempt (of the node at `node_path`, or of all nodes) with its captured output.
+    fn logs(
+        &self,
+        id: &ExecutionId,
+        node_path: Option<&str>,
+    ) -> Result<Vec<AttemptLog>, StoreError>;
+    fn module(&self, digest: &str) -> Result<Vec<u8>, StoreError>;
+    fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError>;
+    /// Node key -> output of every succeeded node, for recovery.
+    fn succeeded_outputs(
+        &self,
+        id: &ExecutionId,
+    ) -> Result<HashMap<u64, Option<Value>>, StoreError>;
+    /// Node key -> the graph each dynamic returned, for recovery.
+    fn graphs(&self, id: &ExecutionId) -> Result<Graphs, StoreError>;
+    /// The scheduler's events, by sequence number.
+    fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The entry for `key` with its output.
+    fn cache_get(&self, key: &[u8]) -> Result<Option<CacheEntry>, StoreError>;
+    /// Entries (of `task`, or all), without their outputs.
+    fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError>;
+}
+
+/// What a run and the maintenance commands write.
+pub trait StoreWrite: Send + Sync {
+    /// Queues `op`; never waits for the disk (only for queue space when the disk is far
+    /// behind). A failure is returned by the next [`flush`](StoreWrite::flush).
+    fn write(&self, op: WriteOp);
+    /// Queues `ops` to be committed in one transaction: a module and the execution that
+    /// uses it, or all a driver step produced.
+    fn write_batch(&self, ops: Vec<WriteOp>);
+    /// Waits until everything queued before is committed; the writer's first error, if any.
+    fn flush(&self) -> Result<(), StoreError>;
+    /// Records as `interrupted` every `running` execution whose process is gone.
+    fn mark_interrupted_if_dead(&self) -> Result<Vec<ExecutionId>, StoreError>;
+    /// Removes the cache entries (of `task`, or all); returns how many.
+    fn cache_clear(&self, task: Option<&str>) -> Result<u64, StoreError>;
+    /// Removes execution trees that started before `older_than` ago and are not running, and
+    /// the values, graphs and modules nothing refers to any more.
+    fn prune(&self, older_than: Duration) -> Result<PruneReport, StoreError>;
+}
+
+/// A whole store.
+pub trait Store: StoreRead + StoreWrite {}
+impl<T: StoreRead + StoreWrite> Store for T {}

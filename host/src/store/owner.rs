@@ -1,0 +1,105 @@
+//! Who runs an execution: host, boot, pid and the process's start time, so that an execution
+//! whose process died (killed, crashed, machine rebooted) is seen as interrupted rather than
+//! running forever, and a pid the kernel gave to another process since is not taken for the
+//! owner.
+
+/// The process that runs (or ran) an execution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub host: String,
+    /// The kernel's boot id: start times count from boot, so they only compare within one.
+    pub boot: String,
+    pub pid: u32,
+    /// Clock ticks since boot when the process started (field 22 of `/proc/<pid>/stat`).
+    pub start: u64,
+}
+
+/// What can be said about an owner from this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    Dead,
+    /// Another host's process: this one cannot see it.
+    Unknown,
+}
+
+impl Owner {
+    /// This process.
+    pub fn current() -> Owner {
+        let pid = std::process::id();
+        Owner {
+            host: hostname(),
+            boot: boot_id(),
+            pid,
+            start: start_time(pid).unwrap_or(0),
+        }
+    }
+
+    pub fn liveness(&self) -> Liveness {
+        if self.host != hostname() {
+            return Liveness::Unknown;
+        }
+        if self.boot != boot_id() {
+            return Liveness::Dead;
+        }
+        match start_time(self.pid) {
+            Some(start) if start == self.start => Liveness::Alive,
+            // No such process, or a new one that was given the same pid.
+            _ => Liveness::Dead,
+        }
+    }
+}
+
+fn hostname() -> String {
+    read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default()
+}
+
+fn boot_id() -> String {
+    read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default()
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The start time of process `pid`, `None` if there is no such process.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses itself;
+    // the fields after the last ')' start with field 3 (state).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_an_exited_child_or_a_reused_pid_is_dead() {
+        let me = Owner::current();
+        assert!(me.start > 0, "{me:?}");
+        assert_eq!(me.liveness(), Liveness::Alive);
+
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("wait for true");
+        let gone = Owner { pid, ..me.clone() };
+        assert_eq!(gone.liveness(), Liveness::Dead);
+
+        let reused = Owner {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        assert_eq!(reused.liveness(), Liveness::Dead);
+        let elsewhere = Owner {
+            host: format!("{}-not-this-one", me.host),
+            ..me
+        };
+        assert_eq!(elsewhere.liveness(), Liveness::Unknown);
+    }
+}

@@ -1,0 +1,145 @@
+//! The schema, versioned with `PRAGMA user_version`: migration `i` takes a database from
+//! version `i` to `i + 1`. A database newer than the last migration is refused, not guessed at.
+//!
+//! Executions have a text id users type and an integer `seq` the other tables refer to (8
+//! bytes less per node, attempt and log row than repeating the id). Value hashes are raw
+//! 32-byte sha256 digests; a node's output that encodes in fewer bytes than its hash (an
+//! integer, a short string) is kept in the node's row (`output_inline`) instead. Foreign keys are not declared: the writer is the only one that
+//! adds rows and writes an execution before its nodes, and `prune` deletes in order; a check
+//! per inserted row would cost the hot path for nothing.
+
+use super::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE modules (digest TEXT PRIMARY KEY, bytes BLOB NOT NULL);
+    CREATE TABLE entities (
+        module TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, interface BLOB NOT NULL,
+        PRIMARY KEY (module, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE executions (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        parent TEXT,
+        root TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        module TEXT NOT NULL,
+        inputs BLOB NOT NULL,
+        status TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        error TEXT,
+        output BLOB,
+        owner_host TEXT NOT NULL,
+        owner_boot TEXT NOT NULL,
+        owner_pid INTEGER NOT NULL,
+        owner_start INTEGER NOT NULL,
+        recovered_from TEXT
+    );
+    CREATE INDEX executions_started ON executions (started_ms);
+    CREATE INDEX executions_parent ON executions (parent);
+    CREATE INDEX executions_root ON executions (root);
+    CREATE TABLE nodes (
+        execution INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        output BLOB,
+        output_inline BLOB,
+        cached INTEGER NOT NULL,
+        start_us INTEGER,
+        end_us INTEGER,
+        PRIMARY KEY (execution, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE attempts (
+        execution INTEGER NOT NULL,
+        node INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        start_us INTEGER NOT NULL,
+        end_us INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        message TEXT,
+        worker INTEGER,
+        PRIMARY KEY (execution, node, attempt)
+    ) WITHOUT ROWID;
+    CREATE TABLE logs (
+        execution INTEGER NOT NULL,
+        node INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        stdout BLOB NOT NULL,
+        stderr BLOB NOT NULL,
+        PRIMARY KEY (execution, node, attempt)
+    );
+    CREATE TABLE value_bytes (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL);
+    CREATE TABLE graphs (
+        execution INTEGER NOT NULL, node INTEGER NOT NULL, hash BLOB NOT NULL,
+        PRIMARY KEY (execution, node)
+    ) WITHOUT ROWID;
+    CREATE TABLE graph_bytes (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL);
+    CREATE TABLE events (
+        execution INTEGER NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL,
+        PRIMARY KEY (execution, seq)
+    );
+    CREATE TABLE cache (
+        key BLOB PRIMARY KEY,
+        task TEXT NOT NULL,
+        cache_version TEXT NOT NULL,
+        output BLOB NOT NULL,
+        created_ms INTEGER NOT NULL,
+        execution TEXT NOT NULL,
+        node INTEGER NOT NULL
+    );
+    CREATE INDEX cache_task ON cache (task);
+    ",
+];
+
+/// The version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sqlite(path, "reading the schema version"))
+}
+
+/// Brings the database to [`VERSION`]. Several processes may open a new file at once: the
+/// version is read again inside the write transaction, so only one of them migrates.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found = user_version(conn, path)?;
+    if found == VERSION {
+        return Ok(());
+    }
+    check_not_newer(found, path)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::sqlite(path, "starting the schema migration"))?;
+    let found = user_version(&tx, path)?;
+    check_not_newer(found, path)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        tx.execute_batch(sql).map_err(StoreError::sqlite(
+            path,
+            format!("migrating to schema version {}", i + 1),
+        ))?;
+    }
+    // PRAGMA takes no bound parameters; VERSION is our own constant.
+    tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))
+        .map_err(StoreError::sqlite(path, "setting the schema version"))?;
+    tx.commit()
+        .map_err(StoreError::sqlite(path, "committing the schema migration"))
+}
+
+fn check_not_newer(found: i64, path: &Path) -> Result<(), StoreError> {
+    if found > VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: VERSION,
+        });
+    }
+    Ok(())
+}
