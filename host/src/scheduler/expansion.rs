@@ -144,6 +144,7 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The value binding `b` reads in scope `s`: a literal, a workflow input, a node's output.
     fn resolve(&self, s: ScopeId, b: &Binding) -> Result<Value, String> {
         let scope = &self.scopes[s.index()];
         Ok(match b {
@@ -225,6 +226,8 @@ impl Scheduler {
         }
     }
 
+    /// Map node `id` has its inputs: one element per item of its mapped lists, started as the
+    /// map's concurrency allows.
     fn start_map(
         &mut self,
         id: NodeId,
@@ -349,6 +352,8 @@ impl Scheduler {
         }
     }
 
+    /// `id` succeeded with `output`: its dependents may become ready, and its scope or map
+    /// may complete.
     pub(super) fn succeed_node(&mut self, id: NodeId, output: Option<Value>) {
         let bytes = budget::output_bytes(&output);
         if let Err(o) = self.budget.charge(bytes) {
@@ -396,6 +401,8 @@ impl Scheduler {
         }
     }
 
+    /// Every node of scope `s` has ended: its owner fails with the failure the scope held
+    /// (`FailurePolicy::RunAll`), or succeeds with the scope's output.
     pub(super) fn complete_scope(&mut self, s: ScopeId) {
         let scope = &mut self.scopes[s.index()];
         let owner = scope.owner;

@@ -65,6 +65,8 @@ impl Scheduler {
         self.fail_node(id, f);
     }
 
+    /// `id` failed with `failure`: stop what it started, then apply its parent's policy
+    /// (the run ends, the scope fails fast or runs the rest, the map tolerates or fails).
     pub(super) fn fail_node(&mut self, id: NodeId, failure: Failure) {
         let n = &mut self.nodes[id as usize];
         if matches!(
@@ -79,48 +81,60 @@ impl Scheduler {
         match self.nodes[id as usize].parent {
             Parent::Root => self.finish(Err(failure)),
             Parent::Scope(s, _) => {
-                if self.scopes[s.index()].over {
+                let scope = &self.scopes[s.index()];
+                if scope.over {
                     return;
                 }
-                if self.scopes[s.index()].graph.spec.on_failure == FailurePolicy::RunAll {
-                    return self.fail_and_run_the_rest(s, id, failure);
-                }
-                // Fail fast: the rest of the scope will not be needed.
-                self.scopes[s.index()].over = true;
-                for sib in self.scopes[s.index()].nodes() {
-                    if sib != id {
-                        self.cancel_subtree(sib);
-                    }
-                }
-                let owner = self.scopes[s.index()].owner;
-                self.fail_node(owner, failure);
-            }
-            Parent::Map(m, _) => {
-                let give_up = match &mut self.nodes[m as usize].child {
-                    Child::Map(ms) if !ms.over => {
-                        ms.running -= 1;
-                        ms.failed += 1;
-                        ms.allowed_failures.is_none_or(|a| ms.failed > a)
-                    }
-                    _ => return,
-                };
-                if give_up {
-                    let (failed, total, ratio) = match &self.nodes[m as usize].child {
-                        Child::Map(ms) => {
-                            (ms.failed, ms.elements.len(), ms.allowed_failures.is_some())
-                        }
-                        _ => (0, 0, false),
-                    };
-                    let mut f = failure;
-                    if ratio {
-                        f.message = format!("{} (map: {failed} of {total} elements failed, more than min_success allows)", f.message);
-                    }
-                    self.fail_node(m, f);
+                if scope.graph.spec.on_failure == FailurePolicy::RunAll {
+                    self.fail_and_run_the_rest(s, id, failure);
                 } else {
-                    self.to_advance.push_back(m);
+                    self.fail_fast(s, id, failure);
                 }
+            }
+            Parent::Map(m, _) => self.fail_element(m, failure),
+        }
+    }
+
+    /// `FailurePolicy::FailFast`: the rest of scope `s` will not be needed; stop it and fail
+    /// the scope's owner with `id`'s failure.
+    fn fail_fast(&mut self, s: ScopeId, id: NodeId, failure: Failure) {
+        self.scopes[s.index()].over = true;
+        for sib in self.scopes[s.index()].nodes() {
+            if sib != id {
+                self.cancel_subtree(sib);
             }
         }
+        let owner = self.scopes[s.index()].owner;
+        self.fail_node(owner, failure);
+    }
+
+    /// An element of map `m` failed: the map goes on while its min success allows, else
+    /// fails with the element's failure.
+    fn fail_element(&mut self, m: NodeId, failure: Failure) {
+        let give_up = match &mut self.nodes[m as usize].child {
+            Child::Map(ms) if !ms.over => {
+                ms.running -= 1;
+                ms.failed += 1;
+                ms.allowed_failures.is_none_or(|a| ms.failed > a)
+            }
+            _ => return,
+        };
+        if !give_up {
+            self.to_advance.push_back(m);
+            return;
+        }
+        let mut f = failure;
+        if let Child::Map(ms) = &self.nodes[m as usize].child {
+            if ms.allowed_failures.is_some() {
+                f.message = format!(
+                    "{} (map: {} of {} elements failed, more than min_success allows)",
+                    f.message,
+                    ms.failed,
+                    ms.elements.len()
+                );
+            }
+        }
+        self.fail_node(m, f);
     }
 
     /// `FailurePolicy::RunAll`: skip what depends on the failed node, let everything else
