@@ -35,6 +35,7 @@ pub use protocol::{
 };
 pub use tree::{render_tree, AttemptOutput, TreeNode, TreeOptions};
 
+/// Where a node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// Waiting for the outputs it reads.

@@ -3,7 +3,7 @@
 use super::support::*;
 
 /// A workflow mapping `odd_fails` (a * 10, fails on odd a) over `l`.
-fn tolerant(ratio: Option<f64>) -> Arc<ModuleDecl> {
+pub(super) fn tolerant(ratio: Option<f64>) -> Arc<ModuleDecl> {
     let out = match ratio {
         Some(_) => list(optional(Type::Int)),
         None => list(Type::Int),
@@ -26,7 +26,7 @@ fn tolerant(ratio: Option<f64>) -> Arc<ModuleDecl> {
     ])
 }
 
-fn odd_fails(_: &str, inputs: &[Value], _: u32) -> Outcome {
+pub(super) fn odd_fails(_: &str, inputs: &[Value], _: u32) -> Outcome {
     let a = int_of(&inputs[0]);
     if a % 2 == 1 {
         fail(&format!("odd input {a}"))

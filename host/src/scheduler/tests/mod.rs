@@ -7,5 +7,6 @@ mod limits;
 mod logs;
 mod maps;
 mod parallelism;
+mod replay;
 mod seed;
 mod support;

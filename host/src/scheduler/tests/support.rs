@@ -264,6 +264,8 @@ pub(super) struct Played {
     pub(super) runs: Vec<(String, RunTask)>,
     /// The most Run commands unanswered at once.
     pub(super) max_outstanding: usize,
+    /// Every event the scheduler was fed, in order: what a durable store would keep.
+    pub(super) events: Vec<Event>,
 }
 
 impl Played {
@@ -304,6 +306,7 @@ pub(super) fn drive(
     let mut result = None;
     let mut max_outstanding = 0;
     let mut clock = 0;
+    let mut events = Vec::new();
     let mut absorb = |sched: &Scheduler,
                       cmds: Vec<Command>,
                       pending: &mut VecDeque<RunTask>,
@@ -331,14 +334,16 @@ pub(super) fn drive(
             end_us: clock + 10,
         };
         clock += 10;
-        let cmds = sched.on_event(Event::Attempted {
+        let event = Event::Attempted {
             node: run.node,
             attempt: run.attempt,
             outcome,
             timing,
             stdout: Vec::new(),
             stderr: Vec::new(),
-        });
+        };
+        events.push(event.clone());
+        let cmds = sched.on_event(event);
         absorb(&sched, cmds, &mut pending, &mut result);
     }
     assert!(sched.is_finished());
@@ -347,6 +352,7 @@ pub(super) fn drive(
         result: result.expect("the run finished once every attempt was answered"),
         runs: log,
         max_outstanding,
+        events,
     }
 }
 
