@@ -10,9 +10,9 @@ pub use logs::LogPipe;
 
 use crate::cache;
 use crate::module::{ModuleDecl, ModuleError};
-// One type carries an attempt's failure from here to the scheduler; the sandbox calls it by
-// the name of what it failed, a call.
-pub use crate::scheduler::AttemptFailure as CallFailure;
+// One type carries an attempt's failure from here to the scheduler (and into its event log);
+// here it is named after what failed, a call.
+use crate::scheduler::AttemptFailure as CallFailure;
 use rustc_hash::FxHashMap;
 use sandflow_contract::{abi, codec, CallResult, EntityDecl};
 use std::path::Path;
