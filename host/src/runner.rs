@@ -7,7 +7,8 @@
 use crate::module::ModuleError;
 use crate::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use crate::scheduler::{
-    Command, Event, Failure, NodeId, Options, Outcome, RunTask, Scheduler, StartError, Timing,
+    AttemptFailure, Command, Event, Failure, NodeId, Options, Outcome, RunTask, Scheduler,
+    StartError, Timing,
 };
 use rustc_hash::FxHashMap;
 use sandflow_contract::{codec, Value};
@@ -123,11 +124,7 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
         let _ = run.events.send(Event::Attempted {
             node: job.task.node,
             attempt: job.task.attempt,
-            outcome: Outcome::Failed {
-                user: false,
-                message: "aborted before it started".into(),
-                backtrace: None,
-            },
+            outcome: Outcome::Failed(AttemptFailure::host("aborted before it started")),
             timing: Timing {
                 start_us,
                 end_us: start_us,
@@ -154,20 +151,14 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
             let o = run.sandbox.call_in(worker, entity, inputs, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
-                Err(f) => Outcome::Failed {
-                    user: f.user,
-                    message: f.message,
-                    backtrace: f.backtrace,
-                },
+                Err(f) => Outcome::Failed(f),
             };
             (outcome, o.stdout, o.stderr)
         }
         Err(e) => (
-            Outcome::Failed {
-                user: false,
-                message: format!("could not encode the inputs: {e}"),
-                backtrace: None,
-            },
+            Outcome::Failed(AttemptFailure::host(format!(
+                "could not encode the inputs: {e}"
+            ))),
             Vec::new(),
             Vec::new(),
         ),

@@ -10,6 +10,9 @@ pub use logs::LogPipe;
 
 use crate::cache;
 use crate::module::{ModuleDecl, ModuleError};
+// One type carries an attempt's failure from here to the scheduler (and into its event log);
+// here it is named after what failed, a call.
+use crate::scheduler::AttemptFailure as CallFailure;
 use rustc_hash::FxHashMap;
 use sandflow_contract::{abi, codec, CallResult, EntityDecl};
 use std::path::Path;
@@ -160,34 +163,6 @@ pub struct CallOutcome {
     pub result: Result<CallResult, CallFailure>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
-}
-
-/// Why a call produced no answer.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CallFailure {
-    /// A fault of the guest (trap, panic, limit exceeded, garbage returned), as opposed to one
-    /// of the host (could not instantiate, pool exhausted).
-    pub user: bool,
-    pub message: String,
-    /// The wasm backtrace, one frame a line, when the guest trapped.
-    pub backtrace: Option<String>,
-}
-
-impl CallFailure {
-    fn guest(message: impl Into<String>) -> Self {
-        CallFailure {
-            user: true,
-            message: message.into(),
-            backtrace: None,
-        }
-    }
-    fn host(message: impl Into<String>) -> Self {
-        CallFailure {
-            user: false,
-            message: message.into(),
-            backtrace: None,
-        }
-    }
 }
 
 const WASI_MODULE: &str = "wasi_snapshot_preview1";

@@ -78,14 +78,14 @@ impl Scheduler {
         match &n.child {
             Child::None => {}
             Child::Scope(s) => {
-                children = self.scopes[*s as usize]
+                children = self.scopes[s.index()]
                     .nodes()
                     .map(|c| self.tree_node(c, opts))
                     .collect()
             }
             Child::Exec(x, s) => {
                 execution = Some(*x);
-                children = self.scopes[*s as usize]
+                children = self.scopes[s.index()]
                     .nodes()
                     .map(|c| self.tree_node(c, opts))
                     .collect();
@@ -184,7 +184,7 @@ impl Scheduler {
         match &n.child {
             Child::None => n.timing,
             Child::Scope(s) | Child::Exec(_, s) => {
-                self.scopes[*s as usize].nodes().fold(n.timing, span)
+                self.scopes[s.index()].nodes().fold(n.timing, span)
             }
             Child::Map(m) => m.elements.iter().copied().fold(n.timing, span),
         }

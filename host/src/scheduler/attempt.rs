@@ -1,0 +1,158 @@
+//! An attempt ended: book it (its execution slot, timing and output), then take its answer
+//! (a task's output, a dynamic's graph) or hand its failure to the retry policy.
+
+use super::logs::tail;
+use super::{budget, Scheduler, State};
+use super::{AttemptFailure, NodeId, Outcome, Timing};
+use crate::compile::{self, CompiledGraph};
+use sandflow_contract::{CallResult, EntityKind, GraphSpec, Type, Value};
+use std::sync::Arc;
+
+impl Scheduler {
+    /// Attempt `attempt` of `id` ended with `outcome`, having written `stdout` and `stderr`.
+    pub(super) fn on_attempt(
+        &mut self,
+        id: NodeId,
+        attempt: u32,
+        outcome: Outcome,
+        timing: Timing,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) {
+        let Some(dropped_tail) = self.end_attempt(id, attempt, timing, stdout, stderr) else {
+            return;
+        };
+        let answer = match outcome {
+            Outcome::Returned(r) => self.take_answer(id, r),
+            Outcome::Failed(f) => Err(f),
+        };
+        if let Err(f) = answer {
+            self.retry_or_fail(id, attempt, f, timing, dropped_tail);
+        }
+    }
+
+    /// Books the end of attempt `attempt` of `id`: frees its execution slot, extends the
+    /// node's timing and keeps its output as the log budget allows. `None` when its answer is
+    /// not wanted: an unknown node, a stale attempt, or one that was aborted. Else the stderr
+    /// tail a failure of this attempt reports when the budget did not keep its output (when
+    /// it did, the tail is taken from the kept output, and only if the attempt failed).
+    fn end_attempt(
+        &mut self,
+        id: NodeId,
+        attempt: u32,
+        timing: Timing,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) -> Option<Option<String>> {
+        let n = self.nodes.get_mut(id as usize)?;
+        if attempt != n.attempts || !matches!(n.state, State::Running | State::Aborting) {
+            return None;
+        }
+        self.execs[n.exec as usize].running -= 1;
+        self.to_dispatch.push(n.exec);
+        n.timing = Some(match n.timing {
+            Some(t) => Timing {
+                start_us: t.start_us,
+                end_us: timing.end_us,
+            },
+            None => timing,
+        });
+        let dropped_tail = (!self.logs.fits(self.opts.max_log_bytes, &stdout, &stderr))
+            .then(|| tail(&stderr))
+            .flatten();
+        n.logs = self.logs.keep(self.opts.max_log_bytes, stdout, stderr);
+        if n.state == State::Aborting {
+            n.state = State::Aborted;
+            return None;
+        }
+        Some(dropped_tail)
+    }
+
+    /// What the guest returned: a task succeeds with its output, a dynamic expands into its
+    /// graph. An answer wrong for the entity is the attempt's failure (and may be retried).
+    fn take_answer(&mut self, id: NodeId, answer: CallResult) -> Result<(), AttemptFailure> {
+        let decl = self.decl.clone();
+        let e = &decl.entities[self.nodes[id as usize].entity as usize];
+        match (answer, &e.kind) {
+            (CallResult::Output(v), EntityKind::Task(_)) => {
+                let v = check_output(v, e.interface.output.as_ref())?;
+                self.succeed_node(id, v);
+                Ok(())
+            }
+            (CallResult::Graph(g), EntityKind::Dynamic(_)) => self.expand_dynamic(id, g),
+            (CallResult::Error(m), _) => Err(AttemptFailure::guest(m)),
+            (CallResult::Output(_), kind) => Err(AttemptFailure::guest(format!(
+                "is a {} but returned a task output",
+                kind.name()
+            ))),
+            (CallResult::Graph(_), kind) => Err(AttemptFailure::guest(format!(
+                "is a {} but returned a graph",
+                kind.name()
+            ))),
+        }
+    }
+
+    /// Dynamic `id` returned `g`: compile it and start it as the node's scope. A graph that
+    /// does not compile is the attempt's failure; one past the run's limits fails the node
+    /// (another attempt would return the same graph).
+    fn expand_dynamic(&mut self, id: NodeId, g: GraphSpec) -> Result<(), AttemptFailure> {
+        let decl = self.decl.clone();
+        let e = &decl.entities[self.nodes[id as usize].entity as usize];
+        let path = self.path(id);
+        // Charged before it is compiled: a graph past the budget goes no further.
+        let spec_bytes = g.memory_bytes();
+        let what = |o: budget::Over| o.message(&format!("the graph {path} returned"));
+        if let Err(o) = self.budget.charge(spec_bytes) {
+            self.fail_node(id, self.graph_failure(id, what(o)));
+            return Ok(());
+        }
+        let compiled = compile::check_graph(&decl, &g, None, e.interface.output.as_ref(), &path)
+            .and_then(|()| CompiledGraph::new(&decl, g));
+        let graph = match compiled {
+            Ok(graph) => graph,
+            Err(c) => {
+                self.budget.release(spec_bytes);
+                return Err(AttemptFailure::guest(format!(
+                    "returned a graph that does not compile: {c}"
+                )));
+            }
+        };
+        let depth = self.depth_of(id);
+        let n = &mut self.nodes[id as usize];
+        n.state = State::Expanded;
+        let exec = n.exec;
+        let index_bytes = budget::index_bytes(&graph);
+        let expanded = self
+            .budget
+            .charge(index_bytes)
+            .map_err(|o| (what(o), spec_bytes))
+            .and_then(|()| {
+                self.create_scope(id, exec, Arc::new(graph), Vec::new(), depth + 1)
+                    .map_err(|m| (m, spec_bytes + index_bytes))
+            });
+        if let Err((m, charged)) = expanded {
+            self.budget.release(charged);
+            self.fail_node(id, self.graph_failure(id, m));
+        }
+        Ok(())
+    }
+}
+
+/// A task's output `v` checked against its declared output type `t`.
+fn check_output(v: Option<Value>, t: Option<&Type>) -> Result<Option<Value>, AttemptFailure> {
+    match (v, t) {
+        (Some(v), Some(t)) => match v.check(t) {
+            Ok(()) => Ok(Some(v)),
+            Err(m) => Err(AttemptFailure::guest(format!(
+                "returned a value that does not match its output type: {m}"
+            ))),
+        },
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(AttemptFailure::guest(
+            "returned a value but declares no output",
+        )),
+        (None, Some(t)) => Err(AttemptFailure::guest(format!(
+            "returned nothing, expected {t}"
+        ))),
+    }
+}

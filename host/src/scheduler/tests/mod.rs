@@ -1,0 +1,12 @@
+//! The scheduler's unit tests: hand-built modules, canned events in, commands out; one file
+//! per topic, and `support` with what they share.
+
+mod expansion;
+mod failures;
+mod limits;
+mod logs;
+mod maps;
+mod parallelism;
+mod replay;
+mod seed;
+mod support;
