@@ -2,7 +2,7 @@
 //! (a task's output, a dynamic's graph) or hand its failure to the retry policy.
 
 use super::logs::tail;
-use super::{budget, Scheduler, State};
+use super::{budget, Change, Scheduler, State};
 use super::{AttemptFailure, NodeId, Outcome, Timing};
 use crate::compile::{self, CompiledGraph};
 use sandflow_contract::{CallResult, EntityKind, GraphSpec, Type, Value};
@@ -19,16 +19,53 @@ impl Scheduler {
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     ) {
+        // The store keeps every attempt's whole output, whatever the memory budget keeps.
+        let logs = self.journaling().then(|| (stdout.clone(), stderr.clone()));
         let Some(dropped_tail) = self.end_attempt(id, attempt, timing, stdout, stderr) else {
+            if let Some((stdout, stderr)) = logs {
+                if self
+                    .nodes
+                    .get(id as usize)
+                    .is_some_and(|n| n.attempts == attempt)
+                {
+                    let failure = Some((false, "aborted: its result was no longer wanted".into()));
+                    self.note_attempt(id, attempt, timing, failure, stdout, stderr);
+                }
+            }
             return;
         };
         let answer = match outcome {
             Outcome::Returned(r) => self.take_answer(id, r),
             Outcome::Failed(f) => Err(f),
         };
+        if let Some((stdout, stderr)) = logs {
+            let failure = answer.as_ref().err().map(|f| (f.user, f.message.clone()));
+            self.note_attempt(id, attempt, timing, failure, stdout, stderr);
+        }
         if let Err(f) = answer {
             self.retry_or_fail(id, attempt, f, timing, dropped_tail);
         }
+    }
+
+    /// Journals an ended attempt, with all it wrote.
+    fn note_attempt(
+        &mut self,
+        id: NodeId,
+        attempt: u32,
+        timing: Timing,
+        failure: Option<(bool, String)>,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) {
+        self.note(Change::Attempt {
+            node: id,
+            attempt,
+            start_us: timing.start_us,
+            end_us: timing.end_us,
+            failure,
+            stdout,
+            stderr,
+        });
     }
 
     /// Books the end of attempt `attempt` of `id`: frees its execution slot, extends the
@@ -95,7 +132,11 @@ impl Scheduler {
     /// Dynamic `id` returned `g`: compile it and start it as the node's scope. A graph that
     /// does not compile is the attempt's failure; one past the run's limits fails the node
     /// (another attempt would return the same graph).
-    fn expand_dynamic(&mut self, id: NodeId, g: GraphSpec) -> Result<(), AttemptFailure> {
+    pub(super) fn expand_dynamic(
+        &mut self,
+        id: NodeId,
+        g: GraphSpec,
+    ) -> Result<(), AttemptFailure> {
         let decl = self.decl.clone();
         let e = &decl.entities[self.nodes[id as usize].entity as usize];
         let path = self.path(id);
@@ -121,13 +162,21 @@ impl Scheduler {
         let n = &mut self.nodes[id as usize];
         n.state = State::Expanded;
         let exec = n.exec;
+        self.note_node(id);
         let index_bytes = budget::index_bytes(&graph);
         let expanded = self
             .budget
             .charge(index_bytes)
             .map_err(|o| (what(o), spec_bytes))
             .and_then(|()| {
-                self.create_scope(id, exec, Arc::new(graph), Vec::new(), depth + 1)
+                let graph = Arc::new(graph);
+                if self.journaling() {
+                    self.note(Change::Graph {
+                        node: id,
+                        graph: graph.clone(),
+                    });
+                }
+                self.create_scope(id, exec, graph, Vec::new(), depth + 1)
                     .map_err(|m| (m, spec_bytes + index_bytes))
             });
         if let Err((m, charged)) = expanded {

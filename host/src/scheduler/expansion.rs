@@ -3,7 +3,9 @@
 //! into its elements; a node whose inputs are all there is resolved and started; a scope or
 //! map whose nodes all succeeded completes its owner.
 
-use super::{budget, Child, Exec, MapState, Node, Parent, Scheduler, Scope, ScopeId, State};
+use super::{
+    budget, Change, Child, Exec, MapState, Node, Parent, Scheduler, Scope, ScopeId, State,
+};
 use super::{ExecId, NodeId};
 use crate::compile::CompiledGraph;
 use sandflow_contract::{Binding, EntityKind, MapSpec, Value};
@@ -17,6 +19,10 @@ impl Scheduler {
         let e = &decl.entities[self.nodes[id as usize].entity as usize];
         match &e.kind {
             EntityKind::Task(_) | EntityKind::Dynamic(_) => {
+                let dynamic = matches!(e.kind, EntityKind::Dynamic(_));
+                if self.opts.recovered.is_some() && self.reuse_recorded(id, dynamic) {
+                    return;
+                }
                 let bytes = budget::values_bytes(&inputs);
                 if let Err(o) = self.budget.charge(bytes) {
                     let m = o.message(&format!("{}'s inputs", e.name));
@@ -32,6 +38,7 @@ impl Scheduler {
             EntityKind::Workflow(_) => {
                 let exec = self.nodes[id as usize].exec;
                 self.nodes[id as usize].state = State::Expanded;
+                self.note_node(id);
                 let entity = self.nodes[id as usize].entity as usize;
                 let Some(graph) = decl.graph(entity).cloned() else {
                     let m = format!("workflow {} has no compiled graph", e.name);
@@ -62,9 +69,19 @@ impl Scheduler {
                         running: 0,
                         queue: VecDeque::new(),
                     });
-                    (self.execs.len() - 1) as ExecId
+                    let child = (self.execs.len() - 1) as ExecId;
+                    if self.journaling() {
+                        let caller = self.nodes[id as usize].exec;
+                        self.note(Change::Execution {
+                            execution: child,
+                            node: id,
+                            caller,
+                        });
+                    }
+                    child
                 };
                 self.nodes[id as usize].state = State::Expanded;
+                self.note_node(id);
                 let Some(graph) = decl.graph(wf_index).cloned() else {
                     let m = format!(
                         "workflow {} has no compiled graph",
@@ -286,6 +303,7 @@ impl Scheduler {
             (None, None) => None,
         };
         self.nodes[id as usize].state = State::Expanded;
+        self.note_node(id);
         self.nodes[id as usize].child = Child::Map(Box::new(MapState {
             inputs,
             mapped,
@@ -363,6 +381,14 @@ impl Scheduler {
         self.drop_inputs(id);
         let n = &mut self.nodes[id as usize];
         n.state = State::Succeeded;
+        if self.journal.is_some() {
+            let change = Change::Node {
+                node: id,
+                output: output.clone(),
+            };
+            self.note(change);
+        }
+        let n = &mut self.nodes[id as usize];
         n.output = output;
         match n.parent {
             Parent::Root => {

@@ -76,6 +76,7 @@ impl Scheduler {
             return;
         }
         n.state = State::Failed;
+        self.note_node(id);
         self.drop_inputs(id);
         self.cancel_children(id);
         match self.nodes[id as usize].parent {
@@ -153,6 +154,7 @@ impl Scheduler {
             let kn = &mut self.nodes[kid as usize];
             if kn.state == State::Waiting {
                 kn.state = State::Skipped;
+                self.note_node(kid);
                 finished += 1;
                 stack.extend_from_slice(&graph.dependents[k as usize]);
             }
@@ -171,15 +173,18 @@ impl Scheduler {
         match n.state {
             State::Waiting | State::Queued => {
                 n.state = State::Skipped;
+                self.note_node(id);
                 self.drop_inputs(id);
             }
             State::Running => {
                 n.state = State::Aborting;
                 let attempt = n.attempts;
                 self.out.push(Command::Abort { node: id, attempt });
+                self.note_node(id);
             }
             State::Expanded => {
                 n.state = State::Aborted;
+                self.note_node(id);
                 self.cancel_children(id);
             }
             _ => {}

@@ -17,6 +17,7 @@ mod attempt;
 mod budget;
 mod expansion;
 mod failure;
+mod journal;
 mod logs;
 mod protocol;
 mod tree;
@@ -29,6 +30,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use budget::DEFAULT_MAX_RUN_MEMORY_BYTES;
+pub use journal::{Change, NodeView, Origin, Recovered};
 pub use protocol::{
     AttemptFailure, Command, Event, ExecId, Failure, NodeId, Options, Outcome, RunTask, StartError,
     TaskOverrides, Timing, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_PARALLELISM,
@@ -111,6 +113,8 @@ struct Node {
     /// Index among same-entity siblings, `u32::MAX` when the entity occurs once.
     ordinal: u32,
     state: State,
+    /// How it got its result (ran, cached, recovered).
+    origin: journal::Origin,
     deps_left: u32,
     attempts: u32,
     timing: Option<Timing>,
@@ -190,6 +194,8 @@ pub struct Scheduler {
     to_advance: VecDeque<NodeId>,
     logs: LogBudget,
     budget: budget::Budget,
+    /// Changes kept for a durable store, when it asked for them (`journal`).
+    journal: Option<Vec<journal::Change>>,
 }
 
 impl Scheduler {
@@ -240,6 +246,7 @@ impl Scheduler {
             to_advance: VecDeque::new(),
             logs: LogBudget::default(),
             budget,
+            journal: None,
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -430,6 +437,7 @@ impl Node {
             exec,
             ordinal,
             state: State::Waiting,
+            origin: journal::Origin::Ran,
             deps_left: 0,
             attempts: 0,
             timing: None,

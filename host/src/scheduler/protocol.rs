@@ -29,6 +29,9 @@ pub struct Options {
     /// stdout and stderr are also bounded by the sandbox). Output past it is counted in
     /// [`Scheduler::logs_dropped`], not kept.
     pub max_log_bytes: u64,
+    /// What an earlier run of the same entity on the same inputs finished, to reuse instead
+    /// of running it again (a recovery).
+    pub recovered: Option<std::sync::Arc<super::Recovered>>,
 }
 
 /// The default [`Options::max_log_bytes`]: 64 MiB.
@@ -52,6 +55,7 @@ impl Default for Options {
             max_run_memory_bytes: DEFAULT_MAX_RUN_MEMORY_BYTES,
             overrides: TaskOverrides::default(),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            recovered: None,
         }
     }
 }

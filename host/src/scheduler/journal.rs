@@ -1,0 +1,216 @@
+//! What a durable store needs of a run, beyond its events: a stable key per node (the same in
+//! a recovery of the run, in another process), the changes since the store last looked, and
+//! a way to start a run that reuses what an earlier one already finished.
+//!
+//! A node's key is derived from content, not from arena order: the parent's key, the node's
+//! name in its graph (entity and ordinal among same-entity siblings) or its map index. A
+//! dynamic's children keep their keys in a recovery because the recovery reuses the graph the
+//! dynamic returned instead of running it again.
+
+use super::{Child, NodeId, Parent, Scheduler, State};
+use crate::compile::CompiledGraph;
+use sandflow_contract::{GraphSpec, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One change a journaling run reports (see [`Scheduler::take_changes`]).
+#[derive(Debug)]
+pub enum Change {
+    /// The node reached a state worth recording: it expanded (its children run), or it ended
+    /// (succeeded, failed, skipped, aborted). A succeeded node carries its output, taken when
+    /// it succeeded (a finished scope frees its nodes' outputs right after).
+    Node { node: NodeId, output: Option<Value> },
+    /// An attempt of a task or dynamic ended, with all it wrote (the run's in-memory log
+    /// budget does not apply here: the store keeps logs on disk).
+    Attempt {
+        node: NodeId,
+        attempt: u32,
+        start_us: u64,
+        end_us: u64,
+        /// `None` for an attempt that answered; else whether it was the guest's fault, and why.
+        failure: Option<(bool, String)>,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// A dynamic's graph, compiled, as it was expanded.
+    Graph {
+        node: NodeId,
+        graph: Arc<CompiledGraph>,
+    },
+    /// Launch plan node `node`, running in execution `caller`, started child execution
+    /// `execution`.
+    Execution {
+        execution: u32,
+        node: NodeId,
+        caller: u32,
+    },
+}
+
+/// What an earlier run of the same entity on the same inputs finished: each succeeded task's
+/// output and each dynamic's graph, by node key. A run started with it reuses them instead of
+/// running those nodes again (see [`Options::recovered`](super::Options::recovered)).
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub outputs: HashMap<u64, Option<Value>>,
+    pub graphs: HashMap<u64, GraphSpec>,
+}
+
+/// How a node got its result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// It ran (or has not ended yet).
+    #[default]
+    Ran,
+    /// Served from the task cache, without a sandbox.
+    Cached,
+    /// Reused from the execution this run recovers.
+    Recovered,
+}
+
+/// What a store records of one node.
+#[derive(Debug)]
+pub struct NodeView<'a> {
+    pub key: u64,
+    pub path: String,
+    pub entity: &'a str,
+    /// `task`, `workflow`, `dynamic`, `launch plan`, or `map`.
+    pub kind: &'static str,
+    pub state: State,
+    pub attempts: u32,
+    pub origin: Origin,
+    pub start_us: Option<u64>,
+    pub end_us: Option<u64>,
+    /// The child execution a launch plan node started.
+    pub child_execution: Option<u32>,
+    /// The execution the node runs in (0 is the top one).
+    pub execution: u32,
+}
+
+/// FNV-1a, 64 bits: stable across processes, platforms and versions, which a hasher of the
+/// standard library does not promise. Keys only need to tell a run's nodes apart.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+impl Scheduler {
+    /// Turns the journal on: from now on, changes are kept for [`Scheduler::take_changes`].
+    pub fn journal(&mut self) {
+        self.journal.get_or_insert_with(Vec::new);
+    }
+
+    /// The changes since the last call (empty unless [`Scheduler::journal`] was called).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        match &mut self.journal {
+            Some(j) => std::mem::take(j),
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn journaling(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    pub(super) fn note(&mut self, change: Change) {
+        if let Some(j) = &mut self.journal {
+            j.push(change);
+        }
+    }
+
+    /// Notes that `id` expanded or ended (without an output).
+    pub(super) fn note_node(&mut self, id: NodeId) {
+        if self.journaling() {
+            self.note(Change::Node {
+                node: id,
+                output: None,
+            });
+        }
+    }
+
+    /// The node's stable key: the same for the same node in a recovery of this run.
+    pub fn node_key(&self, id: NodeId) -> u64 {
+        let n = &self.nodes[id as usize];
+        match n.parent {
+            Parent::Root => fnv(
+                FNV_OFFSET,
+                self.decl.entities[n.entity as usize].name.as_bytes(),
+            ),
+            Parent::Scope(s, _) => {
+                let parent = self.node_key(self.scopes[s.index()].owner);
+                let h = fnv(parent, b"/");
+                let h = fnv(h, self.decl.entities[n.entity as usize].name.as_bytes());
+                fnv(h, &n.ordinal.to_le_bytes())
+            }
+            Parent::Map(m, i) => fnv(fnv(self.node_key(m), b"["), &i.to_le_bytes()),
+        }
+    }
+
+    /// Node `id` as a store records it.
+    pub fn node_view(&self, id: NodeId) -> NodeView<'_> {
+        let n = &self.nodes[id as usize];
+        let e = &self.decl.entities[n.entity as usize];
+        let (kind, child_execution) = match &n.child {
+            Child::Map(_) => ("map", None),
+            Child::Exec(x, _) => (e.kind.name(), Some(*x)),
+            _ => (e.kind.name(), None),
+        };
+        NodeView {
+            key: self.node_key(id),
+            path: self.path(id),
+            entity: &e.name,
+            kind,
+            state: match n.state {
+                State::Aborting => State::Aborted,
+                s => s,
+            },
+            attempts: n.attempts,
+            origin: n.origin,
+            start_us: n.timing.map(|t| t.start_us),
+            end_us: n.timing.map(|t| t.end_us),
+            child_execution,
+            execution: n.exec,
+        }
+    }
+
+    /// Nodes reused from the execution this run recovers, and nodes served from the cache.
+    pub fn reused(&self) -> (u64, u64) {
+        self.nodes.iter().fold((0, 0), |(r, c), n| match n.origin {
+            Origin::Recovered => (r + 1, c),
+            Origin::Cached => (r, c + 1),
+            Origin::Ran => (r, c),
+        })
+    }
+
+    /// A task or dynamic about to be queued: if the execution this run recovers finished it,
+    /// take its result instead (a task's output, a dynamic's graph). Returns whether it did.
+    pub(super) fn reuse_recorded(&mut self, id: NodeId, dynamic: bool) -> bool {
+        let Some(rec) = self.opts.recovered.clone() else {
+            return false;
+        };
+        let key = self.node_key(id);
+        if dynamic {
+            let Some(g) = rec.graphs.get(&key) else {
+                return false;
+            };
+            self.nodes[id as usize].origin = Origin::Recovered;
+            if self.expand_dynamic(id, g.clone()).is_err() {
+                // The recorded graph no longer compiles (the module changed): run the dynamic.
+                self.nodes[id as usize].origin = Origin::Ran;
+                return false;
+            }
+            true
+        } else {
+            let Some(out) = rec.outputs.get(&key) else {
+                return false;
+            };
+            self.nodes[id as usize].origin = Origin::Recovered;
+            self.succeed_node(id, out.clone());
+            true
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The journal a durable store reads (stable node keys, changes, graphs) and a recovery that
+//! reuses what an earlier run finished.
+
+use super::support::*;
+use crate::scheduler::{Change, Origin, Recovered, State};
+
+/// Runs the seed with the journal on, answering at most `limit` attempts (the rest are left
+/// unanswered, as in a run killed midway); returns what a store would have recorded.
+fn journaled_seed(limit: usize) -> (Recovered, usize) {
+    let mut sched = Scheduler::new(
+        module(seed()),
+        "multi_wf",
+        vec![ints(1..=6), Value::Int(2)],
+        Options::default(),
+    )
+    .expect("starts");
+    sched.journal();
+    let mut pending: VecDeque<RunTask> = runs(&sched.start()).into();
+    let mut rec = Recovered::default();
+    let mut answered = 0;
+    let mut record = |sched: &mut Scheduler, rec: &mut Recovered| {
+        for c in sched.take_changes() {
+            match c {
+                Change::Node { node, output } => {
+                    let v = sched.node_view(node);
+                    if v.state == State::Succeeded && v.kind == "task" {
+                        rec.outputs.insert(v.key, output);
+                    }
+                }
+                Change::Graph { node, graph } => {
+                    rec.graphs.insert(sched.node_key(node), graph.spec.clone());
+                }
+                Change::Attempt { .. } | Change::Execution { .. } => {}
+            }
+        }
+    };
+    while let Some(run) = pending.pop_front() {
+        if answered == limit {
+            break;
+        }
+        answered += 1;
+        let name = sched.decl().entities[run.entity as usize].name.clone();
+        let outcome = seed_answer(&name, &run.inputs, run.attempt);
+        let cmds = sched.on_event(answer(&run, outcome));
+        pending.extend(runs(&cmds));
+        record(&mut sched, &mut rec);
+    }
+    (rec, answered)
+}
+
+#[test]
+fn node_keys_are_the_same_in_a_second_run_and_distinct_within_one() {
+    let a = play_seed((1..=6).collect(), 2, Options::default());
+    let b = play_seed((1..=6).collect(), 2, Options::default());
+    let keys = |p: &Played| -> Vec<(String, u64)> {
+        p.runs
+            .iter()
+            .map(|(path, r)| (path.clone(), p.sched.node_key(r.node)))
+            .collect()
+    };
+    assert_eq!(keys(&a), keys(&b));
+    let distinct: HashSet<u64> = keys(&a).into_iter().map(|(_, k)| k).collect();
+    assert_eq!(distinct.len(), a.runs.len(), "one key per node that ran");
+}
+
+#[test]
+fn a_recovery_of_a_finished_run_runs_nothing_and_gives_the_same_result() {
+    let (rec, answered) = journaled_seed(usize::MAX);
+    assert_eq!(answered, 17);
+    // Six step1, six step2, one reduce; level1 and three level2 graphs.
+    assert_eq!(rec.outputs.len(), 13);
+    assert_eq!(rec.graphs.len(), 4);
+    let opts = Options {
+        recovered: Some(Arc::new(rec)),
+        ..Options::default()
+    };
+    let p = play_seed((1..=6).collect(), 2, opts);
+    assert_eq!(p.value(), &ints([4, 5, 6, 7, 8, 9]));
+    assert!(p.runs.is_empty(), "ran {:?}", p.runs);
+    assert_eq!(p.sched.reused(), (17, 0));
+    let tree = p.sched.tree(&TreeOptions::default());
+    assert_eq!(tree.children[0].attempts, 0, "level1 was not run again");
+}
+
+#[test]
+fn a_recovery_of_a_run_stopped_midway_runs_only_what_did_not_finish() {
+    // The first 9 attempts answered: level1, three level2, and five of the launch plans'
+    // tasks; the rest never answered (the run was killed).
+    let (rec, answered) = journaled_seed(9);
+    assert_eq!(answered, 9);
+    let finished: usize = rec.outputs.len() + rec.graphs.len();
+    assert_eq!(finished, 9);
+    let opts = Options {
+        recovered: Some(Arc::new(rec)),
+        ..Options::default()
+    };
+    let p = play_seed((1..=6).collect(), 2, opts);
+    assert_eq!(p.value(), &ints([4, 5, 6, 7, 8, 9]));
+    assert_eq!(p.runs.len(), 17 - 9, "only what had not finished ran");
+    assert_eq!(p.sched.reused().0, 9);
+    let reused_ran_again = p
+        .runs
+        .iter()
+        .filter(|(_, r)| p.sched.node_view(r.node).origin == Origin::Recovered)
+        .count();
+    assert_eq!(reused_ran_again, 0);
+}
