@@ -205,3 +205,41 @@ impl ResourceLimiter for Ctx {
 
 /// Table elements an instance may have (function pointers; Rust guests use a few hundred).
 const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(deadline: Instant, cancel: bool) -> Ctx {
+        Ctx {
+            wasi: None,
+            log_limit: 0,
+            logs: None,
+            max_memory: 0,
+            memory_exceeded: None,
+            deadline,
+            timeout: Duration::from_secs(1),
+            cancel: Some(Arc::new(AtomicBool::new(cancel))),
+            stopped: None,
+            fuel: None,
+        }
+    }
+
+    #[test]
+    fn an_attempt_stops_when_cancelled_or_past_its_deadline_and_says_which() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut running = ctx(later, false);
+        assert!(running.stop_due(now).is_none());
+        assert!(running.stopped.is_none());
+
+        let mut late = ctx(now, false);
+        assert!(matches!(late.stop_due(now), Some(Stop::Timeout)));
+        assert!(matches!(late.stopped, Some(Stop::Timeout)));
+
+        // A cancel is reported as such even once the deadline has passed too.
+        let mut cancelled = ctx(now, true);
+        assert!(matches!(cancelled.stop_due(later), Some(Stop::Cancelled)));
+        assert!(matches!(cancelled.stopped, Some(Stop::Cancelled)));
+    }
+}
