@@ -3,7 +3,7 @@
 //! allocator) per task execution. WASI preview 1 with no preopened directories, no
 //! environment, no arguments and no network; stdout and stderr are captured per call.
 //!
-//! - [`engine`](engines): engines, their limits and the epoch ticker;
+//! - engine: [`engines`], their limits ([`SandboxConfig`]) and the epoch ticker;
 //! - [`describe()`]: compile, check and describe a module (its entities; the module model is
 //!   built from them outside the executor, in [`crate::load`]);
 //! - lane: one engine's copy of a module (instantiate, call, read);
