@@ -2,12 +2,61 @@
 //! it runs. Every binding is type-checked; unknown entities and inputs, missing inputs, bad
 //! node references and cycles are reported with the node they concern.
 
-use crate::module::ModuleDecl;
 use sandflow_contract::{
     Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type,
+    Value,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What the compiler reads of a module: its entities, found by name, and what its launch
+/// plans fix or default. The module model ([`crate::module::ModuleDecl`]) implements it and
+/// calls the compiler while it is built, so the compiler depends on this view and not on the
+/// model.
+pub trait Entities {
+    /// Every entity, by index.
+    fn entities(&self) -> &[EntityDecl];
+    /// The index of the entity named `name`.
+    fn index(&self, name: &str) -> Option<usize>;
+    /// The default of input `input` (interface position) of entity `index`, if it has one.
+    fn default_input(&self, index: usize, input: usize) -> Option<&Value>;
+    /// Whether `name` is an input that entity `index` fixes (a launch plan's fixed input).
+    fn is_fixed(&self, index: usize, name: &str) -> bool;
+
+    /// The entity named `name`.
+    fn get(&self, name: &str) -> Option<&EntityDecl> {
+        self.index(name).map(|i| &self.entities()[i])
+    }
+
+    /// The names of all entities, for "unknown entity" messages.
+    fn names(&self) -> String {
+        self.entities()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The scheduler holds its module behind an `Arc`.
+impl<D: Entities> Entities for Arc<D> {
+    fn entities(&self) -> &[EntityDecl] {
+        (**self).entities()
+    }
+    fn index(&self, name: &str) -> Option<usize> {
+        (**self).index(name)
+    }
+    fn default_input(&self, index: usize, input: usize) -> Option<&Value> {
+        (**self).default_input(index, input)
+    }
+    fn is_fixed(&self, index: usize, name: &str) -> bool {
+        (**self).is_fixed(index, name)
+    }
+    fn get(&self, name: &str) -> Option<&EntityDecl> {
+        (**self).get(name)
+    }
+}
 
 /// A graph that cannot run, and where (`<graph>` node `n3 (level2)`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -26,7 +75,7 @@ fn err(location: impl Into<String>, message: impl Into<String>) -> CompileError 
 
 /// The type a node's promise has: the entity's output, or a list of it for a map (of
 /// optionals with a min success ratio).
-pub fn node_output_type(decl: &ModuleDecl, node: &NodeSpec) -> Option<Type> {
+pub fn node_output_type(decl: &impl Entities, node: &NodeSpec) -> Option<Type> {
     let out = decl.get(&node.entity)?.interface.output.clone()?;
     Some(match &node.map {
         None => out,
@@ -41,7 +90,7 @@ pub fn node_output_type(decl: &ModuleDecl, node: &NodeSpec) -> Option<Type> {
 /// (`None` for a dynamic's graph, whose inputs are already values); `output` is the type the
 /// graph must return.
 pub fn check_graph(
-    decl: &ModuleDecl,
+    decl: &impl Entities,
     graph: &GraphSpec,
     inputs: Option<&[Param]>,
     output: Option<&Type>,
@@ -89,7 +138,7 @@ pub fn check_graph(
 
 /// Checks node `i` of a graph, a call of entity `index`.
 fn check_node(
-    decl: &ModuleDecl,
+    decl: &impl Entities,
     types: &[Option<Type>],
     i: usize,
     node: &NodeSpec,
@@ -97,7 +146,7 @@ fn check_node(
     inputs: Option<&[Param]>,
     at: &dyn Fn() -> String,
 ) -> Result<(), CompileError> {
-    let target = &decl.entities[index];
+    let target = &decl.entities()[index];
     // Interfaces are short: a linear scan beats hashing, and allocates nothing.
     let mut bound: Vec<&str> = Vec::with_capacity(node.inputs.len());
     if let Some(m) = &node.map {
@@ -323,7 +372,7 @@ pub fn check_task_config(e: &EntityDecl, c: &TaskConfig) -> Result<(), CompileEr
 /// A launch plan names a workflow of the module, declares a subset of its interface, and its
 /// defaults and fixed inputs have the workflow's types.
 pub fn check_launch_plan(
-    decl: &ModuleDecl,
+    decl: &impl Entities,
     lp: &EntityDecl,
     spec: &LaunchPlanSpec,
 ) -> Result<(), CompileError> {
@@ -425,8 +474,8 @@ pub fn check_launch_plan(
 
 /// A workflow that contains itself (directly, or through other workflows and launch plans)
 /// would expand without end.
-pub fn check_workflow_recursion(decl: &ModuleDecl) -> Result<(), CompileError> {
-    fn children<'a>(decl: &'a ModuleDecl, e: &'a EntityDecl) -> Vec<&'a str> {
+pub fn check_workflow_recursion(decl: &impl Entities) -> Result<(), CompileError> {
+    fn children<'a>(decl: &'a impl Entities, e: &'a EntityDecl) -> Vec<&'a str> {
         match &e.kind {
             EntityKind::Workflow(g) => g.nodes.iter().map(|n| n.entity.as_str()).collect(),
             EntityKind::LaunchPlan(lp) => vec![lp.workflow.as_str()],
@@ -439,7 +488,7 @@ pub fn check_workflow_recursion(decl: &ModuleDecl) -> Result<(), CompileError> {
     // Depth-first, with an explicit stack: the module decides how long a chain of workflows
     // calling workflows is, and a recursive walk would let it overflow the host's stack.
     let mut done: HashSet<&str> = HashSet::new();
-    for root in &decl.entities {
+    for root in decl.entities() {
         // (entity, its children, how many of them are visited)
         let mut path: Vec<(&str, Vec<&str>, usize)> = Vec::new();
         let mut on_path: HashSet<&str> = HashSet::new();
@@ -494,7 +543,7 @@ pub struct CompiledGraph {
 
 impl CompiledGraph {
     /// Indexes `spec`, which [`check_graph`] accepted.
-    pub fn new(decl: &ModuleDecl, spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
+    pub fn new(decl: &impl Entities, spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
         let n = spec.nodes.len();
         let mut entities = Vec::with_capacity(n);
         let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
@@ -542,6 +591,24 @@ mod tests {
     use super::*;
     use sandflow_contract::{FailurePolicy, Interface, TaskConfig};
 
+    /// A module of tasks only: all the compiler reads, without the module model.
+    struct Tasks(Vec<EntityDecl>);
+
+    impl Entities for Tasks {
+        fn entities(&self) -> &[EntityDecl] {
+            &self.0
+        }
+        fn index(&self, name: &str) -> Option<usize> {
+            self.0.iter().position(|e| e.name == name)
+        }
+        fn default_input(&self, _: usize, _: usize) -> Option<&Value> {
+            None
+        }
+        fn is_fixed(&self, _: usize, _: &str) -> bool {
+            false
+        }
+    }
+
     fn task(name: &str, inputs: Vec<Param>) -> EntityDecl {
         EntityDecl {
             name: name.into(),
@@ -566,7 +633,7 @@ mod tests {
         // The seed's shape: n nodes, and one node reading all of them (and the first one
         // twice, which counts once).
         let n = 400_000u32;
-        let decl = ModuleDecl::new(vec![
+        let decl = Tasks(vec![
             task("one", vec![]),
             task(
                 "sum",
@@ -575,8 +642,7 @@ mod tests {
                     ty: Type::List(Box::new(Type::Int)),
                 }],
             ),
-        ])
-        .unwrap();
+        ]);
         let mut nodes: Vec<NodeSpec> = (0..n).map(|_| node("one", vec![])).collect();
         let mut refs: Vec<Binding> = (0..n).map(Binding::Node).collect();
         refs.push(Binding::Node(0));
@@ -597,14 +663,13 @@ mod tests {
 
     #[test]
     fn a_cycle_is_still_found_and_named() {
-        let decl = ModuleDecl::new(vec![task(
+        let decl = Tasks(vec![task(
             "inc",
             vec![Param {
                 name: "a".into(),
                 ty: Type::Int,
             }],
-        )])
-        .unwrap();
+        )]);
         let spec = GraphSpec {
             nodes: vec![
                 node("inc", vec![("a".into(), Binding::Node(1))]),

@@ -1,8 +1,10 @@
 //! The sandflow host: load a guest module, compile its graphs, schedule and execute every
 //! task in its own wasm sandbox. The `sandflow` binary is a thin front end over this library.
 //!
-//! - [`sandbox`]: wasmtime engine, module loading, one fresh instance per task execution;
-//! - [`module`]: a module's entities and load errors; [`compile`]: the graph compiler;
+//! - [`sandbox`]: wasmtime engines, module checking and describing, one fresh instance per
+//!   task execution;
+//! - [`module`]: the module model (its entities) and load errors; [`compile`]: the graph
+//!   compiler; [`load`]: a module loaded, described and modelled;
 //! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
 //! - [`json`]: JSON inputs and outputs, typed by the interfaces;
 //! - [`store`]: the durable record of executions (SQLite), read back by recovery and the CLI.
@@ -10,6 +12,7 @@
 pub mod cache;
 pub mod compile;
 pub mod json;
+pub mod load;
 pub mod module;
 pub mod runner;
 pub mod sandbox;

@@ -1,6 +1,6 @@
 //! A guest module's entities ([`ModuleDecl`]) and the errors loading a module can give.
 
-use crate::compile::{self, CompileError, CompiledGraph};
+use crate::compile::{self, CompileError, CompiledGraph, Entities};
 use sandflow_contract::{EntityDecl, EntityKind, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -218,10 +218,12 @@ impl ModuleDecl {
         })
     }
 
+    /// The entity named `name`.
     pub fn get(&self, name: &str) -> Option<&EntityDecl> {
         self.by_name.get(name).map(|&i| &self.entities[i])
     }
 
+    /// The index of the entity named `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
@@ -233,6 +235,25 @@ impl ModuleDecl {
             .map(|e| e.name.as_str())
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The compiler's view of the model (the inherent methods, which take precedence).
+impl Entities for ModuleDecl {
+    fn entities(&self) -> &[EntityDecl] {
+        &self.entities
+    }
+    fn index(&self, name: &str) -> Option<usize> {
+        self.index(name)
+    }
+    fn default_input(&self, index: usize, input: usize) -> Option<&Value> {
+        self.default_input(index, input)
+    }
+    fn is_fixed(&self, index: usize, name: &str) -> bool {
+        self.is_fixed(index, name)
+    }
+    fn get(&self, name: &str) -> Option<&EntityDecl> {
+        self.get(name)
     }
 }
 

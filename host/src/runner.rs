@@ -135,7 +135,6 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
         run.ended(true);
         return;
     }
-    let entity = &run.sandbox.decl.entities[job.task.entity as usize].name;
     let limits = CallLimits {
         timeout: job.task.timeout_ms.map(Duration::from_millis),
         max_memory_bytes: job
@@ -148,7 +147,9 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
     inputs.clear();
     let (outcome, stdout, stderr) = match codec::encode_to(&job.task.inputs, inputs) {
         Ok(()) => {
-            let o = run.sandbox.call_in(worker, entity, inputs, &limits);
+            let o = run
+                .sandbox
+                .call_in(worker, job.task.entity as usize, inputs, &limits);
             let outcome = match o.result {
                 Ok(r) => Outcome::Returned(r),
                 Err(f) => Outcome::Failed(f),

@@ -196,3 +196,41 @@ fn a_float_input_takes_only_the_three_non_finite_names_as_strings() {
         "input `a`: expected f64, found the string \"inf\""
     );
 }
+
+#[test]
+fn a_call_by_entity_index_runs_that_entity_and_refuses_what_has_no_call_export() {
+    use sandflow_contract::{codec, CallResult, Value};
+    use sandflow_host::sandbox::CallLimits;
+    let s = load("nested_dynamics");
+    let inputs = codec::encode(&vec![Value::Int(41)]).expect("inputs encode");
+    let limits = CallLimits::default();
+    let index = |name: &str| s.decl.index(name).expect("the guest declares it");
+    // Every lane (worker) finds the same export by index; the name is no longer looked up.
+    for lane in 0..host().workers() {
+        match s.call_in(lane, index("step1"), &inputs, &limits).result {
+            Ok(CallResult::Output(Some(Value::Int(42)))) => {}
+            other => panic!("step1(41) in lane {lane}: expected 42, got {other:?}"),
+        }
+        let f = s
+            .call_in(lane, index("step2"), &inputs, &limits)
+            .result
+            .expect("step2 runs");
+        assert_eq!(f, CallResult::Output(Some(Value::Int(43))));
+    }
+    // A workflow runs in the scheduler, not in a sandbox: it has no call export.
+    let f = s
+        .call_in(0, index("core_wf"), &inputs, &limits)
+        .result
+        .unwrap_err();
+    assert_eq!(f.message, "the module has no call export for `core_wf`");
+    assert!(!f.user, "a host's mistake, not the guest's");
+    let past = s.decl.entities.len();
+    let f = s.call_in(0, past, &inputs, &limits).result.unwrap_err();
+    assert_eq!(
+        f.message,
+        format!("the module has no entity #{past} (it has {past})")
+    );
+    // The name-based convenience says the same of a name the module does not have.
+    let f = s.call("nope", &inputs, &limits).result.unwrap_err();
+    assert_eq!(f.message, "the module has no call export for `nope`");
+}

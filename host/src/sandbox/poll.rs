@@ -8,7 +8,6 @@
 //! (always at end of file), stdout and stderr (always writable); those report ready at once.
 
 use super::{Ctx, Stop};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Extern};
 
@@ -113,17 +112,10 @@ pub(super) fn poll_oneoff(
                 break;
             }
             let ctx = caller.data_mut();
-            if ctx
-                .cancel
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::Relaxed))
-            {
-                ctx.stopped = Some(Stop::Cancelled);
-                wasmtime::bail!("cancelled while sleeping");
-            }
-            if now >= ctx.deadline {
-                ctx.stopped = Some(Stop::Timeout);
-                wasmtime::bail!("timed out while sleeping");
+            match ctx.stop_due(now) {
+                Some(Stop::Cancelled) => wasmtime::bail!("cancelled while sleeping"),
+                Some(Stop::Timeout) => wasmtime::bail!("timed out while sleeping"),
+                None => {}
             }
             std::thread::sleep(
                 SLICE

@@ -18,7 +18,7 @@ fn journaled_seed(limit: usize) -> (Recovered, usize) {
     let mut pending: VecDeque<RunTask> = runs(&sched.start()).into();
     let mut rec = Recovered::default();
     let mut answered = 0;
-    let mut record = |sched: &mut Scheduler, rec: &mut Recovered| {
+    let record = |sched: &mut Scheduler, rec: &mut Recovered| {
         for c in sched.take_changes() {
             match c {
                 Change::Node { node, output } => {
