@@ -13,6 +13,7 @@ pub mod cache;
 pub mod compile;
 pub mod json;
 pub mod load;
+pub mod record;
 pub mod module;
 pub mod runner;
 pub mod sandbox;

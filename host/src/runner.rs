@@ -199,19 +199,19 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Feeds `event` to the scheduler, keeping a copy in `log` when the run is logged, and
-    /// forgetting the stop flag of the attempt that ended.
+    /// Feeds `event` to the scheduler, showing it to the run's observer first, and forgetting
+    /// the stop flag of the attempt that ended.
     fn feed(
         &mut self,
         sched: &mut Scheduler,
-        log: &mut Option<&mut Vec<Event>>,
+        observer: &mut Option<&mut dyn RunObserver>,
         event: Event,
     ) -> Vec<Command> {
         if let Event::Attempted { node, .. } = &event {
             self.running.remove(node);
         }
-        if let Some(log) = log {
-            log.push(event.clone());
+        if let Some(o) = observer {
+            o.event(&event);
         }
         sched.on_event(event)
     }
@@ -239,6 +239,29 @@ impl Driver<'_> {
                 Command::Finished(r) => self.result = Some(r),
             }
         }
+    }
+}
+
+/// What watches a run as it goes, on the driver thread: a durable store's recorder, or the
+/// event log of [`Host::run_logged`]. What it does here delays the run: it should hand work
+/// to a thread of its own rather than do I/O.
+pub trait RunObserver {
+    /// The run's scheduler, made and not yet started (to turn its journal on, say).
+    fn starting(&mut self, _sched: &mut Scheduler) {}
+    /// An event, before the scheduler is fed it.
+    fn event(&mut self, _event: &Event) {}
+    /// After a step: the run's start, or a batch of events.
+    fn step(&mut self, _sched: &mut Scheduler) {}
+    /// The run ended with `result`.
+    fn finish(&mut self, _sched: &mut Scheduler, _result: &Result<Option<Value>, Failure>) {}
+}
+
+/// Keeps every event, in order.
+struct EventLog(Vec<Event>);
+
+impl RunObserver for EventLog {
+    fn event(&mut self, event: &Event) {
+        self.0.push(event.clone());
     }
 }
 
@@ -326,6 +349,20 @@ impl Host {
         self.run_inner(sandbox, entity, inputs, opts, controls, None)
     }
 
+    /// [`Host::run`] with an observer (a durable store's recorder) that sees every event
+    /// before the scheduler does, and the scheduler after each step.
+    pub fn run_observed(
+        &self,
+        sandbox: &Arc<Sandbox>,
+        entity: &str,
+        inputs: Vec<Value>,
+        opts: Options,
+        controls: Option<Arc<RunControls>>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<Report, StartError> {
+        self.run_inner(sandbox, entity, inputs, opts, controls, Some(observer))
+    }
+
     /// [`Host::run`], also returning every event the scheduler was fed, in order: what a
     /// durable store would keep. Feeding them to a new [`Scheduler`] for the same entity and
     /// inputs rebuilds the same state and result without running anything.
@@ -336,9 +373,9 @@ impl Host {
         inputs: Vec<Value>,
         opts: Options,
     ) -> Result<(Report, Vec<Event>), StartError> {
-        let mut log = Vec::new();
+        let mut log = EventLog(Vec::new());
         let report = self.run_inner(sandbox, entity, inputs, opts, None, Some(&mut log))?;
-        Ok((report, log))
+        Ok((report, log.0))
     }
 
     fn run_inner(
@@ -348,10 +385,13 @@ impl Host {
         inputs: Vec<Value>,
         opts: Options,
         controls: Option<Arc<RunControls>>,
-        mut log: Option<&mut Vec<Event>>,
+        mut observer: Option<&mut dyn RunObserver>,
     ) -> Result<Report, StartError> {
         let t0 = Instant::now();
         let mut sched = Scheduler::new(sandbox.decl.clone(), entity, inputs, opts)?;
+        if let Some(o) = &mut observer {
+            o.starting(&mut sched);
+        }
         // A plain channel read with `try_recv`; between batches the driver parks on a futex
         // (no spinning: on two cores a spinning driver takes CPU from the workers) instead of
         // waking an async runtime's event loop for each result.
@@ -374,6 +414,9 @@ impl Host {
             result: None,
         };
         driver.dispatch(sched.start());
+        if let Some(o) = &mut observer {
+            o.step(&mut sched);
+        }
         let mut cancelled = false;
         loop {
             if let Some(result) = driver.result.take() {
@@ -382,6 +425,9 @@ impl Host {
                     .running
                     .values()
                     .for_each(|s| s.store(true, Ordering::Relaxed));
+                if let Some(o) = &mut observer {
+                    o.finish(&mut sched, &result);
+                }
                 return Ok(Report {
                     result,
                     scheduler: sched,
@@ -390,8 +436,11 @@ impl Host {
             }
             if !cancelled && controls.cancel.load(Ordering::Relaxed) {
                 cancelled = true;
-                let commands = driver.feed(&mut sched, &mut log, Event::Cancel);
+                let commands = driver.feed(&mut sched, &mut observer, Event::Cancel);
                 driver.dispatch(commands);
+                if let Some(o) = &mut observer {
+                    o.step(&mut sched);
+                }
                 continue;
             }
             // Take whatever has arrived, handing each result's follow-up work to the pool at
@@ -401,7 +450,7 @@ impl Host {
             let mut ended = 0;
             while let Ok(ev) = rx.try_recv() {
                 ended += 1;
-                let commands = driver.feed(&mut sched, &mut log, ev);
+                let commands = driver.feed(&mut sched, &mut observer, ev);
                 driver.dispatch(commands);
                 // A cancel is acted on between two events, not after a whole batch: a batch
                 // can hold thousands of results, and one of them a large graph to compile.
@@ -414,6 +463,8 @@ impl Host {
             controls.ended.fetch_add(ended, Ordering::Relaxed);
             if ended == 0 {
                 std::thread::park_timeout(CANCEL_POLL);
+            } else if let Some(o) = &mut observer {
+                o.step(&mut sched);
             }
         }
     }

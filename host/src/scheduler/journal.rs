@@ -177,6 +177,20 @@ impl Scheduler {
         }
     }
 
+    /// The inputs of the child execution launch plan node `id` started (its workflow's
+    /// inputs, in interface order).
+    pub fn child_inputs(&self, id: NodeId) -> Option<&[Value]> {
+        match self.nodes.get(id as usize)?.child {
+            Child::Exec(_, s) => Some(&self.scopes[s.index()].inputs),
+            _ => None,
+        }
+    }
+
+    /// The execution node `id` runs in (0 is the top one).
+    pub fn node_execution(&self, id: NodeId) -> u32 {
+        self.nodes[id as usize].exec
+    }
+
     /// Nodes reused from the execution this run recovers, and nodes served from the cache.
     pub fn reused(&self) -> (u64, u64) {
         self.nodes.iter().fold((0, 0), |(r, c), n| match n.origin {

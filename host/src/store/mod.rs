@@ -59,12 +59,14 @@ pub trait StoreRead: Send + Sync {
     ) -> Result<Vec<AttemptLog>, StoreError>;
     fn module(&self, digest: &str) -> Result<Vec<u8>, StoreError>;
     fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError>;
-    /// Node key -> output of every succeeded node, for recovery.
+    /// Node key -> output of every succeeded task in the execution tree of `id` (its root
+    /// and every child execution under it), for recovery.
     fn succeeded_outputs(
         &self,
         id: &ExecutionId,
     ) -> Result<HashMap<u64, Option<Value>>, StoreError>;
-    /// Node key -> the graph each dynamic returned, for recovery.
+    /// Node key -> the graph each dynamic of the execution tree of `id` returned, for
+    /// recovery.
     fn graphs(&self, id: &ExecutionId) -> Result<Graphs, StoreError>;
     /// The scheduler's events, by sequence number.
     fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;

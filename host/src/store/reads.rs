@@ -475,7 +475,9 @@ impl StoreRead for SqliteStore {
                 "SELECT n.key, n.path, coalesce(n.output, n.output_inline), \
                  coalesce(n.output_inline, v.bytes) FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \
-                 WHERE n.execution = ?1 AND n.status = 'succeeded'",
+                 WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
+                 (SELECT root FROM executions WHERE seq = ?1)) \
+                 AND n.status = 'succeeded' AND n.kind = 'task'",
             )
             .and_then(|mut s| {
                 s.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -504,7 +506,9 @@ impl StoreRead for SqliteStore {
         let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = conn
             .prepare_cached(
                 "SELECT g.node, g.hash, b.bytes FROM graphs g \
-                 LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution = ?1",
+                 LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution IN \
+                 (SELECT seq FROM executions WHERE root = \
+                 (SELECT root FROM executions WHERE seq = ?1))",
             )
             .and_then(|mut s| {
                 s.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?

@@ -1,0 +1,288 @@
+//! Records a run in the execution store as it goes (a [`RunObserver`] of the runner): the
+//! module and the execution when it starts; after each driver step, what the scheduler's
+//! journal says changed (nodes, attempts with their output, dynamics' graphs, child
+//! executions) and the events it was fed, in one batch the store's writer commits as one
+//! transaction; and how it ended.
+//!
+//! Nothing here waits for the disk: the store's writer thread does. A write that fails is
+//! reported when the run ends ([`Recorder::close`]); what was committed before stays.
+
+use crate::runner::RunObserver;
+use crate::scheduler::{Change, Event, Failure, NodeId, Origin, Scheduler, State};
+use crate::store::{
+    AttemptOutcome, AttemptRecord, ExecStatus, ExecutionEnd, ExecutionId, ModuleRecord,
+    NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError, WriteOp,
+};
+use sandflow_contract::{codec, Value};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, as the store keeps times.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The recorder of one run (its top execution and every child execution under it).
+pub struct Recorder {
+    store: Arc<dyn Store>,
+    root: ExecutionId,
+    module: String,
+    owner: Owner,
+    /// Execution ids by the scheduler's execution index (0 is the top one).
+    execs: Vec<Option<ExecutionId>>,
+    /// The events of the current step, encoded one after another.
+    events: Vec<u8>,
+    /// Events recorded so far (the next one's sequence number).
+    seq: u64,
+    /// The sequence number of the first event in `events`.
+    first: u64,
+    ops: Vec<WriteOp>,
+    /// Set by `finish`: how the top execution ended.
+    ended: Option<ExecStatus>,
+}
+
+impl Recorder {
+    /// Records `module` and the start of a run of `entity` on `inputs` (interface order),
+    /// recovering `recovered_from` if given; returns the recorder, whose
+    /// [`Recorder::execution`] is the new execution's id.
+    pub fn start(
+        store: Arc<dyn Store>,
+        module: ModuleRecord,
+        entity: &str,
+        inputs: &[Value],
+        recovered_from: Option<ExecutionId>,
+    ) -> Recorder {
+        let root = ExecutionId::generate();
+        let owner = Owner::current();
+        let digest = module.digest.clone();
+        // One batch: a prune in another process cannot remove the module in between.
+        store.write_batch(vec![
+            WriteOp::PutModule(module),
+            WriteOp::StartExecution(NewExecution {
+                id: root.clone(),
+                parent: None,
+                root: root.clone(),
+                entity: entity.to_string(),
+                module: digest.clone(),
+                inputs: Value::List(inputs.to_vec()),
+                started_ms: now_ms(),
+                owner: owner.clone(),
+                recovered_from,
+            }),
+        ]);
+        Recorder {
+            store,
+            root: root.clone(),
+            module: digest,
+            owner,
+            execs: vec![Some(root)],
+            events: Vec::new(),
+            seq: 0,
+            first: 0,
+            ops: Vec::new(),
+            ended: None,
+        }
+    }
+
+    /// The id of the execution being recorded.
+    pub fn execution(&self) -> &ExecutionId {
+        &self.root
+    }
+
+    /// Waits until everything is committed; the store's first write error, if any.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
+    fn exec_id(&self, exec: u32) -> ExecutionId {
+        self.execs
+            .get(exec as usize)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| self.root.clone())
+    }
+
+    /// Turns what the scheduler's journal says changed into write operations.
+    fn drain(&mut self, sched: &mut Scheduler) {
+        for change in sched.take_changes() {
+            match change {
+                Change::Node { node, output } => self.node(sched, node, output),
+                Change::Attempt {
+                    node,
+                    attempt,
+                    start_us,
+                    end_us,
+                    failure,
+                    stdout,
+                    stderr,
+                } => {
+                    let execution = self.exec_id(sched.node_execution(node));
+                    let key = sched.node_key(node);
+                    let (outcome, message) = match failure {
+                        None => (AttemptOutcome::Ok, None),
+                        Some((_, m)) if m.starts_with("aborted") => {
+                            (AttemptOutcome::Aborted, Some(m))
+                        }
+                        Some((true, m)) => (AttemptOutcome::User, Some(m)),
+                        Some((false, m)) => (AttemptOutcome::System, Some(m)),
+                    };
+                    self.ops.push(WriteOp::Attempt {
+                        execution: execution.clone(),
+                        attempt: AttemptRecord {
+                            node: key,
+                            attempt,
+                            start_us,
+                            end_us,
+                            outcome,
+                            message,
+                            worker: None,
+                        },
+                    });
+                    if !stdout.is_empty() || !stderr.is_empty() {
+                        self.ops.push(WriteOp::Logs {
+                            execution,
+                            node: key,
+                            attempt,
+                            stdout,
+                            stderr,
+                        });
+                    }
+                }
+                Change::Graph { node, graph } => {
+                    self.ops.push(WriteOp::Graph {
+                        execution: self.exec_id(sched.node_execution(node)),
+                        node: sched.node_key(node),
+                        graph: graph.spec.clone(),
+                    });
+                }
+                Change::Execution {
+                    execution,
+                    node,
+                    caller,
+                } => {
+                    let id = ExecutionId::generate();
+                    let index = execution as usize;
+                    if self.execs.len() <= index {
+                        self.execs.resize(index + 1, None);
+                    }
+                    self.execs[index] = Some(id.clone());
+                    let inputs = sched.child_inputs(node).unwrap_or_default().to_vec();
+                    let entity = sched.node_view(node).entity.to_string();
+                    self.ops.push(WriteOp::StartExecution(NewExecution {
+                        id,
+                        parent: Some(self.exec_id(caller)),
+                        root: self.root.clone(),
+                        entity,
+                        module: self.module.clone(),
+                        inputs: Value::List(inputs),
+                        started_ms: now_ms(),
+                        owner: self.owner.clone(),
+                        recovered_from: None,
+                    }));
+                }
+            }
+        }
+        if !self.events.is_empty() {
+            self.ops.push(WriteOp::Events {
+                execution: self.root.clone(),
+                seq: self.first,
+                bytes: std::mem::take(&mut self.events),
+            });
+        }
+        if !self.ops.is_empty() {
+            self.store.write_batch(std::mem::take(&mut self.ops));
+        }
+    }
+
+    /// A node expanded or ended: its row, and for a launch plan node that ended, the end of
+    /// the child execution it started.
+    fn node(&mut self, sched: &Scheduler, node: NodeId, output: Option<Value>) {
+        let v = sched.node_view(node);
+        let status = match v.state {
+            State::Waiting | State::Queued => NodeStatus::Queued,
+            State::Running => NodeStatus::Running,
+            State::Expanded => NodeStatus::Expanded,
+            State::Succeeded => NodeStatus::Succeeded,
+            State::Failed => NodeStatus::Failed,
+            State::Skipped => NodeStatus::Skipped,
+            State::Aborting | State::Aborted => NodeStatus::Aborted,
+        };
+        if let Some(child) = v.child_execution.filter(|_| status != NodeStatus::Expanded) {
+            let end = ExecutionEnd {
+                status: match status {
+                    NodeStatus::Succeeded => ExecStatus::Succeeded,
+                    NodeStatus::Failed => ExecStatus::Failed,
+                    _ => ExecStatus::Cancelled,
+                },
+                ended_ms: now_ms(),
+                error: None,
+                output: output.clone(),
+            };
+            self.ops.push(WriteOp::FinishExecution {
+                execution: self.exec_id(child),
+                end,
+            });
+        }
+        let record = NodeRecord {
+            key: v.key,
+            path: v.path,
+            entity: v.entity.to_string(),
+            kind: v.kind.to_string(),
+            status,
+            attempts: v.attempts,
+            output,
+            cached: v.origin == Origin::Cached,
+            start_us: v.start_us,
+            end_us: v.end_us,
+        };
+        let execution = self.exec_id(v.execution);
+        self.ops.push(WriteOp::Node {
+            execution,
+            node: record,
+        });
+    }
+}
+
+impl RunObserver for Recorder {
+    fn starting(&mut self, sched: &mut Scheduler) {
+        sched.journal();
+    }
+
+    fn event(&mut self, event: &Event) {
+        // The scheduler's input, for a replay: kept in the order it was fed. An event that
+        // cannot be encoded (it always can: the types are the codec's) is left out rather
+        // than failing the run.
+        if self.events.is_empty() {
+            self.first = self.seq;
+        }
+        if codec::encode_to(event, &mut self.events).is_ok() {
+            self.seq += 1;
+        }
+    }
+
+    fn step(&mut self, sched: &mut Scheduler) {
+        self.drain(sched);
+    }
+
+    fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {
+        self.drain(sched);
+        let (status, error, output) = match result {
+            Ok(v) => (ExecStatus::Succeeded, None, v.clone()),
+            Err(f) if f.cancelled => (ExecStatus::Cancelled, Some(f.to_string()), None),
+            Err(f) => (ExecStatus::Failed, Some(f.to_string()), None),
+        };
+        self.ended = Some(status);
+        self.store.write(WriteOp::FinishExecution {
+            execution: self.root.clone(),
+            end: ExecutionEnd {
+                status,
+                ended_ms: now_ms(),
+                error,
+                output,
+            },
+        });
+    }
+}
