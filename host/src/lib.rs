@@ -4,10 +4,12 @@
 //! - [`sandbox`]: wasmtime engine, module loading, one fresh instance per task execution;
 //! - [`module`]: a module's entities and load errors; [`compile`]: the graph compiler;
 //! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
-//! - [`json`]: JSON inputs and outputs, typed by the interfaces.
+//! - [`json`]: JSON inputs and outputs, typed by the interfaces;
+//! - [`guest_build`]: building guest crates for wasm32-wasip1 (the CLI, tests and bench).
 
 pub mod cache;
 pub mod compile;
+pub mod guest_build;
 pub mod json;
 pub mod module;
 pub mod runner;

@@ -43,6 +43,8 @@ pub struct SandboxConfig {
     /// contract's decode charges it: workflow graphs are small encoded and large decoded, and
     /// compiling them takes about as much again.
     pub max_declaration_bytes: u64,
+    /// Where compiled modules are cached.
+    pub module_cache: crate::cache::CacheLocation,
 }
 
 impl SandboxConfig {
@@ -59,6 +61,7 @@ impl Default for SandboxConfig {
             default_timeout: Duration::from_secs(300),
             max_output_bytes: 64 << 20,
             max_declaration_bytes: 1 << 30,
+            module_cache: Default::default(),
         }
     }
 }
@@ -212,9 +215,11 @@ impl Sandbox {
                 reason: "no engine to load it into".into(),
             });
         }
-        let modules = cache::compile(engines, bytes).map_err(|e| ModuleError::Invalid {
-            path: origin.to_path_buf(),
-            reason: format!("{e:#}"),
+        let modules = cache::compile(engines, bytes, &config.module_cache).map_err(|e| {
+            ModuleError::Invalid {
+                path: origin.to_path_buf(),
+                reason: format!("{e:#}"),
+            }
         })?;
         for import in modules[0].imports() {
             if import.module() != WASI_MODULE {
