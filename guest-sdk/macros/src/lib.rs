@@ -5,6 +5,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote, quote_spanned};
+use sandflow_contract::abi;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -323,7 +324,46 @@ fn type_text(ty: &Type) -> String {
     s
 }
 
+/// The parts of an entity's item the expansion works from.
+struct Entity {
+    kind: Kind,
+    opts: Options,
+    vis: Visibility,
+    sig: syn::Signature,
+    block: Option<Box<syn::Block>>,
+    attrs: Vec<syn::Attribute>,
+    args: Vec<Arg>,
+    out: Output,
+}
+
+/// What one kind of entity adds to the common expansion.
+#[derive(Default)]
+struct KindParts {
+    /// The user's function, kept as plain Rust (tasks).
+    plain: TokenStream2,
+    /// The `EntityKind` of the declaration.
+    kind_decl: TokenStream2,
+    /// The body of `__invoke` after the arguments are decoded (tasks and dynamics).
+    invoke: TokenStream2,
+    /// Items added to the companion module.
+    extra: TokenStream2,
+    /// Items next to the companion module (a launch plan's check of its workflow's path).
+    check: TokenStream2,
+}
+
 fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let e = parse_entity(kind, attr, item)?;
+    let parts = match kind {
+        Kind::Task => task_parts(&e),
+        Kind::Dynamic => dynamic_parts(&e),
+        Kind::Workflow => workflow_parts(&e),
+        Kind::LaunchPlan => launch_plan_parts(&e),
+    };
+    Ok(companion_module(&e, parts))
+}
+
+/// Parses the options and the item, and checks its signature.
+fn parse_entity(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Entity> {
     let opts = parse_options(kind, attr)?;
     // A launch plan is a body-less declaration; parse it as a foreign-style signature.
     let (vis, sig, block, attrs) = if kind == Kind::LaunchPlan {
@@ -333,8 +373,6 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
         let f: ItemFn = syn::parse2(item)?;
         (f.vis, f.sig, Some(f.block), f.attrs)
     };
-    let name = &sig.ident;
-    let name_str = name.to_string();
     let args = args_of(&sig)?;
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Some(o) = owned(ty) {
@@ -348,23 +386,53 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
         }
     }
     let out = output_of(&sig.output, kind);
-    let out_ty = out
-        .ty
-        .clone()
-        .map(|t| quote!(#t))
-        .unwrap_or_else(|| quote!(()));
-    let arg_names: Vec<&Ident> = args.iter().map(|a| &a.name).collect();
-    let arg_strs: Vec<String> = args.iter().map(|a| a.name.to_string()).collect();
-    let arg_tys: Vec<&Type> = args.iter().map(|a| &a.ty).collect();
-    let n_args = args.len();
-    let p = quote!(::sandflow::__private);
-    let mod_vis = match &vis {
-        Visibility::Inherited => quote!(pub(super)),
-        v => quote!(#v),
-    };
+    Ok(Entity {
+        kind,
+        opts,
+        vis,
+        sig,
+        block,
+        attrs,
+        args,
+        out,
+    })
+}
 
-    let interface = {
-        let output = match &out.ty {
+fn private() -> TokenStream2 {
+    quote!(::sandflow::__private)
+}
+
+impl Entity {
+    fn name(&self) -> &Ident {
+        &self.sig.ident
+    }
+    fn name_str(&self) -> String {
+        self.sig.ident.to_string()
+    }
+    fn arg_names(&self) -> Vec<&Ident> {
+        self.args.iter().map(|a| &a.name).collect()
+    }
+    fn arg_strs(&self) -> Vec<String> {
+        self.args.iter().map(|a| a.name.to_string()).collect()
+    }
+    fn arg_tys(&self) -> Vec<&Type> {
+        self.args.iter().map(|a| &a.ty).collect()
+    }
+    fn out_ty(&self) -> TokenStream2 {
+        match &self.out.ty {
+            Some(t) => quote!(#t),
+            None => quote!(()),
+        }
+    }
+    fn has_call_export(&self) -> bool {
+        matches!(self.kind, Kind::Task | Kind::Dynamic)
+    }
+
+    /// The entity's typed interface.
+    fn interface(&self) -> TokenStream2 {
+        let p = private();
+        let (arg_strs, arg_tys) = (self.arg_strs(), self.arg_tys());
+        let output = match &self.out.ty {
             Some(t) => quote!(Some(<#t as ::sandflow::SfType>::sf_type())),
             None => quote!(None),
         };
@@ -374,43 +442,43 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
                 output: #output,
             }
         }
-    };
-    let task_config = {
+    }
+
+    /// A task's or dynamic's retries and limits.
+    fn task_config(&self) -> TokenStream2 {
+        let (p, opts) = (private(), &self.opts);
+        let some_or_none = |e: &Option<Expr>| match e {
+            Some(e) => quote!(Some(#e)),
+            None => quote!(None),
+        };
         let retries = opts
             .retries
             .as_ref()
             .map(|e| quote!(#e))
             .unwrap_or(quote!(0));
-        let timeout = opts
-            .timeout_ms
-            .as_ref()
-            .map(|e| quote!(Some(#e)))
-            .unwrap_or(quote!(None));
-        let memory = opts
-            .max_memory_mb
-            .as_ref()
-            .map(|e| quote!(Some(#e)))
-            .unwrap_or(quote!(None));
+        let timeout = some_or_none(&opts.timeout_ms);
+        let memory = some_or_none(&opts.max_memory_mb);
+        let fuel = some_or_none(&opts.fuel);
         let retry_on = opts
             .retry_on
             .clone()
             .unwrap_or(quote!(#p::contract::RetryOn::Any));
-        let fuel = opts
-            .fuel
-            .as_ref()
-            .map(|e| quote!(Some(#e)))
-            .unwrap_or(quote!(None));
         quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory, fuel: #fuel })
-    };
+    }
 
-    let policy = opts
-        .on_failure
-        .clone()
-        .unwrap_or(quote!(#p::contract::FailurePolicy::FailFast));
+    fn failure_policy(&self) -> TokenStream2 {
+        let p = private();
+        self.opts
+            .on_failure
+            .clone()
+            .unwrap_or(quote!(#p::contract::FailurePolicy::FailFast))
+    }
 
-    // The graph-building body shared by workflows and dynamics.
-    let graph_body = |block: &syn::Block| {
-        let ret = match &out.ty {
+    /// The graph-building body shared by workflows and dynamics.
+    fn graph_body(&self) -> TokenStream2 {
+        let p = private();
+        let block = &self.block;
+        let ret = match &self.out.ty {
             Some(t) => quote!(Some(#p::into_output::<#t, _>(__out))),
             None => quote!({
                 let () = __out;
@@ -422,135 +490,161 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             let __out = (move || #block)();
             #ret
         }
-    };
-
-    let mut plain = TokenStream2::new();
-    let kind_decl;
-    let mut invoke = TokenStream2::new();
-    let mut extra = TokenStream2::new();
-    let mut check_workflow = TokenStream2::new();
-    match kind {
-        Kind::Task => {
-            let block = block.expect("tasks have bodies");
-            plain = quote!(#(#attrs)* #vis #sig #block);
-            kind_decl = quote!(#p::EntityKind::Task(#task_config));
-            // The answer, encoded: a task's output is written straight from its Rust value.
-            let error =
-                quote!(#p::encode_call_result(&#p::contract::CallResult::Error(e.to_string())));
-            let nothing = quote!(#p::encode_call_result(&#p::contract::CallResult::Output(None)));
-            let wrap = match (&out.ty, out.fallible) {
-                (Some(_), false) => quote!(#p::encode_output(__r)),
-                (None, false) => quote!({ let () = __r; #nothing }),
-                (Some(_), true) => quote!(match __r {
-                    Ok(v) => #p::encode_output(v),
-                    Err(e) => #error,
-                }),
-                (None, true) => quote!(match __r {
-                    Ok(()) => #nothing,
-                    Err(e) => #error,
-                }),
-            };
-            invoke = quote! {
-                let __r = super::#name(#(#arg_names),*);
-                #wrap
-            };
-        }
-        Kind::Dynamic => {
-            let block = block.expect("dynamics have bodies");
-            kind_decl = quote!(#p::EntityKind::Dynamic(#task_config));
-            let body = graph_body(&block);
-            extra = quote! {
-                /// The graph this dynamic returns for these inputs (for tests of the guest crate).
-                #(#attrs)*
-                pub fn graph(#(#arg_names: #arg_tys),*) -> #p::contract::GraphSpec {
-                    #p::build_graph(#policy, move || { #body })
-                }
-            };
-            invoke = quote!(#p::encode_call_result(&#p::contract::CallResult::Graph(graph(#(#arg_names),*))));
-        }
-        Kind::Workflow => {
-            let block = block.expect("workflows have bodies");
-            let body = graph_body(&block);
-            kind_decl = quote!(#p::EntityKind::Workflow(__graph()));
-            extra = quote! {
-                fn __graph() -> #p::contract::GraphSpec {
-                    #p::build_graph(#policy, move || {
-                        #( let #arg_names: ::sandflow::Promise<#arg_tys> = #p::input_promise(#arg_strs); )*
-                        #body
-                    })
-                }
-            };
-        }
-        Kind::LaunchPlan => {
-            let wf = opts.workflow.as_ref().expect("checked in parse_options");
-            // Entity names are global in a module: a path (`stats::inc_wf`) locates the
-            // workflow in Rust, its last segment is its name. `check_workflow` makes a wrong
-            // path a compile error rather than a load-time one.
-            let wf_str = wf
-                .segments
-                .last()
-                .map(|s| s.ident.to_string())
-                .unwrap_or_default();
-            let wf_entity = quote_spanned!(wf.span()=> #wf::entity);
-            check_workflow = quote! {
-                const _: () = {
-                    let _ = #wf_entity;
-                };
-            };
-            let lit = |pairs: &[(Ident, Expr)]| {
-                let items = pairs.iter().map(|(n, e)| {
-                    let n = n.to_string();
-                    let e = literal_value(e);
-                    quote!((#n.to_string(), ::sandflow::SfType::into_value(#e)))
-                });
-                quote!(vec![#(#items),*])
-            };
-            let defaults = lit(&opts.defaults);
-            let fixed = lit(&opts.fixed);
-            let maxp = opts
-                .max_parallelism
-                .as_ref()
-                .map(|e| quote!(Some(#e)))
-                .unwrap_or(quote!(None));
-            kind_decl = quote!(#p::EntityKind::LaunchPlan(#p::LaunchPlanSpec {
-                workflow: #wf_str.to_string(),
-                defaults: #defaults,
-                fixed: #fixed,
-                max_parallelism: #maxp,
-            }));
-        }
     }
+}
 
-    let call_export = if matches!(kind, Kind::Task | Kind::Dynamic) {
-        quote! {
-            #[allow(dead_code)]
-            fn __invoke(__bytes: &[u8]) -> i64 {
-                let __fail = |e: String| #p::encode_call_result(&#p::contract::CallResult::Error(e));
-                #[allow(unused_mut)]
-                let mut __args = match #p::Args::new(__bytes, #name_str, #n_args) {
-                    Ok(a) => a,
+fn task_parts(e: &Entity) -> KindParts {
+    let p = private();
+    let (attrs, vis, sig, block) = (&e.attrs, &e.vis, &e.sig, &e.block);
+    let (name, arg_names) = (e.name(), e.arg_names());
+    // The answer, encoded: a task's output is written straight from its Rust value.
+    let error = quote!(#p::encode_call_result(&#p::contract::CallResult::Error(e.to_string())));
+    let nothing = quote!(#p::encode_call_result(&#p::contract::CallResult::Output(None)));
+    let wrap = match (&e.out.ty, e.out.fallible) {
+        (Some(_), false) => quote!(#p::encode_output(__r)),
+        (None, false) => quote!({ let () = __r; #nothing }),
+        (Some(_), true) => quote!(match __r {
+            Ok(v) => #p::encode_output(v),
+            Err(e) => #error,
+        }),
+        (None, true) => quote!(match __r {
+            Ok(()) => #nothing,
+            Err(e) => #error,
+        }),
+    };
+    let config = e.task_config();
+    KindParts {
+        plain: quote!(#(#attrs)* #vis #sig #block),
+        kind_decl: quote!(#p::EntityKind::Task(#config)),
+        invoke: quote! {
+            let __r = super::#name(#(#arg_names),*);
+            #wrap
+        },
+        ..KindParts::default()
+    }
+}
+
+fn dynamic_parts(e: &Entity) -> KindParts {
+    let p = private();
+    let (attrs, arg_names, arg_tys) = (&e.attrs, e.arg_names(), e.arg_tys());
+    let (config, policy, body) = (e.task_config(), e.failure_policy(), e.graph_body());
+    KindParts {
+        kind_decl: quote!(#p::EntityKind::Dynamic(#config)),
+        extra: quote! {
+            /// The graph this dynamic returns for these inputs (for tests of the guest crate).
+            #(#attrs)*
+            pub fn graph(#(#arg_names: #arg_tys),*) -> #p::contract::GraphSpec {
+                #p::build_graph(#policy, move || { #body })
+            }
+        },
+        invoke: quote!(#p::encode_call_result(&#p::contract::CallResult::Graph(graph(#(#arg_names),*)))),
+        ..KindParts::default()
+    }
+}
+
+fn workflow_parts(e: &Entity) -> KindParts {
+    let p = private();
+    let (arg_names, arg_strs, arg_tys) = (e.arg_names(), e.arg_strs(), e.arg_tys());
+    let (policy, body) = (e.failure_policy(), e.graph_body());
+    KindParts {
+        kind_decl: quote!(#p::EntityKind::Workflow(__graph())),
+        extra: quote! {
+            fn __graph() -> #p::contract::GraphSpec {
+                #p::build_graph(#policy, move || {
+                    #( let #arg_names: ::sandflow::Promise<#arg_tys> = #p::input_promise(#arg_strs); )*
+                    #body
+                })
+            }
+        },
+        ..KindParts::default()
+    }
+}
+
+fn launch_plan_parts(e: &Entity) -> KindParts {
+    let p = private();
+    let opts = &e.opts;
+    let wf = opts.workflow.as_ref().expect("checked in parse_options");
+    // Entity names are global in a module: a path (`stats::inc_wf`) locates the workflow in
+    // Rust, its last segment is its name. `check` makes a wrong path a compile error rather
+    // than a load-time one.
+    let wf_str = wf
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
+    let wf_entity = quote_spanned!(wf.span()=> #wf::entity);
+    let lit = |pairs: &[(Ident, Expr)]| {
+        let items = pairs.iter().map(|(n, e)| {
+            let n = n.to_string();
+            let e = literal_value(e);
+            quote!((#n.to_string(), ::sandflow::SfType::into_value(#e)))
+        });
+        quote!(vec![#(#items),*])
+    };
+    let defaults = lit(&opts.defaults);
+    let fixed = lit(&opts.fixed);
+    let maxp = opts
+        .max_parallelism
+        .as_ref()
+        .map(|e| quote!(Some(#e)))
+        .unwrap_or(quote!(None));
+    KindParts {
+        kind_decl: quote!(#p::EntityKind::LaunchPlan(#p::LaunchPlanSpec {
+            workflow: #wf_str.to_string(),
+            defaults: #defaults,
+            fixed: #fixed,
+            max_parallelism: #maxp,
+        })),
+        check: quote! {
+            const _: () = {
+                let _ = #wf_entity;
+            };
+        },
+        ..KindParts::default()
+    }
+}
+
+/// `__invoke`: decodes a call's arguments, then runs `invoke` (tasks and dynamics).
+fn invoke_fn(e: &Entity, invoke: &TokenStream2) -> TokenStream2 {
+    if !e.has_call_export() {
+        return TokenStream2::new();
+    }
+    let p = private();
+    let (name_str, n_args) = (e.name_str(), e.args.len());
+    let (arg_names, arg_strs, arg_tys) = (e.arg_names(), e.arg_strs(), e.arg_tys());
+    quote! {
+        #[allow(dead_code)]
+        fn __invoke(__bytes: &[u8]) -> i64 {
+            let __fail = |e: String| #p::encode_call_result(&#p::contract::CallResult::Error(e));
+            #[allow(unused_mut)]
+            let mut __args = match #p::Args::new(__bytes, #name_str, #n_args) {
+                Ok(a) => a,
+                Err(e) => return __fail(e),
+            };
+            #(
+                let #arg_names: #arg_tys = match __args.next::<#arg_tys>(#arg_strs) {
+                    Ok(v) => v,
                     Err(e) => return __fail(e),
                 };
-                #(
-                    let #arg_names: #arg_tys = match __args.next::<#arg_tys>(#arg_strs) {
-                        Ok(v) => v,
-                        Err(e) => return __fail(e),
-                    };
-                )*
-                if let Err(e) = __args.finish() {
-                    return __fail(e);
-                }
-                #invoke
+            )*
+            if let Err(e) = __args.finish() {
+                return __fail(e);
             }
+            #invoke
         }
-    } else {
-        TokenStream2::new()
-    };
-    let decl_export = format!("sandflow:decl:{name_str}");
-    // The exports carry the entity's name span: two entities of one name (in different Rust
-    // modules) make rustc report "symbol `sandflow:decl:x` is already defined" at the second.
-    let call_fn = if matches!(kind, Kind::Task | Kind::Dynamic) {
-        let export = format!("sandflow:call:{name_str}");
+    }
+}
+
+/// The wasm32 exports, named as the contract's ABI says ([`abi::DECL_PREFIX`],
+/// [`abi::CALL_PREFIX`]). They carry the entity's name span: two entities of one name (in
+/// different Rust modules) make rustc report "symbol `sandflow:decl:x` is already defined" at
+/// the second.
+fn exports(e: &Entity) -> TokenStream2 {
+    let p = private();
+    let (name, name_str) = (e.name(), e.name_str());
+    let decl_export = format!("{}{name_str}", abi::DECL_PREFIX);
+    let call_fn = if e.has_call_export() {
+        let export = format!("{}{name_str}", abi::CALL_PREFIX);
         quote_spanned! {name.span()=>
             #[cfg(target_arch = "wasm32")]
             #[export_name = #export]
@@ -562,30 +656,53 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
     } else {
         TokenStream2::new()
     };
-    let decl_fn = quote_spanned! {name.span()=>
+    quote_spanned! {name.span()=>
+        #call_fn
         #[cfg(target_arch = "wasm32")]
         #[export_name = #decl_export]
         extern "C" fn __decl_export() -> i64 {
             #p::decl_entity(__decl)
         }
+    }
+}
+
+/// The user's item as kept, and the companion module of the entity's name.
+fn companion_module(e: &Entity, parts: KindParts) -> TokenStream2 {
+    let p = private();
+    let (name, name_str) = (e.name(), e.name_str());
+    let (arg_names, arg_strs, arg_tys) = (e.arg_names(), e.arg_strs(), e.arg_tys());
+    let out_ty = e.out_ty();
+    let mod_vis = match &e.vis {
+        Visibility::Inherited => quote!(pub(super)),
+        v => quote!(#v),
     };
     let doc = format!(
         "Graph-building handle on the sandflow {} `{name_str}`.",
-        match kind {
+        match e.kind {
             Kind::Task => "task",
             Kind::Workflow => "workflow",
             Kind::Dynamic => "dynamic",
             Kind::LaunchPlan => "launch plan",
         }
     );
-    let call_args = args.iter().map(|a| {
+    let call_args = e.args.iter().map(|a| {
         let (n, t) = (&a.name, &a.ty);
         quote_spanned!(t.span()=> #n: impl ::sandflow::IntoBinding<#t>)
     });
+    let interface = e.interface();
+    let invoke = invoke_fn(e, &parts.invoke);
+    let exports = exports(e);
+    let KindParts {
+        plain,
+        kind_decl,
+        extra,
+        check,
+        ..
+    } = parts;
 
-    Ok(quote! {
+    quote! {
         #plain
-        #check_workflow
+        #check
 
         #[doc = #doc]
         #[allow(non_snake_case, clippy::all)]
@@ -610,11 +727,10 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Tok
             }
 
             #extra
-            #call_export
-            #call_fn
-            #decl_fn
+            #invoke
+            #exports
         }
-    })
+    }
 }
 
 /// Unsuffixed literals in launch plan options take sandflow's types (i64, f64, String).
