@@ -114,14 +114,22 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         return Ok(argv);
     }
     let known = declared_options();
-    let takes_value = |token: &OsStr| {
-        let name = token.to_str()?.strip_prefix("--")?;
-        known.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    // What `token` is: a declared option with its value next (`Some(true)`), a declared
+    // option complete in itself (`Some(false)`: a flag, or `--name=value`), or not one.
+    let option = |token: &OsStr| {
+        let flag = token.to_str()?.strip_prefix("--")?;
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        let takes_value = known.iter().find(|(k, _)| k == name)?.1;
+        // `--tree=x` is no option: taken as an input, as it always was.
+        (takes_value || !inline).then_some(takes_value && !inline)
     };
     let mut it = argv.into_iter();
     let mut head: Vec<OsString> = it.by_ref().take(2).collect();
-    // The options before the module and the entity stay where they are; the two positionals
-    // end that part.
+    // The options before the module and the entity stay where they are (clap parses them);
+    // the two positionals end that part.
     let mut positionals = 0;
     while positionals < 2 {
         let Some(token) = it.next() else {
@@ -132,7 +140,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
             head.extend(it);
             return Ok(head);
         }
-        match takes_value(&token) {
+        match option(&token) {
             Some(true) => {
                 head.push(token);
                 head.extend(it.next());
@@ -146,7 +154,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     }
     let (positional_end, mut moved, mut inputs) = (head.len() - 2, Vec::new(), Vec::new());
     while let Some(token) = it.next() {
-        match takes_value(&token) {
+        match option(&token) {
             Some(true) => {
                 let value = it
                     .next()
@@ -154,8 +162,16 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
                 moved.extend([token, value]);
             }
             Some(false) => moved.push(token),
-            // `--name=value`, input pairs and anything else: the inputs.
-            None => inputs.push(token),
+            None => {
+                // `--name <value>`: the value is the next argument, whatever it looks like.
+                let pair = token
+                    .to_str()
+                    .is_some_and(|t| t.starts_with("--") && !t.contains('='));
+                inputs.push(token);
+                if pair {
+                    inputs.extend(it.next());
+                }
+            }
         }
     }
     head.splice(positional_end..positional_end, moved);
@@ -483,4 +499,68 @@ fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thre
             eprint!("\r\x1b[2K");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hoist_options, input_pairs};
+    use std::ffi::OsString;
+
+    fn hoist(args: &str) -> String {
+        let argv: Vec<OsString> = args.split(' ').map(OsString::from).collect();
+        let out = hoist_options(argv).expect("hoists");
+        out.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn options_among_the_inputs_move_before_the_module() {
+        assert_eq!(
+            hoist("sandflow run --logs m e --a 1 --tree --workers 2 --task-fuel=9 --b=x"),
+            "sandflow run --logs --tree --workers 2 --task-fuel=9 m e -- --a 1 --b=x"
+        );
+        assert_eq!(
+            hoist("sandflow run --workers 2 m e --tree"),
+            "sandflow run --workers 2 --tree m e"
+        );
+        assert_eq!(
+            hoist("sandflow describe m --tree"),
+            "sandflow describe m --tree"
+        );
+    }
+
+    #[test]
+    fn an_inputs_value_is_never_taken_for_an_option() {
+        assert_eq!(
+            hoist("sandflow run m e --s --tree --tree=1"),
+            "sandflow run m e -- --s --tree --tree=1"
+        );
+    }
+
+    #[test]
+    fn an_option_without_its_value_is_named() {
+        let argv = ["sandflow", "run", "m", "e", "--a", "1", "--workers"].map(OsString::from);
+        let e = hoist_options(argv.to_vec()).unwrap_err();
+        assert_eq!(e.to_string(), "--workers needs a value");
+    }
+
+    #[test]
+    fn inputs_are_pairs_each_given_once() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            input_pairs(args("--a 1 --b=x")).unwrap(),
+            [("a".into(), "1".into()), ("b".into(), "x".into())]
+        );
+        let e = input_pairs(args("--a 1 --a=2")).unwrap_err();
+        assert_eq!(e.to_string(), "--a is given twice: give each input once");
+        let e = input_pairs(args("word")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unexpected argument `word`: inputs are given as `--name <json>`"
+        );
+        let e = input_pairs(args("--a")).unwrap_err();
+        assert_eq!(e.to_string(), "--a needs a value");
+    }
 }
