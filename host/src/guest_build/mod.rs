@@ -6,6 +6,7 @@
 
 mod fresh;
 
+use sandflow_contract::abi;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -243,11 +244,12 @@ fn hint(diagnostics: &str) -> String {
     }
     // Two entities of one name export one symbol: rustc says only "symbol `sandflow:call:x`
     // is already defined".
-    let dup = diagnostics
-        .split("symbol `sandflow:")
-        .skip(1)
-        .filter_map(|rest| rest.split_once(':')?.1.split_once('`').map(|(n, _)| n))
-        .next();
+    let dup = [abi::CALL_PREFIX, abi::DECL_PREFIX]
+        .iter()
+        .find_map(|prefix| {
+            let rest = diagnostics.split_once(&format!("symbol `{prefix}"))?.1;
+            rest.split_once('`').map(|(name, _)| name)
+        });
     if let Some(name) = dup {
         return format!(
             "; two entities are named `{name}`: entity names are global in a module (across Rust modules too), rename one of them"
@@ -307,5 +309,7 @@ mod tests {
     fn a_duplicate_entity_symbol_names_the_entity() {
         let h = hint("error: symbol `sandflow:call:t1` is already defined\n");
         assert!(h.contains("two entities are named `t1`"), "{h}");
+        let h = hint("error: symbol `sandflow:decl:wf` is already defined\n");
+        assert!(h.contains("two entities are named `wf`"), "{h}");
     }
 }
