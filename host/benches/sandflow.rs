@@ -20,6 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{anyhow, bail, ensure, Context};
 use sandflow_contract::{abi, codec, CallResult, EntityDecl, Value};
+use sandflow_host::guest_build::{self, BuildOptions};
 use sandflow_host::runner::{Host, Report};
 use sandflow_host::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use sandflow_host::scheduler::Options;
@@ -599,38 +600,28 @@ struct Guests {
 
 /// Where the example guests are built (the same directory as the end-to-end suite's).
 fn guest_paths() -> Guests {
-    let dir = std::env::var_os("SANDFLOW_GUEST_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("examples/target"))
-        .join("wasm32-wasip1/release");
+    let dir = guest_target_dir().join("wasm32-wasip1/release");
     Guests {
         nested: dir.join("nested_dynamics.wasm"),
         mixed: dir.join("mixed_parallelism.wasm"),
     }
 }
 
+fn guest_target_dir() -> PathBuf {
+    std::env::var_os("SANDFLOW_GUEST_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("examples/target"))
+}
+
 /// Builds the example guests (a no-op when they are up to date), as tests/all/guests.rs does.
 fn build_guests() -> anyhow::Result<Guests> {
     eprintln!("[bench] building the example guests (release, wasm32-wasip1)");
-    let mut cargo = cargo();
-    cargo
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--manifest-path",
-        ])
-        .arg(repo().join("examples/Cargo.toml"));
-    if let Some(dir) = std::env::var_os("SANDFLOW_GUEST_TARGET_DIR") {
-        cargo.env("CARGO_TARGET_DIR", dir);
-    } else {
-        cargo.env("CARGO_TARGET_DIR", repo().join("examples/target"));
-    }
-    ensure!(
-        cargo.status()?.success(),
-        "building the guest crates for wasm32-wasip1 failed"
-    );
+    let opts = BuildOptions {
+        target_dir: Some(guest_target_dir()),
+        ..BuildOptions::default()
+    };
+    guest_build::build(&repo().join("examples"), &opts)
+        .context("building the guest crates for wasm32-wasip1 failed")?;
     let guests = guest_paths();
     for p in [&guests.nested, &guests.mixed] {
         ensure!(p.exists(), "{} is missing after the build", p.display());

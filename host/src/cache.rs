@@ -80,6 +80,18 @@ impl Settings {
     }
 }
 
+/// Where a host keeps its compiled modules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CacheLocation {
+    /// As the environment says (see the module's documentation).
+    #[default]
+    Environment,
+    /// This directory, whatever the environment says (its size cap still comes from it).
+    Dir(PathBuf),
+    /// No cache: every load compiles.
+    Off,
+}
+
 /// What one [`compile_in`] did: the modules, and whether they came from the cache.
 pub(crate) struct Compiled {
     pub modules: Vec<Module>,
@@ -163,10 +175,20 @@ impl Key {
 
 /// Compiles `bytes` once, or loads the compiled form cached by an earlier run, into each of
 /// `engines` (which must share one configuration: `engines[0]` compiles for all of them).
-/// Problems with the cache are said on stderr, one line each, and never fail the load.
-pub fn compile(engines: &[Engine], bytes: &[u8]) -> wasmtime::Result<Vec<Module>> {
+/// The cache is at `location`. Problems with the cache are said on stderr, one line each, and
+/// never fail the load.
+pub fn compile(
+    engines: &[Engine],
+    bytes: &[u8],
+    location: &CacheLocation,
+) -> wasmtime::Result<Vec<Module>> {
     let mut warnings = Vec::new();
-    let settings = Settings::from_vars(|k| std::env::var_os(k), &mut warnings);
+    let mut settings = Settings::from_vars(|k| std::env::var_os(k), &mut warnings);
+    match location {
+        CacheLocation::Environment => {}
+        CacheLocation::Dir(dir) => settings.dir = Some(dir.clone()),
+        CacheLocation::Off => settings.dir = None,
+    }
     let compiled = compile_in(engines, bytes, &settings, &mut warnings);
     for w in &warnings {
         eprintln!("sandflow: warning: {w}");

@@ -8,13 +8,15 @@
 //! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
 //! - [`json`]: JSON inputs and outputs, typed by the interfaces;
 //! - [`store`]: the durable record of executions (SQLite), read back by recovery and the CLI.
+//! - [`guest_build`]: building guest crates for wasm32-wasip1 (the CLI, tests and bench).
 
 pub mod cache;
 pub mod compile;
+pub mod guest_build;
 pub mod json;
 pub mod load;
-pub mod record;
 pub mod module;
+pub mod record;
 pub mod runner;
 pub mod sandbox;
 pub mod scheduler;

@@ -29,11 +29,12 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(a) => cli::run::run(a),
-        Command::Describe(a) => cli::describe::describe(a),
-    };
+    let result = cli::run::hoist_options(std::env::args_os().collect()).and_then(|argv| {
+        match Cli::parse_from(argv).command {
+            Command::Run(a) => cli::run::run(a),
+            Command::Describe(a) => cli::describe::describe(a),
+        }
+    });
     let code = match result {
         Ok(code) => code,
         Err(e) => {

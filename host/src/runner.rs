@@ -312,6 +312,13 @@ impl Host {
         })
     }
 
+    /// This host with its compiled modules cached at `location` (by default, where the
+    /// environment says).
+    pub fn with_module_cache(mut self, location: crate::cache::CacheLocation) -> Host {
+        self.config.module_cache = location;
+        self
+    }
+
     pub fn workers(&self) -> usize {
         self.pool.size()
     }

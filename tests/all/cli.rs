@@ -1,10 +1,13 @@
 //! The `sandflow` binary: outputs on stdout, errors on stderr, exit codes 0 / 1 / 2.
 
-use crate::guests::{module, repo};
+use crate::guests::{module, repo, sandflow_command};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn sandflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sandflow"))
+    sandflow_command()
         .args(args)
         .current_dir(repo())
         .output()
@@ -157,7 +160,7 @@ fn describe_lists_entities_with_interfaces() {
 #[test]
 fn ctrl_c_cancels_the_run_prints_the_tree_and_exits_130() {
     let m = module("fixtures");
-    let child = Command::new(env!("CARGO_BIN_EXE_sandflow"))
+    let mut child = sandflow_command()
         .args([
             "run",
             m.to_str().unwrap(),
@@ -172,16 +175,25 @@ fn ctrl_c_cancels_the_run_prints_the_tree_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("sandflow starts");
-    // Let it load the module and start the task, then interrupt it as a terminal would.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Wait until the run has started, then interrupt it as a terminal would.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut err = String::new();
+    loop {
+        let before = err.len();
+        let n = stderr.read_line(&mut err).expect("stderr reads");
+        assert!(n > 0, "sandflow ended before the run started: {err}");
+        if err[before..].starts_with("sandflow: running spin") {
+            break;
+        }
+    }
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let out = child.wait_with_output().expect("sandflow exits");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    stderr.read_to_string(&mut err).expect("stderr reads");
+    let status = child.wait().expect("sandflow exits");
+    assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("cancelled"), "{err}");
     assert!(err.contains("spin") && err.contains("ABORTED"), "{err}");
 }
@@ -211,24 +223,37 @@ fn compiled_modules_are_cached_on_disk() {
     let m = module("nested_dynamics");
     let dir = std::env::temp_dir().join(format!("sandflow-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let cached = || -> Vec<PathBuf> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+            .collect()
+    };
+    // A miss writes the entry anew (a new file renamed into place); a hit reads it and
+    // leaves the file as it is.
+    let mut first = None;
     for _ in 0..2 {
-        let out = Command::new(env!("CARGO_BIN_EXE_sandflow"))
+        let out = sandflow_command()
             .args(["run", m.to_str().unwrap(), "core_wf", "--a", "1"])
             .env("SANDFLOW_CACHE_DIR", &dir)
             .output()
             .unwrap();
         assert_eq!(text(&out.stdout), "4\n", "{}", text(&out.stderr));
+        let entries = cached();
+        assert_eq!(
+            entries.len(),
+            1,
+            "one compiled module, keyed by module and engine"
+        );
+        let inode = std::fs::metadata(&entries[0]).unwrap().ino();
+        assert_eq!(
+            *first.get_or_insert(inode),
+            inode,
+            "the second run read the entry the first wrote instead of compiling again"
+        );
     }
-    let cached: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-        .collect();
-    assert_eq!(
-        cached.len(),
-        1,
-        "one compiled module, keyed by module and engine"
-    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

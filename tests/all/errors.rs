@@ -1,18 +1,10 @@
 //! Every bad input gets a clear error naming what, where, and what was expected.
 
-use crate::guests::{host, load};
+use crate::guests::{host, load, load_err};
 use sandflow_host::json::{inputs_from_json, InputError};
 use sandflow_host::module::ModuleError;
 use serde_json::json;
 use std::path::Path;
-
-fn load_wat(wat: &str) -> ModuleError {
-    let bytes = wat::parse_str(wat).expect("test module parses");
-    match host().load_bytes(&bytes, Path::new("test.wasm")) {
-        Ok(_) => panic!("module should not load"),
-        Err(e) => e,
-    }
-}
 
 #[test]
 fn wrong_json_type_names_the_input_and_the_element() {
@@ -94,7 +86,7 @@ fn truncated_wasm_is_rejected_as_invalid() {
 
 #[test]
 fn a_module_without_the_abi_exports_is_rejected() {
-    let e = load_wat(r#"(module (memory (export "memory") 1))"#);
+    let e = load_err("test.wasm", r#"(module (memory (export "memory") 1))"#);
     assert!(
         matches!(&e, ModuleError::MissingExport { export, .. } if export == "sandflow_alloc"),
         "{e}"
@@ -103,7 +95,8 @@ fn a_module_without_the_abi_exports_is_rejected() {
 
 #[test]
 fn a_module_with_another_abi_version_is_rejected() {
-    let e = load_wat(
+    let e = load_err(
+        "test.wasm",
         r#"(module (memory (export "memory") 1)
             (func (export "sandflow_alloc") (param i32) (result i32) i32.const 16)
             (func (export "sandflow_abi_version") (result i32) i32.const 99))"#,
@@ -124,10 +117,13 @@ fn a_module_with_another_abi_version_is_rejected() {
 
 #[test]
 fn a_module_importing_what_we_do_not_provide_is_rejected() {
-    let e =
-        load_wat(r#"(module (import "env" "open_socket" (func)) (memory (export "memory") 1))"#);
+    let e = load_err(
+        "test.wasm",
+        r#"(module (import "env" "open_socket" (func)) (memory (export "memory") 1))"#,
+    );
     assert!(e.to_string().contains("env::open_socket"), "{e}");
-    let e = load_wat(
+    let e = load_err(
+        "test.wasm",
         r#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (memory (export "memory") 1))"#,
     );
     assert!(matches!(e, ModuleError::ForbiddenImport { .. }), "{e}");

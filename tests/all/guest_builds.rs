@@ -1,9 +1,9 @@
 //! `sandflow run <crate dir>` on crates a user writes: what the build says when it fails, the
 //! target it installs, and the stamp that spares cargo on an unchanged crate.
 
-use crate::guests::{guest_target_dir, module, repo};
+use crate::guests::{guest_target_dir, module, repo, sandflow_command};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 fn text(b: &[u8]) -> String {
@@ -37,7 +37,7 @@ fn temp_crate(name: &str, lib: &str) -> PathBuf {
 
 /// Runs `sandflow` with the guests' target directory and extra environment.
 fn sandflow(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sandflow"))
+    sandflow_command()
         .args(args)
         .current_dir(repo())
         .env("CARGO_TARGET_DIR", guest_target_dir())

@@ -1,12 +1,15 @@
 //! Building the guest crates once per test process, and running their entities.
 
+use sandflow_host::cache::CacheLocation;
+use sandflow_host::guest_build::{self, BuildOptions};
 use sandflow_host::json::inputs_from_json;
+use sandflow_host::module::ModuleError;
 use sandflow_host::runner::{Host, Report};
 use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{Failure, Options};
 use serde_json::Value as Json;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -28,32 +31,57 @@ pub fn guest_target_dir() -> PathBuf {
 pub fn module(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(repo().join("examples/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", guest_target_dir())
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "building the guest crates for wasm32-wasip1 failed"
-        );
+        let opts = BuildOptions {
+            target_dir: Some(guest_target_dir()),
+            ..BuildOptions::default()
+        };
+        if let Err(e) = guest_build::build(&repo().join("examples"), &opts) {
+            panic!("building the guest crates for wasm32-wasip1 failed: {e}");
+        }
     });
     guest_target_dir()
         .join("wasm32-wasip1/release")
         .join(format!("{name}.wasm"))
 }
 
+/// The compiled-module cache of the tests, in cargo's scratch directory for them: never the
+/// user's real cache.
+pub fn module_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sandflow-module-cache")
+}
+
+pub fn module_cache() -> CacheLocation {
+    CacheLocation::Dir(module_cache_dir())
+}
+
+/// The `sandflow` binary, run with the tests' module cache.
+pub fn sandflow_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandflow"));
+    cmd.env("SANDFLOW_CACHE_DIR", module_cache_dir());
+    cmd
+}
+
 pub fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
-    HOST.get_or_init(|| Host::new(2).expect("host starts"))
+    HOST.get_or_init(|| {
+        Host::new(2)
+            .expect("host starts")
+            .with_module_cache(module_cache())
+    })
+}
+
+/// Loads a module written in WAT, as if read from `origin`.
+pub fn load_wat(origin: &str, wat: &str) -> Result<Arc<Sandbox>, ModuleError> {
+    let bytes = wat::parse_str(wat).expect("test module parses");
+    host().load_bytes(&bytes, Path::new(origin))
+}
+
+/// Why a module written in WAT does not load.
+pub fn load_err(origin: &str, wat: &str) -> ModuleError {
+    match load_wat(origin, wat) {
+        Ok(_) => panic!("the module should not load"),
+        Err(e) => e,
+    }
 }
 
 pub fn load(name: &str) -> Arc<Sandbox> {

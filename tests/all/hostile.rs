@@ -4,7 +4,7 @@
 //! Attacks a Rust guest can make live in `tests/hostile-guests`; attacks on the module itself
 //! (its exports, imports, ABI and the bytes it hands the host) are hand-written here in WAT.
 
-use crate::guests::{host, load, module, output, run, run_with};
+use crate::guests::{host, load, load_err, load_wat, module, module_cache, output, run, run_with};
 use sandflow_contract::{
     abi, codec, CallResult, EntityDecl, EntityKind, Interface, Param, TaskConfig, Type, Value,
 };
@@ -13,8 +13,7 @@ use sandflow_host::runner::Report;
 use sandflow_host::sandbox::{CallLimits, Sandbox, SandboxConfig};
 use sandflow_host::scheduler::{Failure, Options, TaskOverrides, TreeOptions};
 use serde_json::{json, Value as Json};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const GUEST: &str = "hostile_guests";
@@ -32,6 +31,9 @@ fn fail_with(entity: &str, inputs: Json, opts: Options) -> Failure {
         Err(f) => f,
     }
 }
+
+/// The origin WAT modules are loaded from, as messages name it.
+const HOSTILE: &str = "hostile.wasm";
 
 /// Tests that make the guest dirty a lot of memory take this lock, so the RSS measurement of
 /// [`three_hundred_hostile_runs_keep_the_host_rss_bounded`] sees only its own runs.
@@ -164,6 +166,7 @@ fn an_output_past_the_output_limit_fails_naming_the_limit() {
     let engine = load(GUEST).engine().clone();
     let config = SandboxConfig {
         max_output_bytes: 1 << 20,
+        module_cache: module_cache(),
         ..SandboxConfig::default()
     };
     let path = module(GUEST);
@@ -714,6 +717,7 @@ fn a_module_whose_declarations_take_too_much_memory_fails_to_load() {
     let engine = load(GUEST).engine().clone();
     let config = SandboxConfig {
         max_declaration_bytes: 4 << 10,
+        module_cache: module_cache(),
         ..SandboxConfig::default()
     };
     let path = module(GUEST);
@@ -805,21 +809,9 @@ fn returning(bytes: &[u8]) -> String {
     )
 }
 
-fn load_wat(wat: &str) -> Result<Arc<Sandbox>, ModuleError> {
-    let bytes = wat::parse_str(wat).expect("test module parses");
-    host().load_bytes(&bytes, Path::new("hostile.wasm"))
-}
-
-fn load_err(wat: &str) -> ModuleError {
-    match load_wat(wat) {
-        Ok(_) => panic!("the module should not load"),
-        Err(e) => e,
-    }
-}
-
 /// Runs `t` of a WAT guest on 1.
 fn run_wat(wat: &str) -> Result<Option<Value>, Failure> {
-    let sandbox = load_wat(wat).unwrap_or_else(|e| panic!("the module loads: {e}"));
+    let sandbox = load_wat(HOSTILE, wat).unwrap_or_else(|e| panic!("the module loads: {e}"));
     host()
         .run_blocking(&sandbox, "t", vec![Value::Int(1)], Options::default())
         .expect("the run starts")
@@ -846,13 +838,16 @@ fn the_wat_guest_itself_is_well_formed() {
 fn a_decl_export_that_panics_at_describe_time_fails_the_load_with_its_message() {
     // A workflow body that panics: the decl export traps, the panic message export says why.
     let msg = "workflow body panicked: no graph today (at src/lib.rs:3)";
-    let e = load_err(&guest_wat(&format!(
-        r#"(data (i32.const {DATA_AT}) "{msg}")
+    let e = load_err(
+        HOSTILE,
+        &guest_wat(&format!(
+            r#"(data (i32.const {DATA_AT}) "{msg}")
            (func (export "sandflow:decl:wf") (result i64) unreachable)
            (func (export "sandflow_panic_message") (result i64) i64.const {packed})
            (func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
-        packed = abi::pack(DATA_AT, msg.len() as u32)
-    )));
+            packed = abi::pack(DATA_AT, msg.len() as u32)
+        )),
+    );
     assert!(
         matches!(&e, ModuleError::Describe { entity, .. } if entity == "wf"),
         "{e}"
@@ -865,10 +860,13 @@ fn a_decl_export_that_panics_at_describe_time_fails_the_load_with_its_message() 
 
 #[test]
 fn a_decl_export_that_traps_without_a_panic_message_names_the_trap() {
-    let e = load_err(&guest_wat(
-        r#"(func (export "sandflow:decl:wf") (result i64) unreachable)
+    let e = load_err(
+        HOSTILE,
+        &guest_wat(
+            r#"(func (export "sandflow:decl:wf") (result i64) unreachable)
            (func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
-    ));
+        ),
+    );
     assert_eq!(
         e.to_string(),
         "hostile.wasm: describing entity `wf` failed: wasm trap: wasm `unreachable` instruction executed"
@@ -877,12 +875,15 @@ fn a_decl_export_that_traps_without_a_panic_message_names_the_trap() {
 
 #[test]
 fn a_decl_export_that_grows_memory_without_end_fails_the_load() {
-    let e = load_err(&guest_wat(
-        r#"(func (export "sandflow:decl:wf") (result i64)
+    let e = load_err(
+        HOSTILE,
+        &guest_wat(
+            r#"(func (export "sandflow:decl:wf") (result i64)
              (loop (br_if 0 (i32.ne (memory.grow (i32.const 256)) (i32.const -1))))
              i64.const 0)
            (func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
-    ));
+        ),
+    );
     let msg = e.to_string();
     assert!(
         msg.starts_with(
@@ -894,7 +895,7 @@ fn a_decl_export_that_grows_memory_without_end_fails_the_load() {
 
 #[test]
 fn a_declared_task_without_its_call_export_is_rejected() {
-    let e = load_err(&guest_wat(""));
+    let e = load_err(HOSTILE, &guest_wat(""));
     assert!(
         matches!(&e, ModuleError::MissingExport { export, .. } if export == "sandflow:call:t"),
         "{e}"
@@ -904,6 +905,7 @@ fn a_declared_task_without_its_call_export_is_rejected() {
 #[test]
 fn a_module_without_memory_is_rejected() {
     let e = load_err(
+        HOSTILE,
         r#"(module (func (export "sandflow_alloc") (param i32) (result i32) i32.const 0)
                    (func (export "sandflow_abi_version") (result i32) i32.const 1))"#,
     );
@@ -919,7 +921,7 @@ fn a_wrong_abi_version_or_signature_is_rejected() {
         &format!("(result i32) i32.const {}", abi::ABI_VERSION),
         "(result i32) i32.const 2",
     );
-    let e = load_err(&wat);
+    let e = load_err(HOSTILE, &wat);
     assert!(
         matches!(
             e,
@@ -935,7 +937,7 @@ fn a_wrong_abi_version_or_signature_is_rejected() {
         &format!("(result i32) i32.const {}", abi::ABI_VERSION),
         "(result i64) i64.const 1",
     );
-    let e = load_err(&wat);
+    let e = load_err(HOSTILE, &wat);
     assert!(
         e.to_string()
             .contains("sandflow_abi_version has the wrong signature"),
@@ -945,7 +947,7 @@ fn a_wrong_abi_version_or_signature_is_rejected() {
         &format!("(result i32) i32.const {}", abi::ABI_VERSION),
         "(result i32) unreachable",
     );
-    let e = load_err(&wat);
+    let e = load_err(HOSTILE, &wat);
     assert_eq!(
         e.to_string(),
         "hostile.wasm: invalid WebAssembly module: sandflow_abi_version failed: \
@@ -955,13 +957,14 @@ fn a_wrong_abi_version_or_signature_is_rejected() {
 
 #[test]
 fn imports_the_host_does_not_provide_are_rejected() {
-    let e = load_err(r#"(module (import "env" "memory" (memory 1)))"#);
+    let e = load_err(HOSTILE, r#"(module (import "env" "memory" (memory 1)))"#);
     assert!(
         matches!(&e, ModuleError::ForbiddenImport { import, .. } if import == "env::memory"),
         "{e}"
     );
     // A WASI function under a signature WASI does not have.
     let e = load_err(
+        HOSTILE,
         r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32)))
                    (memory (export "memory") 1))"#,
     );
@@ -971,10 +974,13 @@ fn imports_the_host_does_not_provide_are_rejected() {
 
 #[test]
 fn a_module_asking_for_more_memory_than_the_limit_is_rejected_at_load() {
-    let e = load_err(&guest_wat("").replace(
-        r#"(memory (export "memory") 512)"#,
-        r#"(memory (export "memory") 5000)"#,
-    ));
+    let e = load_err(
+        HOSTILE,
+        &guest_wat("").replace(
+            r#"(memory (export "memory") 512)"#,
+            r#"(memory (export "memory") 5000)"#,
+        ),
+    );
     assert!(matches!(e, ModuleError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("memory"), "{e}");
 }
@@ -1024,7 +1030,7 @@ fn integer_division_by_zero_traps_and_fails_the_task() {
 
 #[test]
 fn a_panic_message_export_that_never_returns_does_not_hide_the_trap() {
-    let sandbox = load_wat(&guest_wat(SPINNING_PANIC_MESSAGE)).expect("loads");
+    let sandbox = load_wat(HOSTILE, &guest_wat(SPINNING_PANIC_MESSAGE)).expect("loads");
     let t0 = Instant::now();
     let f = host()
         .run_blocking(&sandbox, "t", vec![Value::Int(1)], Options::default())
@@ -1092,14 +1098,17 @@ fn a_declaration_nested_too_deeply_fails_the_load() {
     let mut bytes = one[..at].to_vec();
     bytes.extend(tag.repeat(200_000));
     bytes.extend_from_slice(&flat[at..]);
-    let e = load_err(&guest_wat(&format!(
-        r#"(data (i32.const {DATA_AT}) "{}")
+    let e = load_err(
+        HOSTILE,
+        &guest_wat(&format!(
+            r#"(data (i32.const {DATA_AT}) "{}")
            (func (export "sandflow:decl:deep") (result i64) i64.const {})
            (func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)
            (func (export "sandflow:call:deep") (param i32 i32) (result i64) i64.const 0)"#,
-        wat_str(&bytes),
-        abi::pack(DATA_AT, bytes.len() as u32)
-    )));
+            wat_str(&bytes),
+            abi::pack(DATA_AT, bytes.len() as u32)
+        )),
+    );
     let msg = e.to_string();
     assert!(
         msg.starts_with("hostile.wasm: describing entity `deep` failed: ")
@@ -1160,7 +1169,7 @@ const SPINNING_PANIC_MESSAGE: &str = r#"(func (export "sandflow:call:t") (param 
 
 #[test]
 fn the_panic_message_export_runs_within_the_attempts_timeout() {
-    let sandbox = load_wat(&guest_wat(SPINNING_PANIC_MESSAGE)).expect("loads");
+    let sandbox = load_wat(HOSTILE, &guest_wat(SPINNING_PANIC_MESSAGE)).expect("loads");
     let opts = Options {
         overrides: TaskOverrides {
             timeout_ms: Some(10),
@@ -1200,7 +1209,7 @@ fn the_panic_message_export_runs_within_the_attempts_fuel() {
              i64.const {packed})"#,
         packed = abi::pack(DATA_AT, msg.len() as u32)
     ));
-    let sandbox = load_wat(&wat).expect("loads");
+    let sandbox = load_wat(HOSTILE, &wat).expect("loads");
     let run = |fuel: Option<u64>| {
         let opts = Options {
             overrides: TaskOverrides {
@@ -1251,9 +1260,10 @@ fn a_trap_inside_a_wasi_call_keeps_its_cause() {
 
 #[test]
 fn a_memory_limit_below_what_the_module_needs_is_the_users_error_not_retried_as_the_hosts() {
-    let sandbox = load_wat(&guest_wat(
-        r#"(func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
-    ))
+    let sandbox = load_wat(
+        HOSTILE,
+        &guest_wat(r#"(func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#),
+    )
     .expect("loads");
     let opts = Options {
         overrides: TaskOverrides {

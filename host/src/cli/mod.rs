@@ -2,7 +2,6 @@
 
 pub mod build;
 pub mod describe;
-pub mod fresh;
 pub mod run;
 
 /// Prints `text` and a newline to stdout. A reader that went away (`sandflow run .. | head`)

@@ -4,14 +4,20 @@
 use super::build::module_path;
 use anyhow::{bail, Context};
 use clap::Args;
+use sandflow_contract::{EntityDecl, Type, Value};
 use sandflow_host::json::{self, inputs_from_json};
 use sandflow_host::runner::{Host, RunControls};
-use sandflow_host::scheduler::{render_tree, Options, TaskOverrides, TreeNode, TreeOptions};
+use sandflow_host::sandbox::Sandbox;
+use sandflow_host::scheduler::{
+    render_tree, Failure, Options, Scheduler, TaskOverrides, TreeNode, TreeOptions,
+};
 use serde_json::Value as Json;
+use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Args)]
 /// Run a task, workflow, dynamic or launch plan of a module
@@ -21,7 +27,7 @@ pub struct RunArgs {
     /// The entity to run (see `sandflow describe`)
     entity: String,
     /// Inputs as `--name <json>` (a bare word is taken as a string for string inputs); the
-    /// options below may also come after the entity
+    /// options below may also come after the entity, among the inputs
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -38,26 +44,41 @@ pub struct RunArgs {
     #[arg(long)]
     logs: bool,
     /// Running task executions at once in the top execution (default 25)
-    #[arg(long)]
+    #[arg(long, value_parser = small)]
     max_parallelism: Option<u32>,
     /// Sandbox worker threads (default: one per core)
-    #[arg(long)]
+    #[arg(long, value_parser = small_usize)]
     workers: Option<usize>,
     /// Wall-clock limit of every task attempt, overriding what tasks declare
-    #[arg(long)]
+    #[arg(long, value_parser = number)]
     task_timeout_ms: Option<u64>,
     /// Memory limit of every task attempt in MiB (at most 256), overriding what tasks declare
-    #[arg(long)]
+    #[arg(long, value_parser = number)]
     task_memory_mb: Option<u64>,
     /// Retries of every task, overriding what tasks declare
-    #[arg(long)]
+    #[arg(long, value_parser = small)]
     task_retries: Option<u32>,
     /// A deterministic CPU budget (wasmtime fuel) for every task attempt
-    #[arg(long)]
+    #[arg(long, value_parser = number)]
     task_fuel: Option<u64>,
     /// Host memory the run may hold for its nodes, graphs and values, in MiB (default 4096)
-    #[arg(long)]
+    #[arg(long, value_parser = number)]
     max_run_memory_mb: Option<u64>,
+}
+
+/// An option's count or size (the message follows clap's "invalid value 'x' for '--name'").
+fn number(v: &str) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| "expected a non-negative integer".to_string())
+}
+
+fn small(v: &str) -> Result<u32, String> {
+    v.parse()
+        .map_err(|_| format!("expected an integer from 0 to {}", u32::MAX))
+}
+
+fn small_usize(v: &str) -> Result<usize, String> {
+    small(v).map(|n| n as usize)
 }
 
 /// The largest `--task-memory-mb`: what the sandbox's engines allow any instance.
@@ -76,10 +97,95 @@ fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Splits `--name value` / `--name=value` pairs; `--tree` and friends may sit among them.
-fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    let mut it = std::mem::take(&mut args.rest).into_iter();
+/// The long options `RunArgs` declares, by name, and whether each takes a value: clap's own
+/// definition, so a new flag is declared once.
+fn declared_options() -> Vec<(String, bool)> {
+    RunArgs::augment_args(clap::Command::new("run"))
+        .get_arguments()
+        .filter_map(|a| Some((a.get_long()?.to_string(), a.get_action().takes_values())))
+        .collect()
+}
+
+/// `sandflow run`'s arguments with the options given among the inputs moved before the module
+/// (`run [options] <module> <entity> -- <inputs>`), so clap parses every option, wherever it
+/// stands, and `rest` holds only the inputs. Other commands' arguments are returned as they are.
+pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
+    if argv.get(1).is_none_or(|a| a != "run") {
+        return Ok(argv);
+    }
+    let known = declared_options();
+    // What `token` is: a declared option with its value next (`Some(true)`), a declared
+    // option complete in itself (`Some(false)`: a flag, or `--name=value`), or not one.
+    let option = |token: &OsStr| {
+        let flag = token.to_str()?.strip_prefix("--")?;
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        let takes_value = known.iter().find(|(k, _)| k == name)?.1;
+        // `--tree=x` is no option: taken as an input, as it always was.
+        (takes_value || !inline).then_some(takes_value && !inline)
+    };
+    let mut it = argv.into_iter();
+    let mut head: Vec<OsString> = it.by_ref().take(2).collect();
+    // The options before the module and the entity stay where they are (clap parses them);
+    // the two positionals end that part.
+    let mut positionals = 0;
+    while positionals < 2 {
+        let Some(token) = it.next() else {
+            return Ok(head);
+        };
+        if token == "--" {
+            head.push(token);
+            head.extend(it);
+            return Ok(head);
+        }
+        match option(&token) {
+            Some(true) => {
+                head.push(token);
+                head.extend(it.next());
+                continue;
+            }
+            Some(false) => {}
+            None if token.to_string_lossy().starts_with('-') => {}
+            None => positionals += 1,
+        }
+        head.push(token);
+    }
+    let (positional_end, mut moved, mut inputs) = (head.len() - 2, Vec::new(), Vec::new());
+    while let Some(token) = it.next() {
+        match option(&token) {
+            Some(true) => {
+                let value = it
+                    .next()
+                    .with_context(|| format!("{} needs a value", token.to_string_lossy()))?;
+                moved.extend([token, value]);
+            }
+            Some(false) => moved.push(token),
+            None => {
+                // `--name <value>`: the value is the next argument, whatever it looks like.
+                let pair = token
+                    .to_str()
+                    .is_some_and(|t| t.starts_with("--") && !t.contains('='));
+                inputs.push(token);
+                if pair {
+                    inputs.extend(it.next());
+                }
+            }
+        }
+    }
+    head.splice(positional_end..positional_end, moved);
+    if !inputs.is_empty() {
+        head.push("--".into());
+        head.extend(inputs);
+    }
+    Ok(head)
+}
+
+/// The `--name value` / `--name=value` input pairs, each name once.
+fn input_pairs(rest: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut it = rest.into_iter();
     while let Some(a) = it.next() {
         let Some(flag) = a.strip_prefix("--") else {
             bail!(
@@ -87,59 +193,28 @@ fn parse_rest(args: &mut RunArgs) -> anyhow::Result<Vec<(String, String)>> {
                 clip(&a)
             );
         };
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.to_string(), None),
-        };
-        if name == "tree" && inline.is_none() {
-            args.tree = true;
-            continue;
-        }
-        if name == "logs" && inline.is_none() {
-            args.logs = true;
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .with_context(|| format!("--{name} needs a value"))?,
-        };
-        let number = |v: &str| -> anyhow::Result<u64> {
-            v.parse()
-                .with_context(|| format!("--{name} {v}: expected a non-negative integer"))
-        };
-        let small = |v: &str| -> anyhow::Result<u32> {
-            v.parse().with_context(|| {
-                format!("--{name} {v}: expected an integer from 0 to {}", u32::MAX)
-            })
-        };
-        match name.as_str() {
-            "inputs" => args.inputs = Some(value.into()),
-            "max-parallelism" => args.max_parallelism = Some(small(&value)?),
-            "workers" => args.workers = Some(small(&value)? as usize),
-            "task-timeout-ms" => args.task_timeout_ms = Some(number(&value)?),
-            "task-memory-mb" => args.task_memory_mb = Some(number(&value)?),
-            "task-retries" => args.task_retries = Some(small(&value)?),
-            "task-fuel" => args.task_fuel = Some(number(&value)?),
-            "max-run-memory-mb" => args.max_run_memory_mb = Some(number(&value)?),
-            _ if pairs.iter().any(|(n, _)| *n == name) => {
-                bail!("--{name} is given twice: give each input once")
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => {
+                let value = it
+                    .next()
+                    .with_context(|| format!("--{flag} needs a value"))?;
+                (flag.to_string(), value)
             }
-            _ => pairs.push((name, value)),
+        };
+        if pairs.iter().any(|(n, _)| *n == name) {
+            bail!("--{name} is given twice: give each input once");
         }
+        pairs.push((name, value));
     }
     Ok(pairs)
 }
 
-/// Runs the entity; the process exit code: 0 success, 1 failed, 130 cancelled.
-pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
-    // Ctrl-C sets the run's cancel flag; the run stops its instances and returns what it has.
-    // Before the run starts (building the guest, compiling the module), it just exits 130.
-    // The handler is installed first, so an early Ctrl-C never kills the process unreported.
-    let controls = Arc::new(RunControls::default());
-    let run_started = Arc::new(AtomicBool::new(false));
-    let (signals, started) = (controls.clone(), run_started.clone());
+/// Installs the Ctrl-C handler: before the run starts (building the guest, compiling the
+/// module) it exits 130; after, it sets the run's cancel flag and the run stops its instances
+/// and returns what it has. Installed first, so an early Ctrl-C never kills the process
+/// unreported.
+fn on_ctrl_c(controls: Arc<RunControls>, started: Arc<AtomicBool>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("sandflow-signals".into())
         .spawn(move || {
@@ -154,10 +229,14 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
                     eprintln!("sandflow: cancelled before the run started");
                     std::process::exit(130);
                 }
-                signals.cancel.store(true, Ordering::Relaxed);
+                controls.cancel.store(true, Ordering::Relaxed);
             }
         })?;
-    let pairs = parse_rest(&mut args)?;
+    Ok(())
+}
+
+/// The run's options from the command line, checked.
+fn options(args: &RunArgs) -> anyhow::Result<Options> {
     if args.max_parallelism == Some(0) {
         bail!("--max-parallelism must be at least 1");
     }
@@ -171,8 +250,28 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         ),
         _ => {}
     }
-    let workers = args.workers.unwrap_or(0);
-    let host = Host::new(workers).map_err(|e| {
+    let mut opts = Options::default();
+    if let Some(m) = args.max_parallelism {
+        opts.max_parallelism = m;
+    }
+    if let Some(mb) = args.max_run_memory_mb {
+        if mb == 0 {
+            bail!("--max-run-memory-mb must be at least 1");
+        }
+        opts.max_run_memory_bytes = mb.saturating_mul(1 << 20);
+    }
+    opts.overrides = TaskOverrides {
+        retries: args.task_retries,
+        timeout_ms: args.task_timeout_ms,
+        max_memory_mb: args.task_memory_mb,
+        fuel: args.task_fuel,
+    };
+    Ok(opts)
+}
+
+/// The host with `--workers` sandbox threads, or an error that says what to try.
+fn start_host(workers: usize) -> anyhow::Result<Host> {
+    Host::new(workers).map_err(|e| {
         anyhow::anyhow!(
             "{}could not start the sandbox workers: {e:#}{}",
             if workers > 0 { format!("--workers {workers}: ") } else { String::new() },
@@ -185,16 +284,16 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
                 String::new()
             }
         )
-    })?;
-    let sandbox = host.load(&module_path(&args.module)?)?;
-    let Some(entity) = sandbox.decl.get(&args.entity) else {
-        bail!(
-            "unknown entity `{}`; {} has: {}",
-            args.entity,
-            args.module.display(),
-            sandbox.decl.names()
-        );
-    };
+    })
+}
+
+/// The entity's inputs: the `--inputs` file's keys, overridden by the `--name` pairs.
+fn gather_inputs(
+    args: &RunArgs,
+    sandbox: &Sandbox,
+    entity: &EntityDecl,
+    pairs: Vec<(String, String)>,
+) -> anyhow::Result<Vec<Value>> {
     let mut given: Vec<(String, Json)> = Vec::new();
     if let Some(file) = &args.inputs {
         let text = std::fs::read_to_string(file)
@@ -226,76 +325,103 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         };
         given.push((name, j));
     }
-    let inputs = inputs_from_json(&sandbox.decl, entity, &given).map_err(|e| {
+    inputs_from_json(&sandbox.decl, entity, &given).map_err(|e| {
         anyhow::anyhow!(
             "{e}; usage: sandflow run {} {} {}",
             args.module.display(),
             entity.name,
             json::signature(entity)
         )
-    })?;
-    let output_type = entity.interface.output.clone();
-    let mut opts = Options::default();
-    if let Some(m) = args.max_parallelism {
-        opts.max_parallelism = m;
-    }
-    if let Some(mb) = args.max_run_memory_mb {
-        if mb == 0 {
-            bail!("--max-run-memory-mb must be at least 1");
-        }
-        opts.max_run_memory_bytes = mb.saturating_mul(1 << 20);
-    }
-    opts.overrides = TaskOverrides {
-        retries: args.task_retries,
-        timeout_ms: args.task_timeout_ms,
-        max_memory_mb: args.task_memory_mb,
-        fuel: args.task_fuel,
+    })
+}
+
+/// Runs the entity; the process exit code: 0 success, 1 failed, 130 cancelled.
+pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
+    let controls = Arc::new(RunControls::default());
+    let run_started = Arc::new(AtomicBool::new(false));
+    on_ctrl_c(controls.clone(), run_started.clone())?;
+    let pairs = input_pairs(std::mem::take(&mut args.rest))?;
+    let opts = options(&args)?;
+    let host = start_host(args.workers.unwrap_or(0))?;
+    let sandbox = host.load(&module_path(&args.module)?)?;
+    let Some(entity) = sandbox.decl.get(&args.entity) else {
+        bail!(
+            "unknown entity `{}`; {} has: {}",
+            args.entity,
+            args.module.display(),
+            sandbox.decl.names()
+        );
     };
-    let opts_log_mb = opts.max_log_bytes >> 20;
+    let inputs = gather_inputs(&args, &sandbox, entity, pairs)?;
+    let output_type = entity.interface.output.clone();
+    let entity_name = entity.name.clone();
+    let max_log_mb = opts.max_log_bytes >> 20;
+
     let done = Arc::new(AtomicBool::new(false));
     let progress = std::io::stderr()
         .is_terminal()
         .then(|| show_progress(controls.clone(), done.clone()));
-    let entity_name = entity.name.clone();
     run_started.store(true, Ordering::Relaxed);
+    // The line a supervisor (or a test) waits for before it may cancel the run.
+    eprintln!("sandflow: running {entity_name}");
     let report = host.run(&sandbox, &entity_name, inputs, opts, Some(controls));
     done.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         let _ = p.join();
     }
     let report = report?;
+    print_diagnostics(&args, &report.scheduler, max_log_mb);
+    // The process ends right after this: leave the execution tree, the module and the engine
+    // (its pool's slots, the worker threads) to the OS instead of freeing them piece by piece
+    // (a few ms for the seed at 10 000 items). Everything the user sees is written before.
+    let counts = (
+        report.scheduler.attempts_started(),
+        report.scheduler.child_executions(),
+    );
+    std::mem::forget(report.scheduler);
+    std::mem::forget(sandbox);
+    std::mem::forget(host);
+    conclude(
+        &entity_name,
+        report.result,
+        report.elapsed,
+        counts,
+        output_type,
+    )
+}
+
+/// `--logs`, `--tree` and the note on task output that was not kept, on stderr.
+fn print_diagnostics(args: &RunArgs, scheduler: &Scheduler, max_log_mb: u64) {
     if args.logs {
         let opts = TreeOptions {
             max_map_elements: usize::MAX,
         };
-        print_logs(&report.scheduler.tree(&opts));
+        print_logs(&scheduler.tree(&opts));
     }
     if args.tree {
-        eprint!(
-            "{}",
-            render_tree(&report.scheduler.tree(&TreeOptions::default()))
-        );
+        eprint!("{}", render_tree(&scheduler.tree(&TreeOptions::default())));
     }
-    let dropped = report.scheduler.logs_dropped();
+    let dropped = scheduler.logs_dropped();
     if dropped > 0 {
         eprintln!(
-            "sandflow: {dropped} bytes of task output were not kept: the run keeps at most {} MiB of it in memory",
-            opts_log_mb
+            "sandflow: {dropped} bytes of task output were not kept: the run keeps at most {max_log_mb} MiB of it in memory"
         );
     }
-    let tasks = report.scheduler.attempts_started();
-    let children = report.scheduler.child_executions();
-    // The process ends right after this: leave the execution tree, the module and the engine
-    // (its pool's slots, the worker threads) to the OS instead of freeing them piece by piece
-    // (a few ms for the seed at 10 000 items). Everything the user sees is written before.
-    std::mem::forget(report.scheduler);
-    std::mem::forget(sandbox);
-    std::mem::forget(host);
-    match report.result {
+}
+
+/// The summary line, the output on stdout, and the exit code.
+fn conclude(
+    entity_name: &str,
+    result: Result<Option<Value>, Failure>,
+    elapsed: Duration,
+    (tasks, children): (u64, usize),
+    output_type: Option<Type>,
+) -> anyhow::Result<u8> {
+    let ms = elapsed.as_secs_f64() * 1e3;
+    match result {
         Ok(v) => {
             eprintln!(
-                "sandflow: {entity_name} succeeded in {:.1} ms ({tasks} task executions, {children} child executions)",
-                report.elapsed.as_secs_f64() * 1e3
+                "sandflow: {entity_name} succeeded in {ms:.1} ms ({tasks} task executions, {children} child executions)"
             );
             if let (Some(v), Some(t)) = (v, output_type) {
                 let text = serde_json::to_string(&json::to_json(&v, &t))?;
@@ -304,10 +430,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         Err(f) if f.cancelled => {
-            eprintln!(
-                "sandflow: {entity_name} cancelled after {:.1} ms",
-                report.elapsed.as_secs_f64() * 1e3
-            );
+            eprintln!("sandflow: {entity_name} cancelled after {ms:.1} ms");
             Ok(130)
         }
         Err(f) => {
@@ -376,4 +499,68 @@ fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thre
             eprint!("\r\x1b[2K");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hoist_options, input_pairs};
+    use std::ffi::OsString;
+
+    fn hoist(args: &str) -> String {
+        let argv: Vec<OsString> = args.split(' ').map(OsString::from).collect();
+        let out = hoist_options(argv).expect("hoists");
+        out.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn options_among_the_inputs_move_before_the_module() {
+        assert_eq!(
+            hoist("sandflow run --logs m e --a 1 --tree --workers 2 --task-fuel=9 --b=x"),
+            "sandflow run --logs --tree --workers 2 --task-fuel=9 m e -- --a 1 --b=x"
+        );
+        assert_eq!(
+            hoist("sandflow run --workers 2 m e --tree"),
+            "sandflow run --workers 2 --tree m e"
+        );
+        assert_eq!(
+            hoist("sandflow describe m --tree"),
+            "sandflow describe m --tree"
+        );
+    }
+
+    #[test]
+    fn an_inputs_value_is_never_taken_for_an_option() {
+        assert_eq!(
+            hoist("sandflow run m e --s --tree --tree=1"),
+            "sandflow run m e -- --s --tree --tree=1"
+        );
+    }
+
+    #[test]
+    fn an_option_without_its_value_is_named() {
+        let argv = ["sandflow", "run", "m", "e", "--a", "1", "--workers"].map(OsString::from);
+        let e = hoist_options(argv.to_vec()).unwrap_err();
+        assert_eq!(e.to_string(), "--workers needs a value");
+    }
+
+    #[test]
+    fn inputs_are_pairs_each_given_once() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            input_pairs(args("--a 1 --b=x")).unwrap(),
+            [("a".into(), "1".into()), ("b".into(), "x".into())]
+        );
+        let e = input_pairs(args("--a 1 --a=2")).unwrap_err();
+        assert_eq!(e.to_string(), "--a is given twice: give each input once");
+        let e = input_pairs(args("word")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unexpected argument `word`: inputs are given as `--name <json>`"
+        );
+        let e = input_pairs(args("--a")).unwrap_err();
+        assert_eq!(e.to_string(), "--a needs a value");
+    }
 }

@@ -64,10 +64,11 @@ fn compile_lanes(
             reason: "no engine to load it into".into(),
         });
     }
-    let modules = cache::compile(engines, bytes).map_err(|e| ModuleError::Invalid {
-        path: origin.to_path_buf(),
-        reason: format!("{e:#}"),
-    })?;
+    let modules =
+        cache::compile(engines, bytes, &config.module_cache).map_err(|e| ModuleError::Invalid {
+            path: origin.to_path_buf(),
+            reason: format!("{e:#}"),
+        })?;
     for import in modules[0].imports() {
         if import.module() != WASI_MODULE {
             return Err(ModuleError::ForbiddenImport {

@@ -24,6 +24,8 @@ pub struct SandboxConfig {
     /// contract's decode charges it: workflow graphs are small encoded and large decoded, and
     /// compiling them takes about as much again.
     pub max_declaration_bytes: u64,
+    /// Where compiled modules are cached.
+    pub module_cache: crate::cache::CacheLocation,
 }
 
 impl SandboxConfig {
@@ -40,6 +42,7 @@ impl Default for SandboxConfig {
             default_timeout: Duration::from_secs(300),
             max_output_bytes: 64 << 20,
             max_declaration_bytes: 1 << 30,
+            module_cache: Default::default(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Whether a guest crate's module is fresh, without running cargo: after a build, a stamp
 //! records the module, every file the build read (cargo's dep-info, the manifests and toolchain
 //! and config files of the crate and its ancestors) with its mtime and size, and the
-//! environment that steers cargo. The next `sandflow run` skips cargo (~50 ms of a 150 ms
-//! process) only when all of that is unchanged and older than the module; any doubt (a file
-//! gone, moved, newer, a different environment, no stamp) runs cargo as before.
+//! environment that steers cargo (with what sandflow adds). The next `sandflow run` skips
+//! cargo (~50 ms of a 150 ms process) only when all of that is unchanged and older than the
+//! module; any doubt (a file gone, moved, newer, a different environment, no stamp) runs cargo
+//! as before.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -80,18 +81,6 @@ fn build_env() -> Vec<(String, String)> {
     env
 }
 
-/// Where cargo may have put the module: `$CARGO_TARGET_DIR`, else `target/` in the crate's
-/// directory or an ancestor (a workspace root). A target directory set in a cargo config is
-/// not found: such crates are always checked by cargo.
-fn target_dirs(crate_dir: &Path) -> Vec<PathBuf> {
-    if let Some(d) =
-        std::env::var_os("CARGO_TARGET_DIR").or_else(|| std::env::var_os("CARGO_BUILD_TARGET_DIR"))
-    {
-        return vec![PathBuf::from(d)];
-    }
-    crate_dir.ancestors().map(|a| a.join("target")).collect()
-}
-
 fn stamp_name(manifest: &Path) -> String {
     let digest = Sha256::digest(manifest.as_os_str().as_encoded_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -105,48 +94,91 @@ fn build_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module of the crate at `manifest` (canonical), if a stamp proves it fresh.
-pub fn fresh_module(manifest: &Path) -> Option<PathBuf> {
-    let crate_dir = manifest.parent()?;
-    let name = stamp_name(manifest);
-    let dir = target_dirs(crate_dir)
-        .into_iter()
-        .map(|t| t.join("wasm32-wasip1/release"))
-        .find(|d| d.join(&name).is_file())?;
-    let text = std::fs::read(dir.join(&name)).ok()?;
-    let stamp: Stamp = serde_json::from_slice(&text).ok()?;
-    let wasm = stamp.wasm.clone();
-    let fresh = stamp.version == VERSION
-        && stamp.manifest == manifest
-        && state(&wasm) == Some(stamp.wasm_state)
-        && stamp.env == build_env()
-        && stamp.files.iter().all(|(path, recorded)| {
-            let now = state(path);
-            now == *recorded && now.is_none_or(|s| s.mtime_ns < stamp.wasm_state.mtime_ns)
-        });
-    fresh.then_some(wasm)
+/// Where the stamps of one crate's builds with one set of options live, and what they must say.
+pub(super) struct Stamps {
+    manifest: PathBuf,
+    /// Directories where cargo may have put the module: the build's target directory, else
+    /// `$CARGO_TARGET_DIR`, else `target/` in the crate's directory or an ancestor (a
+    /// workspace root). A target directory set in a cargo config is not found: such crates
+    /// are always checked by cargo.
+    dirs: Vec<PathBuf>,
+    /// The environment steering cargo, with what sandflow adds to it.
+    env: Vec<(String, String)>,
 }
 
-/// Records that `wasm`, just built from `manifest` by a cargo run that started at `started`,
-/// is fresh. Writes nothing when in doubt: a dep-info file that is missing or unreadable, or
-/// a file changed since (or just before) the build started, which cargo may not have seen.
-pub fn record(manifest: &Path, wasm: &Path, started: SystemTime) {
-    let Some(stamp) = stamp_for(manifest, wasm, started) else {
-        return;
-    };
-    let Some(dir) = wasm.parent() else { return };
-    let Ok(text) = serde_json::to_vec(&stamp) else {
-        return;
-    };
-    // Written whole under a temporary name, then renamed: a reader never sees half a stamp.
-    let path = dir.join(stamp_name(manifest));
-    let tmp = dir.join(format!("{}.{}", stamp_name(manifest), std::process::id()));
-    if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+impl Stamps {
+    /// For the crate at `manifest` (canonical), built with `opts` and the extra `env`.
+    pub fn new(manifest: &Path, opts: &super::BuildOptions, env: &[(String, String)]) -> Stamps {
+        let crate_dir = manifest.parent().unwrap_or(Path::new("."));
+        let targets = match &opts.target_dir {
+            Some(d) => vec![d.clone()],
+            None => match std::env::var_os("CARGO_TARGET_DIR")
+                .or_else(|| std::env::var_os("CARGO_BUILD_TARGET_DIR"))
+            {
+                Some(d) => vec![PathBuf::from(d)],
+                None => crate_dir.ancestors().map(|a| a.join("target")).collect(),
+            },
+        };
+        let profile = if opts.release { "release" } else { "debug" };
+        let dirs = targets
+            .into_iter()
+            .map(|t| t.join(super::TARGET).join(profile))
+            .collect();
+        let mut all = build_env();
+        all.extend(env.iter().cloned());
+        all.sort();
+        Stamps {
+            manifest: manifest.to_path_buf(),
+            dirs,
+            env: all,
+        }
+    }
+
+    /// The crate's module, if a stamp proves it fresh.
+    pub fn fresh_module(&self) -> Option<PathBuf> {
+        let name = stamp_name(&self.manifest);
+        let dir = self.dirs.iter().find(|d| d.join(&name).is_file())?;
+        let text = std::fs::read(dir.join(&name)).ok()?;
+        let stamp: Stamp = serde_json::from_slice(&text).ok()?;
+        let wasm = stamp.wasm.clone();
+        let fresh = stamp.version == VERSION
+            && stamp.manifest == self.manifest
+            && state(&wasm) == Some(stamp.wasm_state)
+            && stamp.env == self.env
+            && stamp.files.iter().all(|(path, recorded)| {
+                let now = state(path);
+                now == *recorded && now.is_none_or(|s| s.mtime_ns < stamp.wasm_state.mtime_ns)
+            });
+        fresh.then_some(wasm)
+    }
+
+    /// Records that `wasm`, just built by a cargo run that started at `started`, is fresh.
+    /// Writes nothing when in doubt: a dep-info file that is missing or unreadable, or a file
+    /// changed since (or just before) the build started, which cargo may not have seen.
+    pub fn record(&self, wasm: &Path, started: SystemTime) {
+        let manifest = &self.manifest;
+        let Some(stamp) = stamp_for(manifest, wasm, started, &self.env) else {
+            return;
+        };
+        let Some(dir) = wasm.parent() else { return };
+        let Ok(text) = serde_json::to_vec(&stamp) else {
+            return;
+        };
+        // Written whole under a temporary name, then renamed: a reader never sees half a stamp.
+        let path = dir.join(stamp_name(manifest));
+        let tmp = dir.join(format!("{}.{}", stamp_name(manifest), std::process::id()));
+        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 }
 
-fn stamp_for(manifest: &Path, wasm: &Path, started: SystemTime) -> Option<Stamp> {
+fn stamp_for(
+    manifest: &Path,
+    wasm: &Path,
+    started: SystemTime,
+    env: &[(String, String)],
+) -> Option<Stamp> {
     // Coarse file systems keep mtimes in seconds: a file edited in the second before the
     // build may look older than it is.
     let cutoff = started
@@ -193,7 +225,7 @@ fn stamp_for(manifest: &Path, wasm: &Path, started: SystemTime) -> Option<Stamp>
         manifest: manifest.to_path_buf(),
         wasm: wasm.to_path_buf(),
         wasm_state: state(wasm)?,
-        env: build_env(),
+        env: env.to_vec(),
         files,
     })
 }
