@@ -7,11 +7,12 @@
 //! Nothing here waits for the disk: the store's writer thread does. A write that fails is
 //! reported when the run ends ([`Recorder::close`]); what was committed before stays.
 
+use crate::module::ModuleDecl;
 use crate::runner::RunObserver;
 use crate::scheduler::{Change, Event, Failure, NodeId, Origin, Scheduler, State};
 use crate::store::{
-    AttemptOutcome, AttemptRecord, ExecStatus, ExecutionEnd, ExecutionId, ModuleRecord,
-    NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError, WriteOp,
+    AttemptOutcome, AttemptRecord, EntityRecord, ExecStatus, ExecutionEnd, ExecutionId,
+    ModuleRecord, NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError, WriteOp,
 };
 use sandflow_contract::{codec, Value};
 use std::sync::Arc;
@@ -23,6 +24,29 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The store's record of a module: its bytes (a recovery runs them even after the file moved)
+/// under their sha256, and each entity's interface (to type what `show` prints).
+pub fn module_record(bytes: &[u8], decl: &ModuleDecl) -> ModuleRecord {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ModuleRecord {
+        digest,
+        bytes: bytes.to_vec(),
+        entities: decl
+            .entities
+            .iter()
+            .map(|e| EntityRecord {
+                name: e.name.clone(),
+                kind: e.kind.name().to_string(),
+                interface: e.interface.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The recorder of one run (its top execution and every child execution under it).

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod describe;
+pub mod execute;
 pub mod run;
 
 /// Prints `text` and a newline to stdout. A reader that went away (`sandflow run .. | head`)

@@ -2,22 +2,20 @@
 //! JSON on stdout; logs, the summary and the execution tree go to stderr.
 
 use super::build::module_path;
+use super::execute::{execute, open_for_run, Launch, StoreArgs};
 use anyhow::{bail, Context};
 use clap::Args;
-use sandflow_contract::{EntityDecl, Type, Value};
+use sandflow_contract::{EntityDecl, Value};
 use sandflow_host::json::{self, inputs_from_json};
+use sandflow_host::module::ModuleError;
 use sandflow_host::runner::{Host, RunControls};
 use sandflow_host::sandbox::Sandbox;
-use sandflow_host::scheduler::{
-    render_tree, Failure, Options, Scheduler, TaskOverrides, TreeNode, TreeOptions,
-};
+use sandflow_host::scheduler::{Options, TaskOverrides};
 use serde_json::Value as Json;
 use std::ffi::{OsStr, OsString};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Args)]
 /// Run a task, workflow, dynamic or launch plan of a module
@@ -64,6 +62,8 @@ pub struct RunArgs {
     /// Host memory the run may hold for its nodes, graphs and values, in MiB (default 4096)
     #[arg(long, value_parser = number)]
     max_run_memory_mb: Option<u64>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// An option's count or size (the message follows clap's "invalid value 'x' for '--name'").
@@ -90,7 +90,7 @@ const MAX_QUOTE: usize = 80;
 
 /// `text`, or its first [`MAX_QUOTE`] characters and how long it was: an error message quotes
 /// what was wrong, not the whole of a 100 KB input.
-fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(MAX_QUOTE) {
         None => text.into(),
         Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()).into(),
@@ -183,7 +183,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
 }
 
 /// The `--name value` / `--name=value` input pairs, each name once.
-fn input_pairs(rest: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
+pub(super) fn input_pairs(rest: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut it = rest.into_iter();
     while let Some(a) = it.next() {
@@ -214,7 +214,10 @@ fn input_pairs(rest: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
 /// module) it exits 130; after, it sets the run's cancel flag and the run stops its instances
 /// and returns what it has. Installed first, so an early Ctrl-C never kills the process
 /// unreported.
-fn on_ctrl_c(controls: Arc<RunControls>, started: Arc<AtomicBool>) -> std::io::Result<()> {
+pub(super) fn on_ctrl_c(
+    controls: Arc<RunControls>,
+    started: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("sandflow-signals".into())
         .spawn(move || {
@@ -236,7 +239,7 @@ fn on_ctrl_c(controls: Arc<RunControls>, started: Arc<AtomicBool>) -> std::io::R
 }
 
 /// The run's options from the command line, checked.
-fn options(args: &RunArgs) -> anyhow::Result<Options> {
+pub(super) fn options(args: &RunArgs) -> anyhow::Result<Options> {
     if args.max_parallelism == Some(0) {
         bail!("--max-parallelism must be at least 1");
     }
@@ -270,7 +273,7 @@ fn options(args: &RunArgs) -> anyhow::Result<Options> {
 }
 
 /// The host with `--workers` sandbox threads, or an error that says what to try.
-fn start_host(workers: usize) -> anyhow::Result<Host> {
+pub(super) fn start_host(workers: usize) -> anyhow::Result<Host> {
     Host::new(workers).map_err(|e| {
         anyhow::anyhow!(
             "{}could not start the sandbox workers: {e:#}{}",
@@ -343,7 +346,12 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     let pairs = input_pairs(std::mem::take(&mut args.rest))?;
     let opts = options(&args)?;
     let host = start_host(args.workers.unwrap_or(0))?;
-    let sandbox = host.load(&module_path(&args.module)?)?;
+    let path = module_path(&args.module)?;
+    let module_bytes = std::fs::read(&path).map_err(|source| ModuleError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let sandbox = host.load_bytes(&module_bytes, &path)?;
     let Some(entity) = sandbox.decl.get(&args.entity) else {
         bail!(
             "unknown entity `{}`; {} has: {}",
@@ -353,152 +361,23 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         );
     };
     let inputs = gather_inputs(&args, &sandbox, entity, pairs)?;
-    let output_type = entity.interface.output.clone();
     let entity_name = entity.name.clone();
-    let max_log_mb = opts.max_log_bytes >> 20;
 
-    let done = Arc::new(AtomicBool::new(false));
-    let progress = std::io::stderr()
-        .is_terminal()
-        .then(|| show_progress(controls.clone(), done.clone()));
-    run_started.store(true, Ordering::Relaxed);
-    // The line a supervisor (or a test) waits for before it may cancel the run.
-    eprintln!("sandflow: running {entity_name}");
-    let report = host.run(&sandbox, &entity_name, inputs, opts, Some(controls));
-    done.store(true, Ordering::Relaxed);
-    if let Some(p) = progress {
-        let _ = p.join();
-    }
-    let report = report?;
-    print_diagnostics(&args, &report.scheduler, max_log_mb);
-    // The process ends right after this: leave the execution tree, the module and the engine
-    // (its pool's slots, the worker threads) to the OS instead of freeing them piece by piece
-    // (a few ms for the seed at 10 000 items). Everything the user sees is written before.
-    let counts = (
-        report.scheduler.attempts_started(),
-        report.scheduler.child_executions(),
-    );
-    std::mem::forget(report.scheduler);
-    std::mem::forget(sandbox);
-    std::mem::forget(host);
-    conclude(
-        &entity_name,
-        report.result,
-        report.elapsed,
-        counts,
-        output_type,
-    )
-}
-
-/// `--logs`, `--tree` and the note on task output that was not kept, on stderr.
-fn print_diagnostics(args: &RunArgs, scheduler: &Scheduler, max_log_mb: u64) {
-    if args.logs {
-        let opts = TreeOptions {
-            max_map_elements: usize::MAX,
-        };
-        print_logs(&scheduler.tree(&opts));
-    }
-    if args.tree {
-        eprint!("{}", render_tree(&scheduler.tree(&TreeOptions::default())));
-    }
-    let dropped = scheduler.logs_dropped();
-    if dropped > 0 {
-        eprintln!(
-            "sandflow: {dropped} bytes of task output were not kept: the run keeps at most {max_log_mb} MiB of it in memory"
-        );
-    }
-}
-
-/// The summary line, the output on stdout, and the exit code.
-fn conclude(
-    entity_name: &str,
-    result: Result<Option<Value>, Failure>,
-    elapsed: Duration,
-    (tasks, children): (u64, usize),
-    output_type: Option<Type>,
-) -> anyhow::Result<u8> {
-    let ms = elapsed.as_secs_f64() * 1e3;
-    match result {
-        Ok(v) => {
-            eprintln!(
-                "sandflow: {entity_name} succeeded in {ms:.1} ms ({tasks} task executions, {children} child executions)"
-            );
-            if let (Some(v), Some(t)) = (v, output_type) {
-                let text = serde_json::to_string(&json::to_json(&v, &t))?;
-                super::print_stdout(&text);
-            }
-            Ok(0)
-        }
-        Err(f) if f.cancelled => {
-            eprintln!("sandflow: {entity_name} cancelled after {ms:.1} ms");
-            Ok(130)
-        }
-        Err(f) => {
-            eprintln!("error: {entity_name} failed: {f}");
-            Ok(1)
-        }
-    }
-}
-
-/// Prints what every attempt of `n` and its children wrote, each line marked with the node
-/// path (and the attempt, for a node that ran more than once).
-fn print_logs(n: &TreeNode) {
-    let many = n.attempts > 1;
-    for a in &n.earlier_attempts {
-        print_streams(
-            &n.path,
-            Some(a.attempt),
-            &a.stdout,
-            &a.stderr,
-            a.logs_dropped,
-        );
-    }
-    let last = many.then_some(n.attempts);
-    print_streams(&n.path, last, &n.stdout, &n.stderr, n.logs_dropped);
-    n.children.iter().for_each(print_logs);
-}
-
-fn print_streams(
-    path: &str,
-    attempt: Option<u32>,
-    stdout: &Option<String>,
-    stderr: &Option<String>,
-    dropped: u64,
-) {
-    let at = attempt.map(|a| format!(" attempt {a}")).unwrap_or_default();
-    for (stream, text) in [("stdout", stdout), ("stderr", stderr)] {
-        for line in text.iter().flat_map(|t| t.lines()) {
-            eprintln!("[{path}{at} {stream}] {line}");
-        }
-    }
-    if dropped > 0 {
-        eprintln!("[{path}{at}] {dropped} bytes of output not kept: the run's in-memory log budget was spent");
-    }
-}
-
-/// On a terminal, a status line on stderr while the run goes: task executions ended and
-/// running, and the time so far. Cleared when the run ends.
-fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let t0 = std::time::Instant::now();
-        let mut shown = false;
-        while !done.load(Ordering::Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let ended = controls.ended.load(Ordering::Relaxed);
-            let running = controls
-                .started
-                .load(Ordering::Relaxed)
-                .saturating_sub(ended);
-            eprint!(
-                "\r\x1b[2Ksandflow: {ended} task executions done, {running} running, {:.1} s",
-                t0.elapsed().as_secs_f64()
-            );
-            shown = true;
-        }
-        if shown {
-            eprint!("\r\x1b[2K");
-        }
-    })
+    let launch = Launch {
+        host,
+        sandbox,
+        module_bytes,
+        entity: entity_name,
+        inputs,
+        opts,
+        tree: args.tree,
+        logs: args.logs,
+        store: open_for_run(&args.store)?,
+        recovered_from: None,
+        controls,
+        run_started,
+    };
+    execute(launch)
 }
 
 #[cfg(test)]
