@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     Run(cli::run::RunArgs),
     Describe(cli::describe::DescribeArgs),
+    Recover(cli::again::RecoverArgs),
+    Relaunch(cli::again::RelaunchArgs),
 }
 
 fn main() {
@@ -33,6 +35,8 @@ fn main() {
         match Cli::parse_from(argv).command {
             Command::Run(a) => cli::run::run(a),
             Command::Describe(a) => cli::describe::describe(a),
+            Command::Recover(a) => cli::again::recover(a),
+            Command::Relaunch(a) => cli::again::relaunch(a),
         }
     });
     let code = match result {

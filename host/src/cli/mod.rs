@@ -1,5 +1,6 @@
 //! The CLI's subcommands, one file each, over the host library.
 
+pub mod again;
 pub mod build;
 pub mod describe;
 pub mod execute;

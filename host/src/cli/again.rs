@@ -1,0 +1,213 @@
+//! `sandflow recover <id>` and `sandflow relaunch <id> [--<input> <json> ...]`: run a recorded
+//! execution again from the store: its module (stored by content, so the crate may have
+//! changed or the .wasm moved), its entity and its inputs.
+//!
+//! A recovery reuses every task the original finished (its recorded output) and every graph
+//! a dynamic returned, and runs only what did not finish; a relaunch runs everything again,
+//! with some inputs replaced if given.
+
+use super::execute::{execute, store_path, Launch};
+use super::run::{input_pairs, on_ctrl_c, start_host};
+use anyhow::{bail, Context};
+use clap::Args;
+use sandflow_contract::Value;
+use sandflow_host::json;
+use sandflow_host::runner::RunControls;
+use sandflow_host::scheduler::{Options, Recovered};
+use sandflow_host::store::{ExecStatus, Execution, SqliteStore, Store, StoreRead};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Options shared by `recover` and `relaunch`.
+#[derive(Args)]
+pub struct AgainArgs {
+    /// The execution (its id, or a prefix of it that only it has)
+    id: String,
+    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Print the execution tree to stderr
+    #[arg(long)]
+    tree: bool,
+    /// Print what each task execution wrote (to stderr, by node path)
+    #[arg(long)]
+    logs: bool,
+    /// Sandbox worker threads (default: one per core)
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Running task executions at once in the top execution (default 25)
+    #[arg(long)]
+    max_parallelism: Option<u32>,
+}
+
+#[derive(Args)]
+/// Finish a failed, cancelled or interrupted execution: reuse what it finished, run the rest
+pub struct RecoverArgs {
+    #[command(flatten)]
+    again: AgainArgs,
+}
+
+#[derive(Args)]
+/// Run an execution again with the same inputs, or with some replaced (`--name <json>`)
+pub struct RelaunchArgs {
+    #[command(flatten)]
+    again: AgainArgs,
+    /// Inputs to replace, as `--name <json>`
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "INPUTS"
+    )]
+    rest: Vec<String>,
+}
+
+/// The store, the execution (its whole tree's root) and what is needed to run it again.
+struct Recorded {
+    store: Arc<SqliteStore>,
+    execution: Execution,
+    module: Vec<u8>,
+}
+
+fn open(args: &AgainArgs) -> anyhow::Result<Recorded> {
+    let path = store_path(&args.db)?;
+    let store = Arc::new(SqliteStore::open(&path)?);
+    let mut execution = store.execution(&args.id)?;
+    if let Some(parent) = &execution.summary.parent {
+        // Node keys (what a recovery matches on) are the whole run's: run its top execution.
+        let root = execution.summary.root.clone();
+        eprintln!(
+            "sandflow: {} is a child execution (of {parent}); running its top execution {root}",
+            execution.summary.id
+        );
+        execution = store.execution(root.as_str())?;
+    }
+    if execution.summary.status == ExecStatus::Running {
+        bail!(
+            "execution {} is still running (process {} on {}); cancel it first or wait",
+            execution.summary.id,
+            execution.summary.owner.pid,
+            execution.summary.owner.host
+        );
+    }
+    let module = store.module(&execution.summary.module).with_context(|| {
+        format!(
+            "execution {} cannot run again: its module is not in the store",
+            execution.summary.id
+        )
+    })?;
+    Ok(Recorded {
+        store,
+        execution,
+        module,
+    })
+}
+
+/// Loads the recorded module and prepares the run of the recorded entity on `inputs`.
+fn launch(
+    args: &AgainArgs,
+    rec: &Recorded,
+    inputs: impl FnOnce(&sandflow_contract::EntityDecl) -> anyhow::Result<Vec<Value>>,
+    opts: Options,
+    recovered: bool,
+) -> anyhow::Result<Launch> {
+    let controls = Arc::new(RunControls::default());
+    let run_started = Arc::new(AtomicBool::new(false));
+    on_ctrl_c(controls.clone(), run_started.clone())?;
+    let host = start_host(args.workers.unwrap_or(0))?;
+    let id = &rec.execution.summary.id;
+    let origin = PathBuf::from(format!("<module of execution {id}>"));
+    let sandbox = host.load_bytes(&rec.module, Path::new(&origin))?;
+    let name = &rec.execution.summary.entity;
+    let Some(entity) = sandbox.decl.get(name) else {
+        bail!("execution {id} ran `{name}`, which its recorded module does not declare");
+    };
+    let inputs = inputs(entity)?;
+    let mut opts = opts;
+    if let Some(m) = args.max_parallelism {
+        if m == 0 {
+            bail!("--max-parallelism must be at least 1");
+        }
+        opts.max_parallelism = m;
+    }
+    Ok(Launch {
+        entity: name.clone(),
+        host,
+        sandbox,
+        module_bytes: rec.module.clone(),
+        inputs,
+        opts,
+        tree: args.tree,
+        logs: args.logs,
+        store: Some(rec.store.clone() as Arc<dyn Store>),
+        recovered_from: recovered.then(|| id.clone()),
+        controls,
+        run_started,
+    })
+}
+
+/// The recorded inputs, in interface order.
+fn recorded_inputs(rec: &Recorded, arity: usize) -> anyhow::Result<Vec<Value>> {
+    match &rec.execution.inputs {
+        Value::List(items) if items.len() == arity => Ok(items.clone()),
+        _ => bail!(
+            "execution {}: its recorded inputs do not fit its entity's interface",
+            rec.execution.summary.id
+        ),
+    }
+}
+
+pub fn recover(args: RecoverArgs) -> anyhow::Result<u8> {
+    let rec = open(&args.again)?;
+    let id = rec.execution.summary.id.clone();
+    let recovered = Recovered {
+        outputs: rec.store.succeeded_outputs(&id)?,
+        graphs: rec.store.graphs(&id)?,
+    };
+    eprintln!(
+        "sandflow: recovering {id} ({}): {} task results and {} dynamic graphs recorded",
+        rec.execution.summary.status,
+        recovered.outputs.len(),
+        recovered.graphs.len()
+    );
+    let opts = Options {
+        recovered: Some(Arc::new(recovered)),
+        ..Options::default()
+    };
+    let launch = launch(
+        &args.again,
+        &rec,
+        |e| recorded_inputs(&rec, e.interface.inputs.len()),
+        opts,
+        true,
+    )?;
+    execute(launch)
+}
+
+pub fn relaunch(args: RelaunchArgs) -> anyhow::Result<u8> {
+    let rec = open(&args.again)?;
+    let pairs = input_pairs(args.rest)?;
+    let inputs = |e: &sandflow_contract::EntityDecl| -> anyhow::Result<Vec<Value>> {
+        let mut values = recorded_inputs(&rec, e.interface.inputs.len())?;
+        for (name, raw) in pairs {
+            let Some(k) = e.interface.inputs.iter().position(|p| p.name == name) else {
+                bail!(
+                    "unknown input `{name}`; {} takes {}",
+                    e.name,
+                    json::signature(e)
+                );
+            };
+            let ty = &e.interface.inputs[k].ty;
+            let j = match serde_json::from_str::<Json>(&raw) {
+                Ok(j) => j,
+                Err(_) if *ty == sandflow_contract::Type::Str => Json::String(raw),
+                Err(err) => bail!("--{name}: not valid JSON ({err})"),
+            };
+            values[k] = json::from_json(&j, ty, &name, &mut String::new())?;
+        }
+        Ok(values)
+    };
+    let launch = launch(&args.again, &rec, inputs, Options::default(), false)?;
+    execute(launch)
+}
