@@ -11,10 +11,10 @@ use crate::module::ModuleDecl;
 use crate::runner::RunObserver;
 use crate::scheduler::{Change, Event, Failure, NodeId, Origin, Scheduler, State};
 use crate::store::{
-    AttemptOutcome, AttemptRecord, EntityRecord, ExecStatus, ExecutionEnd, ExecutionId,
+    AttemptOutcome, AttemptRecord, CacheRecord, EntityRecord, ExecStatus, ExecutionEnd, ExecutionId,
     ModuleRecord, NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError, WriteOp,
 };
-use sandflow_contract::{codec, Value};
+use sandflow_contract::{codec, CallResult, EntityKind, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -175,6 +175,28 @@ impl Recorder {
                         });
                     }
                 }
+                Change::Cache { node, key, result } => {
+                    let v = sched.node_view(node);
+                    let version = match sched.decl().get(v.entity).map(|e| &e.kind) {
+                        Some(EntityKind::Task(c) | EntityKind::Dynamic(c)) => {
+                            c.cache.as_ref().map(|c| c.version.clone())
+                        }
+                        _ => None,
+                    };
+                    let (Some(cache_version), Ok(bytes)) = (version, codec::encode(&result))
+                    else {
+                        continue;
+                    };
+                    self.ops.push(WriteOp::CachePut(CacheRecord {
+                        key: key.to_vec(),
+                        task: v.entity.to_string(),
+                        cache_version,
+                        output: Value::Bytes(bytes),
+                        created_ms: now_ms(),
+                        execution: self.exec_id(v.execution),
+                        node: v.key,
+                    }));
+                }
                 Change::Graph { node, graph } => {
                     self.ops.push(WriteOp::Graph {
                         execution: self.exec_id(sched.node_execution(node)),
@@ -289,6 +311,18 @@ impl RunObserver for Recorder {
 
     fn step(&mut self, sched: &mut Scheduler) {
         self.drain(sched);
+    }
+
+    fn cache_get(&mut self, key: &[u8; 32]) -> Option<CallResult> {
+        // The cache keeps the encoded call result (a task's output or a dynamic's graph). An
+        // entry that cannot be read is a miss: the task runs, and its result replaces it.
+        match self.store.cache_get(key) {
+            Ok(Some(entry)) => match entry.output {
+                Some(Value::Bytes(bytes)) => codec::decode::<CallResult>(&bytes).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {

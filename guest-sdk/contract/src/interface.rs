@@ -41,6 +41,19 @@ pub struct TaskConfig {
     pub max_memory_mb: Option<u64>,
     /// A deterministic CPU budget for one attempt: wasm instructions, roughly (wasmtime fuel).
     pub fuel: Option<u64>,
+    /// Results kept in the execution store and reused for the same inputs, across executions
+    /// (`#[task(cache = true, cache_version = "1", cache_ignore = ["x"])]`).
+    pub cache: Option<CacheConfig>,
+}
+
+/// How a task's results are cached. The key is formed as Flyte forms it: the task's name,
+/// `version`, a hash of its interface and a hash of its input values, less `ignore`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheConfig {
+    /// Bumped by the user when the task's code changes what it returns.
+    pub version: String,
+    /// Inputs left out of the key (a seed, a verbosity flag).
+    pub ignore: Vec<String>,
 }
 
 /// Failures are told apart as Flyte does: the guest's own (panic, trap, returned error, limit

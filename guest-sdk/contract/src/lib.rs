@@ -22,6 +22,7 @@ pub mod wire;
 
 pub use graph::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
 pub use interface::{
-    CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn, TaskConfig,
+    CacheConfig, CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn,
+    TaskConfig,
 };
 pub use value::{RecordType, Type, TypeMismatch, Value};

@@ -52,6 +52,34 @@ pub(super) fn expand(
     Ok(companion_module(&e, parts))
 }
 
+/// `cache_version` and `cache_ignore` go with `cache = true`, and every ignored name is an
+/// input of the task: a typo would silently leave an input in the key.
+fn check_cache_options(opts: &Options, args: &[Arg]) -> syn::Result<()> {
+    let on = opts.cache.as_ref().is_some_and(|b| b.value);
+    if !on {
+        if let Some(v) = &opts.cache_version {
+            return Err(syn::Error::new_spanned(v, "cache_version needs `cache = true`"));
+        }
+        if let Some(i) = opts.cache_ignore.first() {
+            return Err(syn::Error::new_spanned(i, "cache_ignore needs `cache = true`"));
+        }
+    }
+    for name in &opts.cache_ignore {
+        if !args.iter().any(|a| a.name == name.value()) {
+            let inputs: Vec<String> = args.iter().map(|a| a.name.to_string()).collect();
+            return Err(syn::Error::new_spanned(
+                name,
+                format!(
+                    "cache_ignore names `{}`, which is not an input; the inputs are: {}",
+                    name.value(),
+                    inputs.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses the options and the item, and checks its signature.
 fn parse_entity(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Entity> {
     let opts = parse_options(kind, attr)?;
@@ -64,6 +92,7 @@ fn parse_entity(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Resu
         (f.vis, f.sig, Some(f.block), f.attrs)
     };
     let args = args_of(&sig)?;
+    check_cache_options(&opts, &args)?;
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Some(o) = owned(ty) {
             return Err(syn::Error::new_spanned(
@@ -153,7 +182,22 @@ impl Entity {
             .retry_on
             .clone()
             .unwrap_or(quote!(#p::contract::RetryOn::Any));
-        quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory, fuel: #fuel })
+        let cache = match &opts.cache {
+            Some(b) if b.value => {
+                let version = opts
+                    .cache_version
+                    .as_ref()
+                    .map(|v| v.value())
+                    .unwrap_or_default();
+                let ignore = opts.cache_ignore.iter().map(|s| s.value());
+                quote!(Some(#p::contract::CacheConfig {
+                    version: ::std::string::String::from(#version),
+                    ignore: vec![#(::std::string::String::from(#ignore)),*],
+                }))
+            }
+            _ => quote!(None),
+        };
+        quote!(#p::TaskConfig { retries: #retries, retry_on: #retry_on, timeout_ms: #timeout, max_memory_mb: #memory, fuel: #fuel, cache: #cache })
     }
 
     fn failure_policy(&self) -> TokenStream2 {

@@ -97,6 +97,9 @@ struct Options {
     max_memory_mb: Option<Expr>,
     fuel: Option<Expr>,
     retry_on: Option<TokenStream2>,
+    cache: Option<syn::LitBool>,
+    cache_version: Option<syn::LitStr>,
+    cache_ignore: Vec<syn::LitStr>,
     on_failure: Option<TokenStream2>,
     workflow: Option<syn::Path>,
     defaults: Vec<(Ident, Expr)>,
@@ -139,6 +142,46 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                     }
                 };
                 o.retry_on = Some(quote!(::sandflow::__private::contract::RetryOn::#variant));
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache") => match &nv.value {
+                Expr::Lit(syn::ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => o.cache = Some(b.clone()),
+                other => return Err(syn::Error::new_spanned(other, "expected true or false")),
+            },
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache_version") => {
+                match &nv.value {
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => o.cache_version = Some(s.clone()),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "expected the cache version as a string, e.g. \"1\"",
+                        ))
+                    }
+                }
+            }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache_ignore") => {
+                let Expr::Array(a) = &nv.value else {
+                    return Err(syn::Error::new_spanned(
+                        &nv.value,
+                        "expected a list of input names, e.g. [\"seed\"]",
+                    ));
+                };
+                for e in &a.elems {
+                    match e {
+                        Expr::Lit(syn::ExprLit {
+                            lit: Lit::Str(s), ..
+                        }) => o.cache_ignore.push(s.clone()),
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "expected an input name as a string",
+                            ))
+                        }
+                    }
+                }
             }
             (Kind::Workflow | Kind::Dynamic, Meta::NameValue(nv), "on_failure") => {
                 let variant = match str_lit(&nv.value).as_deref() {
@@ -187,8 +230,8 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
             }
             _ => {
                 let expected = match kind {
-                    Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N`, `max_memory_mb = N` or `fuel = N`",
-                    Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N` or `on_failure = \"fail_fast\" | \"run_all\"`",
+                    Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"` or `cache_ignore = [\"..\"]`",
+                    Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"`, `cache_ignore = [..]` or `on_failure = \"fail_fast\" | \"run_all\"`",
                     Kind::Workflow => "`on_failure = \"fail_fast\" | \"run_all\"`",
                     Kind::LaunchPlan => {
                         "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"

@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Host memory the run may hold for its nodes, graphs and values, in MiB (default 4096)
     #[arg(long, value_parser = number)]
     max_run_memory_mb: Option<u64>,
+    /// Run cached tasks even when the task cache has their result, and replace it
+    #[arg(long)]
+    overwrite_cache: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -263,6 +266,7 @@ pub(super) fn options(args: &RunArgs) -> anyhow::Result<Options> {
         }
         opts.max_run_memory_bytes = mb.saturating_mul(1 << 20);
     }
+    opts.overwrite_cache = args.overwrite_cache;
     opts.overrides = TaskOverrides {
         retries: args.task_retries,
         timeout_ms: args.task_timeout_ms,

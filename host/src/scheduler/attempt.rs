@@ -34,8 +34,31 @@ impl Scheduler {
             }
             return;
         };
+        let key = self.cache_keys.remove(&id);
         let answer = match outcome {
-            Outcome::Returned(r) => self.take_answer(id, r),
+            Outcome::Returned(r) => {
+                // What a cache keeps: taken before the answer is consumed, only for a cached
+                // task whose run a store records.
+                let keep = key.filter(|_| self.journaling()).map(|k| (k, r.clone()));
+                let answer = self.take_answer(id, r);
+                if let (Ok(()), Some((key, result))) = (&answer, keep) {
+                    if matches!(self.nodes[id as usize].state, State::Succeeded | State::Expanded) {
+                        self.note(Change::Cache {
+                            node: id,
+                            key,
+                            result,
+                        });
+                    }
+                }
+                answer
+            }
+            Outcome::Cached(r) => {
+                let n = &mut self.nodes[id as usize];
+                // Served without a sandbox: not a task execution.
+                n.attempts -= 1;
+                n.origin = super::Origin::Cached;
+                self.take_answer(id, r)
+            }
             Outcome::Failed(f) => Err(f),
         };
         if let Some((stdout, stderr)) = logs {

@@ -9,7 +9,7 @@
 
 use super::{Child, NodeId, Parent, Scheduler, State};
 use crate::compile::CompiledGraph;
-use sandflow_contract::{GraphSpec, Value};
+use sandflow_contract::{codec, CacheConfig, CallResult, EntityDecl, GraphSpec, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +36,12 @@ pub enum Change {
     Graph {
         node: NodeId,
         graph: Arc<CompiledGraph>,
+    },
+    /// Cached task (or dynamic) `node` ran and succeeded: its result, for the task cache.
+    Cache {
+        node: NodeId,
+        key: [u8; 32],
+        result: CallResult,
     },
     /// Launch plan node `node`, running in execution `caller`, started child execution
     /// `execution`.
@@ -84,6 +90,36 @@ pub struct NodeView<'a> {
     pub child_execution: Option<u32>,
     /// The execution the node runs in (0 is the top one).
     pub execution: u32,
+}
+
+/// The task cache's key for a call of `entity` on `inputs`, formed as Flyte forms it: the
+/// task's name, its cache version, a hash of its interface and a hash of its input values,
+/// leaving out the inputs `cache.ignore` names.
+pub fn cache_key(entity: &EntityDecl, cache: &CacheConfig, inputs: &[Value]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"sandflow task cache v1\0");
+    h.update(entity.name.as_bytes());
+    h.update([0]);
+    h.update(cache.version.as_bytes());
+    h.update([0]);
+    // The codec's bytes are deterministic: the same interface and values, the same bytes.
+    if let Ok(bytes) = codec::encode(&entity.interface) {
+        h.update(Sha256::digest(&bytes));
+    }
+    let mut values = Sha256::new();
+    for (p, v) in entity.interface.inputs.iter().zip(inputs) {
+        if cache.ignore.contains(&p.name) {
+            continue;
+        }
+        values.update(p.name.as_bytes());
+        values.update([0]);
+        if let Ok(bytes) = codec::encode(v) {
+            values.update(&bytes);
+        }
+    }
+    h.update(values.finalize());
+    h.finalize().into()
 }
 
 /// FNV-1a, 64 bits: stable across processes, platforms and versions, which a hasher of the
@@ -184,6 +220,11 @@ impl Scheduler {
             Child::Exec(_, s) => Some(&self.scopes[s.index()].inputs),
             _ => None,
         }
+    }
+
+    /// Where node `id` is in its life.
+    pub fn node_state(&self, id: NodeId) -> State {
+        self.nodes[id as usize].state
     }
 
     /// The execution node `id` runs in (0 is the top one).

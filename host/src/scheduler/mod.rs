@@ -196,6 +196,8 @@ pub struct Scheduler {
     budget: budget::Budget,
     /// Changes kept for a durable store, when it asked for them (`journal`).
     journal: Option<Vec<journal::Change>>,
+    /// The cache keys of the cached tasks running now.
+    cache_keys: std::collections::HashMap<NodeId, [u8; 32]>,
 }
 
 impl Scheduler {
@@ -247,6 +249,7 @@ impl Scheduler {
             logs: LogBudget::default(),
             budget,
             journal: None,
+            cache_keys: Default::default(),
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -373,6 +376,14 @@ impl Scheduler {
                     .unwrap_or_default()
             };
             self.execs[exec as usize].running += 1;
+            let entity = &self.decl.entities[n.entity as usize];
+            let cache_key = cfg
+                .cache
+                .as_ref()
+                .map(|c| journal::cache_key(entity, c, &inputs));
+            if let Some(k) = cache_key {
+                self.cache_keys.insert(id, k);
+            }
             self.out.push(Command::Run(RunTask {
                 node: id,
                 attempt: n.attempts,
@@ -381,6 +392,7 @@ impl Scheduler {
                 timeout_ms: cfg.timeout_ms,
                 max_memory_mb: cfg.max_memory_mb,
                 fuel: cfg.fuel,
+                cache_key,
             }));
         }
     }

@@ -32,6 +32,8 @@ pub struct Options {
     /// What an earlier run of the same entity on the same inputs finished, to reuse instead
     /// of running it again (a recovery).
     pub recovered: Option<std::sync::Arc<super::Recovered>>,
+    /// Run cached tasks even when the cache has their result, and replace it.
+    pub overwrite_cache: bool,
 }
 
 /// The default [`Options::max_log_bytes`]: 64 MiB.
@@ -56,6 +58,7 @@ impl Default for Options {
             overrides: TaskOverrides::default(),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             recovered: None,
+            overwrite_cache: false,
         }
     }
 }
@@ -71,6 +74,9 @@ pub struct Timing {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Returned(CallResult),
+    /// Taken from the task cache without a sandbox: a result an earlier attempt of the same
+    /// task on the same inputs returned (see [`RunTask::cache_key`]).
+    Cached(CallResult),
     /// No answer: trap, panic, timeout, garbage, or a host fault.
     Failed(AttemptFailure),
 }
@@ -134,6 +140,10 @@ pub struct RunTask {
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<u64>,
     pub fuel: Option<u64>,
+    /// For a cached task: the key its result is cached under (task name, cache version, a
+    /// hash of its interface and of its inputs less the ignored ones). A driver may answer
+    /// the attempt from the cache with [`Outcome::Cached`] instead of running it.
+    pub cache_key: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

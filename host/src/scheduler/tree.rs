@@ -24,6 +24,10 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
     /// Map elements not listed in `children` (see [`TreeOptions::max_map_elements`]).
     pub elided: usize,
+    /// Its result came from the task cache (no sandbox ran it).
+    pub cached: bool,
+    /// Its result was reused from the execution this run recovers.
+    pub recovered: bool,
     /// What the node's latest attempt with any output wrote to stdout and stderr (lossy
     /// UTF-8), as the sandbox kept it: bounded, with a marker where a flood was cut.
     pub stdout: Option<String>,
@@ -148,6 +152,8 @@ impl Scheduler {
             end_us: span.map(|t| t.end_us),
             children,
             elided,
+            cached: n.origin == super::Origin::Cached,
+            recovered: n.origin == super::Origin::Recovered,
             stdout: log_text(n.logs.as_ref().map(|l| &l.stdout)),
             stderr: log_text(n.logs.as_ref().map(|l| &l.stderr)),
             logs_dropped: n.logs.as_ref().map_or(0, |l| l.dropped),
@@ -215,6 +221,12 @@ fn line(n: &TreeNode, lead: &str, child_lead: &str, out: &mut String) {
         _ => "-".into(),
     };
     let mut extra = String::new();
+    if n.cached {
+        extra.push_str("  cached");
+    }
+    if n.recovered {
+        extra.push_str("  recovered");
+    }
     if n.attempts > 0 {
         extra.push_str(&format!("  attempts={}", n.attempts));
     }

@@ -8,10 +8,14 @@ use crate::module::ModuleError;
 use crate::sandbox::{self, CallLimits, Sandbox, SandboxConfig};
 use crate::scheduler::{
     AttemptFailure, Command, Event, Failure, NodeId, Options, Outcome, RunTask, Scheduler,
-    StartError, Timing,
+    StartError, State, Timing,
 };
+
+mod cached;
+
+use cached::{CachedCalls, Lookup};
 use rustc_hash::FxHashMap;
-use sandflow_contract::{codec, Value};
+use sandflow_contract::{codec, CallResult, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -196,6 +200,10 @@ struct Driver<'a> {
     /// the run goes on; all are set when the run ends.
     running: FxHashMap<NodeId, Arc<AtomicBool>>,
     result: Option<Result<Option<Value>, Failure>>,
+    /// Cached tasks' attempts: answered from the cache, or run once for identical calls.
+    cached: CachedCalls,
+    /// Run cached tasks even when the cache has their result (`Options::overwrite_cache`).
+    overwrite_cache: bool,
 }
 
 impl Driver<'_> {
@@ -207,30 +215,69 @@ impl Driver<'_> {
         observer: &mut Option<&mut dyn RunObserver>,
         event: Event,
     ) -> Vec<Command> {
-        if let Event::Attempted { node, .. } = &event {
+        let mut computed = None;
+        if let Event::Attempted { node, outcome, .. } = &event {
             self.running.remove(node);
+            if self.cached.computes(*node) {
+                // Identical calls wait for this one: they get its result if the scheduler
+                // takes it.
+                let result = match outcome {
+                    Outcome::Returned(r) if self.cached.has_waiters(*node) => Some(r.clone()),
+                    _ => None,
+                };
+                computed = Some((*node, result));
+            }
         }
         if let Some(o) = observer {
             o.event(&event);
         }
-        sched.on_event(event)
+        let commands = sched.on_event(event);
+        if let Some((node, result)) = computed {
+            let taken = matches!(sched.node_state(node), State::Succeeded | State::Expanded);
+            let now = self.shared.t0.elapsed().as_micros() as u64;
+            self.cached.ended(node, result.filter(|_| taken), now);
+        }
+        commands
+    }
+
+    /// Looks up the cached tasks' attempts the last commands asked for: a hit is answered at
+    /// once, an identical call waits, the rest run.
+    fn look_up(&mut self, observer: &mut Option<&mut dyn RunObserver>) {
+        while let Some(task) = self.cached.to_look_up.pop() {
+            let hit = match (&task.cache_key, observer.as_mut()) {
+                (Some(key), Some(o)) if !self.overwrite_cache => o.cache_get(key),
+                _ => None,
+            };
+            let now = self.shared.t0.elapsed().as_micros() as u64;
+            if let Lookup::Run(task) = self.cached.look_up(task, hit, now) {
+                self.submit(task);
+            } else {
+                self.controls.started.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Hands `task` to the worker pool.
+    fn submit(&mut self, task: RunTask) {
+        self.controls.started.fetch_add(1, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        self.running.insert(task.node, stop.clone());
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.pool.submit(Job {
+            task,
+            run: self.shared.clone(),
+            cancel: stop,
+        })
     }
 
     /// Carries out the scheduler's commands: attempts go to the pool, aborts set stop flags.
     fn dispatch(&mut self, commands: Vec<Command>) {
         for c in commands {
             match c {
-                Command::Run(task) => {
-                    self.controls.started.fetch_add(1, Ordering::Relaxed);
-                    let stop = Arc::new(AtomicBool::new(false));
-                    self.running.insert(task.node, stop.clone());
-                    self.shared.queued.fetch_add(1, Ordering::AcqRel);
-                    self.pool.submit(Job {
-                        task,
-                        run: self.shared.clone(),
-                        cancel: stop,
-                    })
+                Command::Run(task) if task.cache_key.is_some() => {
+                    self.cached.to_look_up.push(task)
                 }
+                Command::Run(task) => self.submit(task),
                 Command::Abort { node, .. } => {
                     if let Some(stop) = self.running.get(&node) {
                         stop.store(true, Ordering::Relaxed);
@@ -252,6 +299,10 @@ pub trait RunObserver {
     fn event(&mut self, _event: &Event) {}
     /// After a step: the run's start, or a batch of events.
     fn step(&mut self, _sched: &mut Scheduler) {}
+    /// The task cache's result for `key`, if it has one.
+    fn cache_get(&mut self, _key: &[u8; 32]) -> Option<CallResult> {
+        None
+    }
     /// The run ended with `result`.
     fn finish(&mut self, _sched: &mut Scheduler, _result: &Result<Option<Value>, Failure>) {}
 }
@@ -395,6 +446,7 @@ impl Host {
         mut observer: Option<&mut dyn RunObserver>,
     ) -> Result<Report, StartError> {
         let t0 = Instant::now();
+        let overwrite_cache = opts.overwrite_cache;
         let mut sched = Scheduler::new(sandbox.decl.clone(), entity, inputs, opts)?;
         if let Some(o) = &mut observer {
             o.starting(&mut sched);
@@ -419,8 +471,11 @@ impl Host {
             controls: &controls,
             running: FxHashMap::default(),
             result: None,
+            cached: CachedCalls::default(),
+            overwrite_cache,
         };
         driver.dispatch(sched.start());
+        driver.look_up(&mut observer);
         if let Some(o) = &mut observer {
             o.step(&mut sched);
         }
@@ -445,6 +500,7 @@ impl Host {
                 cancelled = true;
                 let commands = driver.feed(&mut sched, &mut observer, Event::Cancel);
                 driver.dispatch(commands);
+                driver.look_up(&mut observer);
                 if let Some(o) = &mut observer {
                     o.step(&mut sched);
                 }
@@ -455,10 +511,12 @@ impl Host {
             // there, sleep until a worker says the run needs its driver (see `RunShared`), or
             // at most CANCEL_POLL.
             let mut ended = 0;
-            while let Ok(ev) = rx.try_recv() {
+            // Answers from the cache first (they need no worker), then the workers' results.
+            while let Some(ev) = driver.cached.answers.pop_front().or_else(|| rx.try_recv().ok()) {
                 ended += 1;
                 let commands = driver.feed(&mut sched, &mut observer, ev);
                 driver.dispatch(commands);
+                driver.look_up(&mut observer);
                 // A cancel is acted on between two events, not after a whole batch: a batch
                 // can hold thousands of results, and one of them a large graph to compile.
                 if driver.result.is_some()
