@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     Run(cli::run::RunArgs),
     Describe(cli::describe::DescribeArgs),
+    Executions(cli::executions::ExecutionsArgs),
+    Show(cli::show::ShowArgs),
+    Logs(cli::logs::LogsArgs),
+    Cache(cli::cache::CacheArgs),
     Recover(cli::again::RecoverArgs),
     Relaunch(cli::again::RelaunchArgs),
 }
@@ -35,6 +39,10 @@ fn main() {
         match Cli::parse_from(argv).command {
             Command::Run(a) => cli::run::run(a),
             Command::Describe(a) => cli::describe::describe(a),
+            Command::Executions(a) => cli::executions::executions(a),
+            Command::Show(a) => cli::show::show(a),
+            Command::Logs(a) => cli::logs::logs(a),
+            Command::Cache(a) => cli::cache::cache(a),
             Command::Recover(a) => cli::again::recover(a),
             Command::Relaunch(a) => cli::again::relaunch(a),
         }

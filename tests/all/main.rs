@@ -10,3 +10,4 @@ mod guests;
 mod hostile;
 mod seed;
 mod semantics;
+mod store_cli;

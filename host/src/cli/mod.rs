@@ -2,9 +2,14 @@
 
 pub mod again;
 pub mod build;
+pub mod cache;
 pub mod describe;
 pub mod execute;
+pub mod executions;
+pub mod logs;
 pub mod run;
+pub mod show;
+pub mod store;
 
 /// Prints `text` and a newline to stdout. A reader that went away (`sandflow run .. | head`)
 /// is not an error of the run: the output is simply not wanted any more.

@@ -1,0 +1,366 @@
+//! `sandflow show <id>`: one recorded execution: its inputs, output, status, error, task
+//! counts, child executions, and its tree as `sandflow run --tree` prints it, rebuilt from
+//! the store's node records. `--json` for scripts.
+
+use super::executions::{duration, summary_json};
+use super::store::{
+    descendants, fmt_us, inputs_json, interfaces, local_time, natural_cmp, open_store, value_json,
+};
+use clap::Args;
+use sandflow_contract::Type;
+use sandflow_host::scheduler::{render_tree, TreeNode};
+use sandflow_host::store::{
+    AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord, NodeStatus,
+    SqliteStore, StoreRead,
+};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Args)]
+/// Show a recorded execution: inputs, output, status, error, child executions and its tree
+pub struct ShowArgs {
+    /// The execution id, or a prefix of it that no other id has
+    id: String,
+    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// One JSON object with everything, nodes as a flat list
+    #[arg(long)]
+    json: bool,
+    /// Map elements listed per map in the tree (failed ones are always listed)
+    #[arg(long, default_value_t = 8)]
+    map_elements: usize,
+}
+
+/// A node of the execution or of one of its child executions (`exec` 0 is the execution
+/// itself, `k` its `k`-th child execution in start order).
+struct Node {
+    exec: usize,
+    record: NodeRecord,
+}
+
+pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
+    let store = open_store(args.db)?;
+    let exec = store.execution(&args.id)?;
+    let s = &exec.summary;
+    let ifaces = interfaces(&store, &s.module)?;
+    let iface = ifaces.get(&s.entity).map(|e| &e.interface);
+    let inputs = inputs_json(&exec.inputs, iface);
+    let output = exec
+        .output
+        .as_ref()
+        .map(|v| value_json(v, iface.and_then(|i| i.output.as_ref())));
+    let below = descendants(&store, &s.id)?;
+    let mut nodes: Vec<Node> = Vec::new();
+    for (exec, id) in std::iter::once(&s.id)
+        .chain(below.iter().map(|c| &c.id))
+        .enumerate()
+    {
+        nodes.extend(
+            store
+                .nodes(id)?
+                .into_iter()
+                .map(|record| Node { exec, record }),
+        );
+    }
+    nodes.sort_by(|a, b| natural_cmp(&a.record.path, &b.record.path));
+    if args.json {
+        let mut all = summary_json(s);
+        let execs: Vec<&ExecutionSummary> = std::iter::once(s).chain(&below).collect();
+        all["inputs"] = inputs;
+        all["output"] = output.unwrap_or(Json::Null);
+        all["children"] = Json::Array(below.iter().map(summary_json).collect());
+        all["nodes"] = Json::Array(
+            nodes
+                .iter()
+                .map(|n| node_json(n, execs[n.exec], &ifaces))
+                .collect(),
+        );
+        super::print_stdout(&serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    let failures = failed_attempts(&store, s, &below)?;
+    let mut text = vec![
+        format!("execution  {}", s.id),
+        format!("entity     {}", s.entity),
+        format!("status     {}", s.status),
+        format!("started    {}", local_time(s.started_ms)),
+        format!("duration   {}", duration(s)),
+    ];
+    if let Some(p) = &s.parent {
+        text.push(format!("parent     {p} (root {})", s.root));
+    }
+    if let Some(r) = &s.recovered_from {
+        text.push(format!("recovers   {r}"));
+    }
+    if let Some(e) = &s.error {
+        text.push(format!("error      {e}"));
+    }
+    let c = &s.counts;
+    text.push(format!(
+        "tasks      {} ({} succeeded, {} running, {} failed, {} cached)",
+        c.total, c.succeeded, c.running, c.failed, c.cached
+    ));
+    text.push(format!("inputs     {}", serde_json::to_string(&inputs)?));
+    if let Some(o) = &output {
+        text.push(format!("output     {}", serde_json::to_string(o)?));
+    }
+    if !below.is_empty() {
+        text.push(format!("child executions ({})", below.len()));
+        for (k, b) in below.iter().enumerate() {
+            let via = match &b.parent {
+                Some(p) if p != &s.id => format!("  (called by {p})"),
+                _ => String::new(),
+            };
+            text.push(format!(
+                "  #{:<3} {}  {:<24} {:<11} {:>8}{via}",
+                k + 1,
+                b.id,
+                b.entity,
+                b.status,
+                duration(b)
+            ));
+        }
+    }
+    let mut out = text.join("\n");
+    out.push('\n');
+    match build_tree(s, &nodes, &failures, args.map_elements) {
+        Some(tree) => {
+            out.push_str("tree\n");
+            out.push_str(&render_tree(&tree));
+        }
+        None => out.push_str("tree       (no nodes recorded)\n"),
+    }
+    super::print_stdout(out.trim_end());
+    Ok(0)
+}
+
+/// The output type of a node: its entity's, a list of them for a map node.
+fn output_type(n: &NodeRecord, ifaces: &HashMap<String, EntityRecord>) -> Option<Type> {
+    let t = ifaces.get(&n.entity)?.interface.output.clone()?;
+    Some(if n.kind == "map" {
+        Type::List(Box::new(t))
+    } else {
+        t
+    })
+}
+
+fn node_json(n: &Node, exec: &ExecutionSummary, ifaces: &HashMap<String, EntityRecord>) -> Json {
+    let r = &n.record;
+    let ty = output_type(r, ifaces);
+    json!({
+        "path": r.path,
+        "execution": exec.id.as_str(),
+        "entity": r.entity,
+        "kind": r.kind,
+        "status": r.status.as_str(),
+        "attempts": r.attempts,
+        "cached": r.cached,
+        "start_us": r.start_us,
+        "end_us": r.end_us,
+        "output": r.output.as_ref().map(|v| value_json(v, ty.as_ref())),
+    })
+}
+
+/// Failed attempts by (execution, node key), oldest first: the tree lists their messages.
+fn failed_attempts(
+    store: &SqliteStore,
+    s: &ExecutionSummary,
+    below: &[ExecutionSummary],
+) -> anyhow::Result<HashMap<(usize, u64), Vec<AttemptRecord>>> {
+    let mut out: HashMap<(usize, u64), Vec<AttemptRecord>> = HashMap::new();
+    for (exec, id) in std::iter::once(&s.id)
+        .chain(below.iter().map(|c| &c.id))
+        .enumerate()
+    {
+        for a in store.logs(id, None)? {
+            if a.record.outcome != AttemptOutcome::Ok {
+                out.entry((exec, a.record.node)).or_default().push(a.record);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The tree of `nodes` (sorted by path): a node's parent is the node whose path is the
+/// longest prefix of its own that ends where a path segment or a map index starts. Nodes
+/// with no parent are the roots; more than one (a child execution shown alone holds the
+/// nodes under its launch plan node, not that node) hang under one made for the execution.
+fn build_tree(
+    s: &ExecutionSummary,
+    nodes: &[Node],
+    failures: &HashMap<(usize, u64), Vec<AttemptRecord>>,
+    max_map_elements: usize,
+) -> Option<TreeNode> {
+    let by_path: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, n)| (n.record.path.as_str(), i))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut parents: Vec<Option<usize>> = vec![None; nodes.len()];
+    let mut roots = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let path = n.record.path.as_str();
+        let parent = path
+            .char_indices()
+            .rev()
+            .filter(|&(at, c)| at > 0 && (c == '/' || c == '['))
+            .find_map(|(at, _)| by_path.get(&path[..at]).copied())
+            .filter(|&p| p != i);
+        parents[i] = parent;
+        match parent {
+            Some(p) => children[p].push(i),
+            None => roots.push(i),
+        }
+    }
+    // Siblings in their graph's order (the ordinal or map index ending their name), as
+    // `run --tree` lists them.
+    for (p, kids) in children.iter_mut().enumerate() {
+        let parent = nodes[p].record.path.as_str();
+        kids.sort_by_cached_key(|&k| {
+            let name = &nodes[k].record.path[parent.len()..];
+            (ordinal(name), nodes[k].record.path.clone())
+        });
+    }
+    // The launch plan node that started each child execution: the parent of its first node.
+    let mut started: HashMap<usize, u32> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if let Some(p) = parents[i].filter(|&p| nodes[p].exec != n.exec) {
+            started.entry(p).or_insert(n.exec as u32);
+        }
+    }
+    let ctx = Ctx {
+        nodes,
+        children: &children,
+        started: &started,
+        failures,
+        max_map_elements,
+    };
+    match roots.as_slice() {
+        [] => None,
+        [one] => Some(ctx.tree(*one, "")),
+        many => {
+            // The common parent path of the roots names the execution's place in its root's
+            // tree.
+            let first = nodes[many[0]].record.path.as_str();
+            let at = first.rfind('/').unwrap_or(0);
+            let kids: Vec<TreeNode> = many.iter().map(|&r| ctx.tree(r, &first[..at])).collect();
+            let mut span = None;
+            for k in &kids {
+                span = merge(span, k.start_us.zip(k.end_us));
+            }
+            Some(TreeNode {
+                name: if at == 0 {
+                    s.entity.clone()
+                } else {
+                    first[..at].to_string()
+                },
+                path: first[..at].to_string(),
+                entity: s.entity.clone(),
+                kind: "execution".into(),
+                state: s.status.as_str().to_uppercase(),
+                attempts: 0,
+                failed_attempts: Vec::new(),
+                execution: None,
+                start_us: span.map(|(a, _)| a),
+                end_us: span.map(|(_, b)| b),
+                children: kids,
+                elided: 0,
+                cached: false,
+                recovered: false,
+                stdout: None,
+                stderr: None,
+                logs_dropped: 0,
+                earlier_attempts: Vec::new(),
+            })
+        }
+    }
+}
+
+struct Ctx<'a> {
+    nodes: &'a [Node],
+    children: &'a [Vec<usize>],
+    started: &'a HashMap<usize, u32>,
+    failures: &'a HashMap<(usize, u64), Vec<AttemptRecord>>,
+    max_map_elements: usize,
+}
+
+impl Ctx<'_> {
+    fn tree(&self, i: usize, parent_path: &str) -> TreeNode {
+        let n = &self.nodes[i];
+        let r = &n.record;
+        let mut name = r
+            .path
+            .strip_prefix(parent_path)
+            .unwrap_or(&r.path)
+            .trim_start_matches('/')
+            .to_string();
+        if r.cached {
+            name.push_str(" (cached)");
+        }
+        let mut kids = Vec::new();
+        let mut elided = 0;
+        let mut span = r.start_us.zip(r.end_us);
+        for (k, &c) in self.children[i].iter().enumerate() {
+            let failed = self.nodes[c].record.status == NodeStatus::Failed;
+            if r.kind == "map" && k >= self.max_map_elements && !failed {
+                elided += 1;
+                let cr = &self.nodes[c].record;
+                span = merge(span, cr.start_us.zip(cr.end_us));
+                continue;
+            }
+            let t = self.tree(c, &r.path);
+            span = merge(span, t.start_us.zip(t.end_us));
+            kids.push(t);
+        }
+        TreeNode {
+            name,
+            path: r.path.clone(),
+            entity: r.entity.clone(),
+            kind: r.kind.clone(),
+            state: r.status.as_str().to_uppercase(),
+            attempts: r.attempts,
+            failed_attempts: self
+                .failures
+                .get(&(n.exec, r.key))
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let dur = fmt_us(a.end_us.saturating_sub(a.start_us));
+                    let msg = a.message.as_deref().unwrap_or(a.outcome.as_str());
+                    format!("attempt {}: {msg} ({dur})", a.attempt)
+                })
+                .collect(),
+            execution: self.started.get(&i).copied(),
+            start_us: span.map(|(a, _)| a),
+            end_us: span.map(|(_, b)| b),
+            children: kids,
+            elided,
+            cached: r.cached,
+            recovered: false,
+            stdout: None,
+            stderr: None,
+            logs_dropped: 0,
+            earlier_attempts: Vec::new(),
+        }
+    }
+}
+
+/// The number ending a node's name, `add[3]` -> 3, `[7]` -> 7; names without one last.
+fn ordinal(name: &str) -> u64 {
+    name.strip_suffix(']')
+        .and_then(|n| n.rsplit_once('['))
+        .and_then(|(_, i)| i.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+fn merge(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
