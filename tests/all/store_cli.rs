@@ -2,7 +2,7 @@
 //! the `sandflow` binary on a database these tests write through the store's API, and once
 //! end to end after a recorded `sandflow run`.
 
-use crate::guests::{repo, sandflow_command};
+use crate::guests::{module, repo, sandflow_command};
 use sandflow_contract::{Interface, Param, Type, Value};
 use sandflow_host::store::{
     AttemptOutcome, AttemptRecord, CacheRecord, EntityRecord, ExecStatus, ExecutionEnd,
@@ -187,12 +187,16 @@ fn attempt(
 /// old), nodes with attempts and logs, and three cache entries.
 fn fixture(db: &Path) -> Ids {
     let store = SqliteStore::open(db).expect("open the test store");
+    // Ids as long as the store makes them, chosen so that the prefixes the tests type are
+    // known: `zz` is shared by all, `zzr` is the root's alone.
+    let len = ExecutionId::generate().as_str().len();
+    let id = |c: &str| ExecutionId::from_string(format!("zz{c}{}", "0".repeat(len - 3)));
     let ids = Ids {
-        root: ExecutionId::generate(),
-        child: ExecutionId::generate(),
-        failed: ExecutionId::generate(),
-        dead: ExecutionId::generate(),
-        old: ExecutionId::generate(),
+        root: id("r"),
+        child: id("c"),
+        failed: id("f"),
+        dead: id("d"),
+        old: id("0"),
     };
     let now = now_ms();
     let list = Type::List(Box::new(Type::Int));
@@ -486,7 +490,7 @@ fn show_prints_an_execution_with_its_tree_and_child_executions() {
         tree[0]
     );
     assert!(line("add[0]").contains("attempts=2"), "{text}");
-    assert!(line("! attempt 1: boom (1.5ms)").starts_with("│"), "{text}");
+    assert!(line("! attempt 1 (1.5ms): boom").starts_with("│"), "{text}");
     assert!(line("add[1] (cached)").contains("SUCCEEDED"), "{text}");
     assert!(line("sq[2]").contains("map"), "{text}");
     assert!(
@@ -575,17 +579,9 @@ fn a_child_execution_is_shown_alone_with_its_own_nodes() {
 fn ids_are_taken_by_unique_prefix_and_unknown_or_ambiguous_ones_exit_2() {
     let (_dir, db) = temp_db();
     let ids = fixture(&db);
-    let all = [&ids.root, &ids.child, &ids.failed, &ids.dead, &ids.old];
     let r = ids.root.as_str();
-    // The shortest prefix of the root's id that no other id has.
-    let unique = (1..=r.len())
-        .map(|n| &r[..n])
-        .find(|p| all.iter().filter(|i| i.as_str().starts_with(p)).count() == 1)
-        .expect("ids differ");
-    assert!(ok(&db, &["show", unique]).contains(&format!("execution  {r}")));
-    // Ids made in the same second share their first characters.
-    let shared = &r[..1];
-    assert!(ids.child.as_str().starts_with(shared));
+    assert!(ok(&db, &["show", "zzr"]).contains(&format!("execution  {r}")));
+    let shared = "zz";
     let out = sf(&db, &["show", shared]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
@@ -696,4 +692,89 @@ fn cache_lists_and_clears_by_task() {
     assert_eq!(left.lines().count(), 2, "{left}");
     assert!(ok(&db, &["cache", "clear"]).starts_with("removed 1 cache entries"));
     assert!(ok(&db, &["cache", "list"]).starts_with("no cache entries"));
+}
+
+/// The id `sandflow run` printed: `(execution <id>)` on its first line.
+fn run_id(stderr: &str) -> String {
+    let at = stderr
+        .find("(execution ")
+        .unwrap_or_else(|| panic!("no execution id in {stderr}"));
+    stderr[at + "(execution ".len()..]
+        .split(')')
+        .next()
+        .expect("an id")
+        .to_string()
+}
+
+#[test]
+fn a_recorded_run_is_listed_shown_with_its_child_executions_and_its_logs_printed() {
+    let (_dir, db) = temp_db();
+    let m = module("nested_dynamics");
+    let run = |chunk: &str| {
+        let out = sandflow_command()
+            .args(["run", "--db"])
+            .arg(&db)
+            .arg(&m)
+            .args(["multi_wf", "--l", "[1,2,3,4,5,6]", "--chunk", chunk])
+            .output()
+            .expect("sandflow runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run("2");
+    assert_eq!(code, Some(0), "{err}");
+    let ok_id = run_id(&err);
+    let (code, err) = run("0");
+    assert_eq!(code, Some(1), "{err}");
+    let failed_id = run_id(&err);
+
+    let list = ok(&db, &["executions"]);
+    assert_eq!(
+        listed(&list),
+        [failed_id.as_str(), ok_id.as_str()],
+        "{list}"
+    );
+    assert!(
+        list.contains("failed") && list.contains("multi_wf"),
+        "{list}"
+    );
+    let all = listed(&ok(&db, &["executions", "--all"]));
+    assert_eq!(all.len(), 2 + 6, "six child executions: {all:?}");
+
+    let text = ok(&db, &["show", &ok_id]);
+    assert!(text.contains("status     succeeded"), "{text}");
+    assert!(
+        text.contains(r#"inputs     {"l":[1,2,3,4,5,6],"chunk":2}"#),
+        "{text}"
+    );
+    assert!(text.contains("output     [4,5,6,7,8,9]"), "{text}");
+    assert!(text.contains("child executions (6)"), "{text}");
+    assert_eq!(text.matches("core_wf_lp[").count(), 6, "{text}");
+    assert!(text.contains("child execution #6"), "{text}");
+    // A child execution, shown alone: its own two tasks.
+    let child = all
+        .iter()
+        .find(|id| **id != ok_id && **id != failed_id)
+        .expect("a child execution");
+    let alone = ok(&db, &["show", child]);
+    assert!(alone.contains(&format!("parent     {ok_id}")), "{alone}");
+    assert!(
+        alone.contains("step1") && alone.contains("step2"),
+        "{alone}"
+    );
+    assert_eq!(alone.matches("core_wf_lp[").count(), 1, "{alone}");
+    assert!(!alone.contains("reduce"), "{alone}");
+
+    let show = ok(&db, &["show", &failed_id]);
+    assert!(show.contains("error      multi_wf/level1"), "{show}");
+    let logs = ok(&db, &["logs", &failed_id, "multi_wf/level1"]);
+    assert!(
+        logs.starts_with(
+            "[multi_wf/level1 attempt 1 stderr] panicked: chunk must be positive, got 0"
+        ),
+        "{logs}"
+    );
+    assert_eq!(ok(&db, &["logs", &failed_id]), logs);
 }

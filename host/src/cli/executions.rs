@@ -87,8 +87,16 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
         super::print_stdout(&format!("no executions in {}", store.path().display()));
         return Ok(0);
     }
+    // Ids are as wide as the store makes them; entities as the longest listed.
+    let id_w = rows.iter().map(|s| s.id.as_str().len()).max().unwrap_or(0);
+    let entity_w = rows
+        .iter()
+        .map(|s| s.entity.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     let mut text = vec![format!(
-        "{:<12}  {:<11}  {:<24}  {:<19}  {:>8}  {:<22}  PARENT",
+        "{:<id_w$}  {:<11}  {:<entity_w$}  {:<19}  {:>8}  {:<23}  PARENT",
         "ID", "STATUS", "ENTITY", "STARTED", "DURATION", "TASKS done/run/fail/hit"
     )];
     for s in &rows {
@@ -96,7 +104,7 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
         let tasks = format!("{}/{}/{}/{}", c.succeeded, c.running, c.failed, c.cached);
         text.push(
             format!(
-                "{:<12}  {:<11}  {:<24}  {:<19}  {:>8}  {:<22}  {}",
+                "{:<id_w$}  {:<11}  {:<entity_w$}  {:<19}  {:>8}  {:<23}  {}",
                 s.id,
                 s.status,
                 s.entity,

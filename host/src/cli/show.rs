@@ -95,7 +95,8 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         text.push(format!("recovers   {r}"));
     }
     if let Some(e) = &s.error {
-        text.push(format!("error      {e}"));
+        // A guest's error spans lines (backtrace, stderr tail): indented under the first.
+        text.push(format!("error      {}", e.replace('\n', "\n           ")));
     }
     let c = &s.counts;
     text.push(format!(
@@ -331,7 +332,7 @@ impl Ctx<'_> {
                 .map(|a| {
                     let dur = fmt_us(a.end_us.saturating_sub(a.start_us));
                     let msg = a.message.as_deref().unwrap_or(a.outcome.as_str());
-                    format!("attempt {}: {msg} ({dur})", a.attempt)
+                    format!("attempt {} ({dur}): {msg}", a.attempt)
                 })
                 .collect(),
             execution: self.started.get(&i).copied(),
