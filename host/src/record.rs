@@ -11,8 +11,9 @@ use crate::module::ModuleDecl;
 use crate::runner::RunObserver;
 use crate::scheduler::{Change, Event, Failure, NodeId, Origin, Scheduler, State};
 use crate::store::{
-    AttemptOutcome, AttemptRecord, CacheRecord, EntityRecord, ExecStatus, ExecutionEnd, ExecutionId,
-    ModuleRecord, NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError, WriteOp,
+    AttemptOutcome, AttemptRecord, CacheRecord, EntityRecord, ExecStatus, ExecutionEnd,
+    ExecutionId, ModuleRecord, NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError,
+    WriteOp,
 };
 use sandflow_contract::{codec, CallResult, EntityKind, Value};
 use std::sync::Arc;
@@ -183,8 +184,7 @@ impl Recorder {
                         }
                         _ => None,
                     };
-                    let (Some(cache_version), Ok(bytes)) = (version, codec::encode(&result))
-                    else {
+                    let (Some(cache_version), Ok(bytes)) = (version, codec::encode(&result)) else {
                         continue;
                     };
                     self.ops.push(WriteOp::CachePut(CacheRecord {

@@ -42,6 +42,7 @@ fn run(cache: &Path, guest: &str, args: &[&str]) -> Output {
         .arg(&m)
         .args(args)
         .env("SANDFLOW_CACHE_DIR", cache)
+        .env("SANDFLOW_DB", crate::guests::test_store())
         .output()
         .expect("sandflow runs")
 }

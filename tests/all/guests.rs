@@ -58,7 +58,15 @@ pub fn module_cache() -> CacheLocation {
 pub fn sandflow_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandflow"));
     cmd.env("SANDFLOW_CACHE_DIR", module_cache_dir());
+    // Runs record their executions: in the tests' own store, never the user's.
+    cmd.env("SANDFLOW_DB", test_store());
     cmd
+}
+
+/// The execution store of the CLI runs that give no `--db`: one file for the whole suite
+/// (runs share it as users' runs do), under the test target's temporary directory.
+pub fn test_store() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sandflow-tests.db")
 }
 
 pub fn host() -> &'static Host {

@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod durable;
 mod errors;
 mod guest_builds;
 mod guests;

@@ -58,10 +58,16 @@ fn check_cache_options(opts: &Options, args: &[Arg]) -> syn::Result<()> {
     let on = opts.cache.as_ref().is_some_and(|b| b.value);
     if !on {
         if let Some(v) = &opts.cache_version {
-            return Err(syn::Error::new_spanned(v, "cache_version needs `cache = true`"));
+            return Err(syn::Error::new_spanned(
+                v,
+                "cache_version needs `cache = true`",
+            ));
         }
         if let Some(i) = opts.cache_ignore.first() {
-            return Err(syn::Error::new_spanned(i, "cache_ignore needs `cache = true`"));
+            return Err(syn::Error::new_spanned(
+                i,
+                "cache_ignore needs `cache = true`",
+            ));
         }
     }
     for name in &opts.cache_ignore {

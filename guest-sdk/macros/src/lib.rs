@@ -149,19 +149,17 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                 }) => o.cache = Some(b.clone()),
                 other => return Err(syn::Error::new_spanned(other, "expected true or false")),
             },
-            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache_version") => {
-                match &nv.value {
-                    Expr::Lit(syn::ExprLit {
-                        lit: Lit::Str(s), ..
-                    }) => o.cache_version = Some(s.clone()),
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            "expected the cache version as a string, e.g. \"1\"",
-                        ))
-                    }
+            (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache_version") => match &nv.value {
+                Expr::Lit(syn::ExprLit {
+                    lit: Lit::Str(s), ..
+                }) => o.cache_version = Some(s.clone()),
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "expected the cache version as a string, e.g. \"1\"",
+                    ))
                 }
-            }
+            },
             (Kind::Task | Kind::Dynamic, Meta::NameValue(nv), "cache_ignore") => {
                 let Expr::Array(a) = &nv.value else {
                     return Err(syn::Error::new_spanned(

@@ -102,21 +102,23 @@ pub(super) fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The long options `RunArgs` declares, by name, and whether each takes a value: clap's own
 /// definition, so a new flag is declared once.
-fn declared_options() -> Vec<(String, bool)> {
-    RunArgs::augment_args(clap::Command::new("run"))
+fn declared_options<A: Args>() -> Vec<(String, bool)> {
+    A::augment_args(clap::Command::new("run"))
         .get_arguments()
         .filter_map(|a| Some((a.get_long()?.to_string(), a.get_action().takes_values())))
         .collect()
 }
 
-/// `sandflow run`'s arguments with the options given among the inputs moved before the module
+/// `sandflow run`'s (and `relaunch`'s) arguments with the options given among the inputs moved before the module
 /// (`run [options] <module> <entity> -- <inputs>`), so clap parses every option, wherever it
 /// stands, and `rest` holds only the inputs. Other commands' arguments are returned as they are.
 pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
-    if argv.get(1).is_none_or(|a| a != "run") {
-        return Ok(argv);
-    }
-    let known = declared_options();
+    // The commands that take `--<input> <json>` pairs after their positionals.
+    let (known, wanted) = match argv.get(1).and_then(|a| a.to_str()) {
+        Some("run") => (declared_options::<RunArgs>(), 2),
+        Some("relaunch") => (declared_options::<super::again::RelaunchArgs>(), 1),
+        _ => return Ok(argv),
+    };
     // What `token` is: a declared option with its value next (`Some(true)`), a declared
     // option complete in itself (`Some(false)`: a flag, or `--name=value`), or not one.
     let option = |token: &OsStr| {
@@ -134,7 +136,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     // The options before the module and the entity stay where they are (clap parses them);
     // the two positionals end that part.
     let mut positionals = 0;
-    while positionals < 2 {
+    while positionals < wanted {
         let Some(token) = it.next() else {
             return Ok(head);
         };
@@ -155,7 +157,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
         }
         head.push(token);
     }
-    let (positional_end, mut moved, mut inputs) = (head.len() - 2, Vec::new(), Vec::new());
+    let (positional_end, mut moved, mut inputs) = (head.len() - wanted, Vec::new(), Vec::new());
     while let Some(token) = it.next() {
         match option(&token) {
             Some(true) => {

@@ -33,6 +33,10 @@ pub struct ShowArgs {
     map_elements: usize,
 }
 
+/// Child executions listed by number in the text; the tree marks every launch plan node
+/// with its number anyway, and a nested run has thousands.
+const MAX_CHILDREN_LISTED: usize = 20;
+
 /// A node of the execution or of one of its child executions (`exec` 0 is the execution
 /// itself, `k` its `k`-th child execution in start order).
 struct Node {
@@ -65,6 +69,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         );
     }
     nodes.sort_by(|a, b| natural_cmp(&a.record.path, &b.record.path));
+    let below = in_tree_order(below, &mut nodes);
     if args.json {
         let mut all = summary_json(s);
         let execs: Vec<&ExecutionSummary> = std::iter::once(s).chain(&below).collect();
@@ -103,13 +108,16 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         "tasks      {} ({} succeeded, {} running, {} failed, {} cached)",
         c.total, c.succeeded, c.running, c.failed, c.cached
     ));
-    text.push(format!("inputs     {}", serde_json::to_string(&inputs)?));
+    text.push(format!(
+        "inputs     {}",
+        clip(serde_json::to_string(&inputs)?)
+    ));
     if let Some(o) = &output {
-        text.push(format!("output     {}", serde_json::to_string(o)?));
+        text.push(format!("output     {}", clip(serde_json::to_string(o)?)));
     }
     if !below.is_empty() {
         text.push(format!("child executions ({})", below.len()));
-        for (k, b) in below.iter().enumerate() {
+        for (k, b) in below.iter().enumerate().take(MAX_CHILDREN_LISTED) {
             let via = match &b.parent {
                 Some(p) if p != &s.id => format!("  (called by {p})"),
                 _ => String::new(),
@@ -124,6 +132,12 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
             ));
         }
     }
+    if below.len() > MAX_CHILDREN_LISTED {
+        text.push(format!(
+            "  … {} more (all of them: sandflow executions --all, or show --json)",
+            below.len() - MAX_CHILDREN_LISTED
+        ));
+    }
     let mut out = text.join("\n");
     out.push('\n');
     match build_tree(s, &nodes, &failures, args.map_elements) {
@@ -135,6 +149,40 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
     }
     super::print_stdout(out.trim_end());
     Ok(0)
+}
+
+/// Child executions numbered as their launch plan nodes come in the tree (the order of
+/// their first node's path), not as they started: many start in the same millisecond.
+/// Renumbers `nodes`' executions to match; executions without nodes come last.
+fn in_tree_order(below: Vec<ExecutionSummary>, nodes: &mut [Node]) -> Vec<ExecutionSummary> {
+    let mut first = vec![usize::MAX; below.len() + 1];
+    for (i, n) in nodes.iter().enumerate() {
+        first[n.exec] = first[n.exec].min(i);
+    }
+    let mut order: Vec<usize> = (1..=below.len()).collect();
+    order.sort_by_key(|&k| first[k]);
+    let mut renumber = vec![0; below.len() + 1];
+    for (new, &old) in order.iter().enumerate() {
+        renumber[old] = new + 1;
+    }
+    for n in nodes.iter_mut() {
+        n.exec = renumber[n.exec];
+    }
+    let mut slots: Vec<Option<ExecutionSummary>> = below.into_iter().map(Some).collect();
+    order.iter().filter_map(|&k| slots[k - 1].take()).collect()
+}
+
+/// A value's JSON on one line, cut for the terminal when long (`--json` has all of it).
+fn clip(text: String) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!(
+            "{}… ({} bytes in all; show --json prints everything)",
+            &text[..cut],
+            text.len()
+        ),
+        None => text,
+    }
 }
 
 /// The output type of a node: its entity's, a list of them for a map node.

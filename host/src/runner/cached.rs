@@ -3,8 +3,8 @@
 //! one run execute once: the first runs, the others wait for its result.
 
 use crate::scheduler::{Event, NodeId, Outcome, RunTask, Timing};
-use sandflow_contract::CallResult;
 use rustc_hash::FxHashMap;
+use sandflow_contract::CallResult;
 use std::collections::VecDeque;
 
 /// Cached attempts on their way: looked up, waiting for an identical one, or running.
@@ -31,7 +31,12 @@ pub(super) enum Lookup {
 impl CachedCalls {
     /// Looks `task` up: `hit` is what the cache has for its key (`None` when it has nothing,
     /// or the run overwrites the cache).
-    pub(super) fn look_up(&mut self, task: RunTask, hit: Option<CallResult>, now_us: u64) -> Lookup {
+    pub(super) fn look_up(
+        &mut self,
+        task: RunTask,
+        hit: Option<CallResult>,
+        now_us: u64,
+    ) -> Lookup {
         let Some(key) = task.cache_key else {
             return Lookup::Run(task);
         };

@@ -274,9 +274,7 @@ impl Driver<'_> {
     fn dispatch(&mut self, commands: Vec<Command>) {
         for c in commands {
             match c {
-                Command::Run(task) if task.cache_key.is_some() => {
-                    self.cached.to_look_up.push(task)
-                }
+                Command::Run(task) if task.cache_key.is_some() => self.cached.to_look_up.push(task),
                 Command::Run(task) => self.submit(task),
                 Command::Abort { node, .. } => {
                     if let Some(stop) = self.running.get(&node) {
@@ -512,7 +510,12 @@ impl Host {
             // at most CANCEL_POLL.
             let mut ended = 0;
             // Answers from the cache first (they need no worker), then the workers' results.
-            while let Some(ev) = driver.cached.answers.pop_front().or_else(|| rx.try_recv().ok()) {
+            while let Some(ev) = driver
+                .cached
+                .answers
+                .pop_front()
+                .or_else(|| rx.try_recv().ok())
+            {
                 ended += 1;
                 let commands = driver.feed(&mut sched, &mut observer, ev);
                 driver.dispatch(commands);

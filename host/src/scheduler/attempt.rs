@@ -42,7 +42,10 @@ impl Scheduler {
                 let keep = key.filter(|_| self.journaling()).map(|k| (k, r.clone()));
                 let answer = self.take_answer(id, r);
                 if let (Ok(()), Some((key, result))) = (&answer, keep) {
-                    if matches!(self.nodes[id as usize].state, State::Succeeded | State::Expanded) {
+                    if matches!(
+                        self.nodes[id as usize].state,
+                        State::Succeeded | State::Expanded
+                    ) {
                         self.note(Change::Cache {
                             node: id,
                             key,

@@ -30,7 +30,7 @@ fn journaled_seed(limit: usize) -> (Recovered, usize) {
                 Change::Graph { node, graph } => {
                     rec.graphs.insert(sched.node_key(node), graph.spec.clone());
                 }
-                Change::Attempt { .. } | Change::Execution { .. } => {}
+                Change::Attempt { .. } | Change::Execution { .. } | Change::Cache { .. } => {}
             }
         }
     };
