@@ -473,6 +473,7 @@ fn show_prints_an_execution_with_its_tree_and_child_executions() {
         "output     [5,7]".into(),
         "child executions (1)".into(),
         format!("#1   {c}  lp"),
+        "at wf/lp[3]".into(),
         "tree".into(),
     ] {
         assert!(text.contains(&want), "expected {want:?} in\n{text}");
@@ -751,7 +752,23 @@ fn a_recorded_run_is_listed_shown_with_its_child_executions_and_its_logs_printed
     );
     assert!(text.contains("output     [4,5,6,7,8,9]"), "{text}");
     assert!(text.contains("child executions (6)"), "{text}");
-    assert_eq!(text.matches("core_wf_lp[").count(), 6, "{text}");
+    let tree = text.split_once("\ntree\n").expect("a tree").1;
+    assert_eq!(tree.matches("core_wf_lp[").count(), 6, "{text}");
+    // Child executions are numbered in tree order, in the list and in the tree.
+    assert!(
+        text.contains("succeeded") && text.contains("at multi_wf/level1/level2[2]/core_wf_lp[1]"),
+        "{text}"
+    );
+    let first = text.lines().find(|l| l.contains("#1 ")).expect("#1 listed");
+    assert!(
+        first.ends_with("at multi_wf/level1/level2[0]/core_wf_lp[0]"),
+        "{text}"
+    );
+    let lp0 = tree
+        .lines()
+        .find(|l| l.contains("core_wf_lp[0]"))
+        .expect("a tree line");
+    assert!(lp0.ends_with("child execution #1"), "{text}");
     assert!(text.contains("child execution #6"), "{text}");
     // A child execution, shown alone: its own two tasks.
     let child = all

@@ -117,11 +117,19 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
     }
     if !below.is_empty() {
         text.push(format!("child executions ({})", below.len()));
+        // Where each was called: the path above its first node (its launch plan node's).
+        let mut at = vec![""; below.len() + 1];
+        for n in nodes.iter().rev() {
+            at[n.exec] = n.record.path.rsplit_once('/').map_or("", |(p, _)| p);
+        }
         for (k, b) in below.iter().enumerate().take(MAX_CHILDREN_LISTED) {
-            let via = match &b.parent {
-                Some(p) if p != &s.id => format!("  (called by {p})"),
-                _ => String::new(),
-            };
+            let mut via = String::new();
+            if !at[k + 1].is_empty() {
+                via.push_str(&format!("  at {}", at[k + 1]));
+            }
+            if let Some(p) = b.parent.as_ref().filter(|p| **p != s.id) {
+                via.push_str(&format!("  (called by {p})"));
+            }
             text.push(format!(
                 "  #{:<3} {}  {:<24} {:<11} {:>8}{via}",
                 k + 1,
@@ -411,5 +419,25 @@ fn merge(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<(u64, u64)> {
         (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary_and_say_so() {
+        assert_eq!(clip("[1,2]".into()), "[1,2]");
+        let long = format!("\"{}\"", "é".repeat(400));
+        let cut = clip(long.clone());
+        assert!(cut.starts_with(&long[..301]), "{cut}");
+        assert!(cut.ends_with(&format!(
+            "… ({} bytes in all; show --json prints everything)",
+            long.len()
+        )));
+        assert_eq!(ordinal("add[3]"), 3);
+        assert_eq!(ordinal("[7]"), 7);
+        assert_eq!(ordinal("reduce"), u64::MAX);
     }
 }
