@@ -196,6 +196,20 @@ fn ctrl_c_cancels_the_run_prints_the_tree_and_exits_130() {
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("cancelled"), "{err}");
     assert!(err.contains("spin") && err.contains("ABORTED"), "{err}");
+    // The store says so too, and names the command that finishes it.
+    let id = err
+        .split("(execution ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the run names its execution");
+    assert!(
+        err.contains(&format!("`sandflow recover {id}` finishes it")),
+        "{err}"
+    );
+    let out = sandflow(&["show", id, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(shown["status"], "cancelled", "{shown}");
 }
 
 #[test]

@@ -105,3 +105,44 @@ fn a_recovery_of_a_run_stopped_midway_runs_only_what_did_not_finish() {
         .count();
     assert_eq!(reused_ran_again, 0);
 }
+
+#[test]
+fn the_cache_key_changes_with_the_version_the_interface_and_the_inputs_it_does_not_ignore() {
+    use crate::scheduler::journal::cache_key;
+    use sandflow_contract::CacheConfig;
+    let t = task(
+        "t",
+        &[("x", Type::Int), ("note", Type::Str)],
+        Some(Type::Int),
+    );
+    let v1 = CacheConfig {
+        version: "1".into(),
+        ignore: vec!["note".into()],
+    };
+    let inputs = |x: i64, note: &str| vec![Value::Int(x), Value::Str(note.into())];
+    let key = cache_key(&t, &v1, &inputs(2, "a"));
+    assert_eq!(key, cache_key(&t, &v1, &inputs(2, "a")), "deterministic");
+    assert_eq!(key, cache_key(&t, &v1, &inputs(2, "b")), "an ignored input");
+    assert_ne!(key, cache_key(&t, &v1, &inputs(3, "a")), "another value");
+    let v2 = CacheConfig {
+        version: "2".into(),
+        ..v1.clone()
+    };
+    assert_ne!(key, cache_key(&t, &v2, &inputs(2, "a")), "a new version");
+    let wider = task(
+        "t",
+        &[("x", Type::Int), ("note", Type::Str)],
+        Some(Type::Float),
+    );
+    assert_ne!(
+        key,
+        cache_key(&wider, &v1, &inputs(2, "a")),
+        "another interface"
+    );
+    let other = task(
+        "u",
+        &[("x", Type::Int), ("note", Type::Str)],
+        Some(Type::Int),
+    );
+    assert_ne!(key, cache_key(&other, &v1, &inputs(2, "a")), "another task");
+}
