@@ -492,7 +492,11 @@ fn show_prints_an_execution_with_its_tree_and_child_executions() {
     );
     assert!(line("add[0]").contains("attempts=2"), "{text}");
     assert!(line("! attempt 1 (1.5ms): boom").starts_with("│"), "{text}");
-    assert!(line("add[1] (cached)").contains("SUCCEEDED"), "{text}");
+    let cached = line("add[1]");
+    assert!(
+        cached.contains("SUCCEEDED") && cached.ends_with("  cached"),
+        "{text}"
+    );
     assert!(line("sq[2]").contains("map"), "{text}");
     assert!(
         line("─ [2]").contains("task"),

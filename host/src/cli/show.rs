@@ -349,15 +349,13 @@ impl Ctx<'_> {
     fn tree(&self, i: usize, parent_path: &str) -> TreeNode {
         let n = &self.nodes[i];
         let r = &n.record;
-        let mut name = r
+        let name = r
             .path
             .strip_prefix(parent_path)
             .unwrap_or(&r.path)
             .trim_start_matches('/')
             .to_string();
-        if r.cached {
-            name.push_str(" (cached)");
-        }
+        // A cached node is marked by the renderer, from `cached`.
         let mut kids = Vec::new();
         let mut elided = 0;
         let mut span = r.start_us.zip(r.end_us);
