@@ -6,7 +6,8 @@
 //! a dynamic returned, and runs only what did not finish; a relaunch runs everything again,
 //! with some inputs replaced if given.
 
-use super::execute::{execute, store_path, Launch};
+use super::execute::{execute, Launch};
+use super::store::open_store;
 use super::run::{input_pairs, on_ctrl_c, start_host};
 use anyhow::{bail, Context};
 use clap::Args;
@@ -71,8 +72,7 @@ struct Recorded {
 }
 
 fn open(args: &AgainArgs) -> anyhow::Result<Recorded> {
-    let path = store_path(&args.db)?;
-    let store = Arc::new(SqliteStore::open(&path)?);
+    let store = Arc::new(open_store(args.db.clone())?);
     let mut execution = store.execution(&args.id)?;
     if let Some(parent) = &execution.summary.parent {
         // Node keys (what a recovery matches on) are the whole run's: run its top execution.

@@ -10,7 +10,7 @@ use sandflow_host::record::{module_record, Recorder};
 use sandflow_host::runner::{Host, RunControls};
 use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{render_tree, Failure, Options, Scheduler, TreeNode, TreeOptions};
-use sandflow_host::store::{ExecutionId, SqliteStore, Store};
+use sandflow_host::store::{ExecutionId, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,23 +28,13 @@ pub struct StoreArgs {
     pub no_store: bool,
 }
 
-/// The store's file: `--db`, else `$SANDFLOW_DB`, else the default under the XDG data dir.
-pub fn store_path(db: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match db {
-        Some(p) => Ok(p.clone()),
-        None => Ok(sandflow_host::store::default_path()?),
-    }
-}
-
 /// Opens the store a run records into (`None` with `--no-store`).
 pub fn open_for_run(args: &StoreArgs) -> anyhow::Result<Option<Arc<dyn Store>>> {
     if args.no_store {
         return Ok(None);
     }
-    let path = store_path(&args.db)?;
-    let store = SqliteStore::open(&path).with_context(|| {
-        "the execution store (give another with --db PATH, or run with --no-store)"
-    })?;
+    let store = super::store::open_store(args.db.clone())
+        .context("the execution store (give another with --db PATH, or run with --no-store)")?;
     Ok(Some(Arc::new(store)))
 }
 
