@@ -516,6 +516,21 @@ fn show_prints_an_execution_with_its_tree_and_child_executions() {
 
     let elided = ok(&db, &["show", r, "--map-elements", "1"]);
     assert!(elided.contains("… 2 more elements"), "{elided}");
+
+    // One level below the top: each cut says how many nodes it hides.
+    let cut = ok(&db, &["show", r, "--depth", "1"]);
+    let cut = cut.split_once("\ntree\n").expect("a tree").1;
+    assert_eq!(
+        cut.lines().count(),
+        1 + 4 + 1 + 2,
+        "the top, its nodes, a failed attempt, two cuts: {cut}"
+    );
+    assert!(cut.contains("│  └─ … 3 nodes below (--depth)"), "{cut}");
+    assert!(cut.contains("   └─ … 1 node below (--depth)"), "{cut}");
+    let top = ok(&db, &["show", r, "--depth", "0"]);
+    let top = top.split_once("\ntree\n").expect("a tree").1;
+    assert_eq!(top.lines().count(), 2, "{top}");
+    assert!(top.contains("└─ … 8 nodes below (--depth)"), "{top}");
 }
 
 #[test]

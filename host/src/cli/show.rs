@@ -31,6 +31,9 @@ pub struct ShowArgs {
     /// Map elements listed per map in the tree (failed ones are always listed)
     #[arg(long, default_value_t = 8)]
     map_elements: usize,
+    /// Levels of the tree shown below its top (a line says how many nodes each cut hides)
+    #[arg(long)]
+    depth: Option<usize>,
 }
 
 /// Child executions listed by number in the text; the tree marks every launch plan node
@@ -148,7 +151,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
     }
     let mut out = text.join("\n");
     out.push('\n');
-    match build_tree(s, &nodes, &failures, args.map_elements) {
+    match build_tree(s, &nodes, &failures, (args.map_elements, args.depth)) {
         Some(tree) => {
             out.push_str("tree\n");
             out.push_str(&render_tree(&tree));
@@ -248,7 +251,7 @@ fn build_tree(
     s: &ExecutionSummary,
     nodes: &[Node],
     failures: &HashMap<(usize, u64), Vec<AttemptRecord>>,
-    max_map_elements: usize,
+    (max_map_elements, depth): (usize, Option<usize>),
 ) -> Option<TreeNode> {
     let by_path: HashMap<&str, usize> = nodes
         .iter()
@@ -295,44 +298,38 @@ fn build_tree(
         started: &started,
         failures,
         max_map_elements,
+        depth: depth.unwrap_or(usize::MAX),
     };
     match roots.as_slice() {
         [] => None,
-        [one] => Some(ctx.tree(*one, "")),
+        [one] => Some(ctx.tree(*one, "", 0)),
         many => {
             // The common parent path of the roots names the execution's place in its root's
             // tree.
             let first = nodes[many[0]].record.path.as_str();
             let at = first.rfind('/').unwrap_or(0);
-            let kids: Vec<TreeNode> = many.iter().map(|&r| ctx.tree(r, &first[..at])).collect();
-            let mut span = None;
-            for k in &kids {
-                span = merge(span, k.start_us.zip(k.end_us));
-            }
-            Some(TreeNode {
-                name: if at == 0 {
+            let kids: Vec<TreeNode> = if ctx.depth == 0 {
+                let hidden = many.iter().map(|&r| 1 + ctx.below(r)).sum();
+                vec![hidden_marker(hidden)]
+            } else {
+                many.iter().map(|&r| ctx.tree(r, &first[..at], 1)).collect()
+            };
+            let span = many.iter().fold(None, |acc, &r| merge(acc, ctx.span(r)));
+            let mut root = blank(
+                if at == 0 {
                     s.entity.clone()
                 } else {
                     first[..at].to_string()
                 },
-                path: first[..at].to_string(),
-                entity: s.entity.clone(),
-                kind: "execution".into(),
-                state: s.status.as_str().to_uppercase(),
-                attempts: 0,
-                failed_attempts: Vec::new(),
-                execution: None,
-                start_us: span.map(|(a, _)| a),
-                end_us: span.map(|(_, b)| b),
-                children: kids,
-                elided: 0,
-                cached: false,
-                recovered: false,
-                stdout: None,
-                stderr: None,
-                logs_dropped: 0,
-                earlier_attempts: Vec::new(),
-            })
+                "execution",
+                s.status.as_str().to_uppercase(),
+            );
+            root.path = first[..at].to_string();
+            root.entity = s.entity.clone();
+            root.start_us = span.map(|(a, _)| a);
+            root.end_us = span.map(|(_, b)| b);
+            root.children = kids;
+            Some(root)
         }
     }
 }
@@ -343,10 +340,26 @@ struct Ctx<'a> {
     started: &'a HashMap<usize, u32>,
     failures: &'a HashMap<(usize, u64), Vec<AttemptRecord>>,
     max_map_elements: usize,
+    /// Levels shown below the top.
+    depth: usize,
 }
 
 impl Ctx<'_> {
-    fn tree(&self, i: usize, parent_path: &str) -> TreeNode {
+    /// When node `i` and everything under it ran.
+    fn span(&self, i: usize) -> Option<(u64, u64)> {
+        let r = &self.nodes[i].record;
+        let own = r.start_us.zip(r.end_us);
+        self.children[i]
+            .iter()
+            .fold(own, |acc, &c| merge(acc, self.span(c)))
+    }
+
+    /// How many nodes are under node `i`.
+    fn below(&self, i: usize) -> usize {
+        self.children[i].iter().map(|&c| 1 + self.below(c)).sum()
+    }
+
+    fn tree(&self, i: usize, parent_path: &str, level: usize) -> TreeNode {
         let n = &self.nodes[i];
         let r = &n.record;
         let name = r
@@ -360,16 +373,22 @@ impl Ctx<'_> {
         let mut elided = 0;
         let mut span = r.start_us.zip(r.end_us);
         for (k, &c) in self.children[i].iter().enumerate() {
+            if level >= self.depth {
+                span = merge(span, self.span(c));
+                continue;
+            }
             let failed = self.nodes[c].record.status == NodeStatus::Failed;
             if r.kind == "map" && k >= self.max_map_elements && !failed {
                 elided += 1;
-                let cr = &self.nodes[c].record;
-                span = merge(span, cr.start_us.zip(cr.end_us));
+                span = merge(span, self.span(c));
                 continue;
             }
-            let t = self.tree(c, &r.path);
+            let t = self.tree(c, &r.path, level + 1);
             span = merge(span, t.start_us.zip(t.end_us));
             kids.push(t);
+        }
+        if level >= self.depth && !self.children[i].is_empty() {
+            kids.push(hidden_marker(self.below(i)));
         }
         TreeNode {
             name,
@@ -402,6 +421,40 @@ impl Ctx<'_> {
             earlier_attempts: Vec::new(),
         }
     }
+}
+
+/// A line of the tree that is no node: the execution above a child execution's nodes, or
+/// where `--depth` cut the tree.
+fn blank(name: String, kind: &str, state: String) -> TreeNode {
+    TreeNode {
+        name,
+        path: String::new(),
+        entity: String::new(),
+        kind: kind.to_string(),
+        state,
+        attempts: 0,
+        failed_attempts: Vec::new(),
+        execution: None,
+        start_us: None,
+        end_us: None,
+        children: Vec::new(),
+        elided: 0,
+        cached: false,
+        recovered: false,
+        stdout: None,
+        stderr: None,
+        logs_dropped: 0,
+        earlier_attempts: Vec::new(),
+    }
+}
+
+fn hidden_marker(nodes: usize) -> TreeNode {
+    let s = if nodes == 1 { "" } else { "s" };
+    blank(
+        format!("… {nodes} node{s} below (--depth)"),
+        "",
+        String::new(),
+    )
 }
 
 /// The number ending a node's name, `add[3]` -> 3, `[7]` -> 7; names without one last.
