@@ -814,3 +814,30 @@ fn a_recorded_run_is_listed_shown_with_its_child_executions_and_its_logs_printed
     );
     assert_eq!(ok(&db, &["logs", &failed_id]), logs);
 }
+
+#[test]
+fn reading_a_store_that_does_not_exist_is_an_error_and_creates_nothing() {
+    let (dir, _) = temp_db();
+    let missing = dir.path().join("typo.db");
+    for args in [
+        &["executions"][..],
+        &["show", "zzr"],
+        &["logs", "zzr"],
+        &["cache", "list"],
+        &["cache", "clear"],
+        &["executions", "prune", "--older-than", "1d"],
+    ] {
+        let out = sf(&missing, args);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "no execution store at {}: nothing was recorded there",
+                missing.display()
+            )),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -1,7 +1,7 @@
 //! `sandflow cache list [--task NAME]` and `sandflow cache clear [--task NAME]`: the task
 //! cache in the execution store.
 
-use super::store::{local_time, open_store};
+use super::store::{local_time, open_existing_store};
 use clap::{Args, Subcommand};
 use sandflow_host::store::{StoreRead, StoreWrite};
 use serde_json::{json, Value as Json};
@@ -57,7 +57,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let entries = store.cache_list(args.task.as_deref())?;
     if args.json {
         let all: Vec<Json> = entries
@@ -108,7 +108,7 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
 }
 
 fn clear(args: ClearArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let n = store.cache_clear(args.task.as_deref())?;
     let of = args
         .task

@@ -1,7 +1,7 @@
 //! `sandflow executions`: the recorded executions, newest first; `sandflow executions prune
 //! --older-than 7d`: removes old ones.
 
-use super::store::{fmt_ms, local_time, open_store, parse_age};
+use super::store::{fmt_ms, local_time, open_existing_store, parse_age};
 use clap::{Args, Subcommand};
 use sandflow_host::store::{ExecStatus, ExecutionFilter, ExecutionSummary, StoreRead, StoreWrite};
 use serde_json::{json, Value as Json};
@@ -71,7 +71,7 @@ pub fn executions(args: ExecutionsArgs) -> anyhow::Result<u8> {
 }
 
 fn list(args: ListArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let rows = store.executions(&ExecutionFilter {
         status: args.status,
         entity: args.entity,
@@ -155,7 +155,7 @@ pub fn summary_json(s: &ExecutionSummary) -> Json {
 }
 
 fn prune(args: PruneArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let r = store.prune(args.older_than)?;
     super::print_stdout(&format!(
         "removed {} executions ({} nodes, {} attempts, {} logs), {} values, {} graphs, {} modules from {}",

@@ -2,7 +2,7 @@
 //! stdout and stderr, every line prefixed with where it came from, as `sandflow run --logs`
 //! prints it: `[<path> attempt N stdout] line`.
 
-use super::store::{descendants, natural_cmp, open_store};
+use super::store::{descendants, natural_cmp, open_existing_store};
 use clap::Args;
 use sandflow_host::store::{AttemptLog, StoreError, StoreRead};
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub struct LogsArgs {
 }
 
 pub fn logs(args: LogsArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let id = store.execution(&args.id)?.summary.id;
     // The nodes of the child executions (launch plan calls) are part of the execution's tree,
     // as `show` prints it, so their attempts are printed too.

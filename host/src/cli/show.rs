@@ -4,7 +4,8 @@
 
 use super::executions::{duration, summary_json};
 use super::store::{
-    descendants, fmt_us, inputs_json, interfaces, local_time, natural_cmp, open_store, value_json,
+    descendants, fmt_us, inputs_json, interfaces, local_time, natural_cmp, open_existing_store,
+    value_json,
 };
 use clap::Args;
 use sandflow_contract::Type;
@@ -48,7 +49,7 @@ struct Node {
 }
 
 pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
-    let store = open_store(args.db)?;
+    let store = open_existing_store(args.db)?;
     let exec = store.execution(&args.id)?;
     let s = &exec.summary;
     let ifaces = interfaces(&store, &s.module)?;

@@ -24,6 +24,23 @@ pub fn open_store(db: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
     Ok(SqliteStore::open(&path)?)
 }
 
+/// The store at `db` (or `$SANDFLOW_DB`, or the default path) that must exist already: the
+/// commands that read it (and prune it) never create one where a path was mistyped.
+pub fn open_existing_store(db: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
+    let path = match db {
+        Some(p) => p,
+        None => store::default_path()?,
+    };
+    if !path.exists() {
+        anyhow::bail!(
+            "no execution store at {}: nothing was recorded there (`sandflow run` records into \
+             it; --db or $SANDFLOW_DB name another)",
+            path.display()
+        );
+    }
+    open_store(Some(path))
+}
+
 /// `ms` since the Unix epoch as the local time, `2026-12-02 11:24:59`.
 pub fn local_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000) as libc::time_t;
