@@ -106,7 +106,7 @@ fn a_module_with_another_abi_version_is_rejected() {
             e,
             ModuleError::AbiVersion {
                 found: 99,
-                expected: 1,
+                expected: sandflow_contract::abi::ABI_VERSION,
                 ..
             }
         ),

@@ -919,15 +919,15 @@ fn a_module_without_memory_is_rejected() {
 fn a_wrong_abi_version_or_signature_is_rejected() {
     let wat = guest_wat("").replace(
         &format!("(result i32) i32.const {}", abi::ABI_VERSION),
-        "(result i32) i32.const 2",
+        "(result i32) i32.const 1",
     );
     let e = load_err(HOSTILE, &wat);
     assert!(
         matches!(
             e,
             ModuleError::AbiVersion {
-                found: 2,
-                expected: 1,
+                found: 1,
+                expected: abi::ABI_VERSION,
                 ..
             }
         ),
