@@ -7,8 +7,8 @@
 //! with some inputs replaced if given.
 
 use super::execute::{execute, Launch};
-use super::store::open_store;
 use super::run::{input_pairs, on_ctrl_c, start_host};
+use super::store::open_store;
 use anyhow::{bail, Context};
 use clap::Args;
 use sandflow_contract::Value;
