@@ -95,6 +95,24 @@ pub(crate) fn put_value(tx: &Transaction, st: &mut State, value: &Value) -> OpRe
     put_encoded(tx, st)
 }
 
+/// An execution's inputs or output as its row keeps them: the encoding itself when it is
+/// shorter than a hash (a child execution's `[42]`: one insert less per launch plan call),
+/// else the hash of the value stored once by [`put_value`]. The length tells them apart:
+/// a hash is always 32 bytes, an inline value fewer.
+pub(crate) fn put_small_inline(
+    tx: &Transaction,
+    st: &mut State,
+    value: &Value,
+) -> OpResult<Vec<u8>> {
+    st.buf.clear();
+    codec::encode_to(value, &mut st.buf).map_err(|e| format!("encoding a value: {e}"))?;
+    if st.buf.len() < 32 {
+        Ok(st.buf.clone())
+    } else {
+        Ok(put_encoded(tx, st)?.to_vec())
+    }
+}
+
 /// Stores the value encoded in `st.buf` by its hash.
 fn put_encoded(tx: &Transaction, st: &mut State) -> OpResult<Hash> {
     let hash: Hash = Sha256::digest(&st.buf).into();
@@ -143,7 +161,7 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
             }
         }
         WriteOp::StartExecution(x) => {
-            let inputs = put_value(tx, st, &x.inputs)?;
+            let inputs = put_small_inline(tx, st, &x.inputs)?;
             tx.prepare_cached(
                 "INSERT INTO executions (id, parent, root, entity, module, inputs, status, \
                  started_ms, owner_host, owner_boot, owner_pid, owner_start, recovered_from) \
@@ -300,7 +318,7 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
         }
         WriteOp::FinishExecution { execution, end } => {
             let output = match &end.output {
-                Some(v) => Some(put_value(tx, st, v)?),
+                Some(v) => Some(put_small_inline(tx, st, v)?),
                 None => None,
             };
             let changed = tx

@@ -208,6 +208,11 @@ impl SqliteStore {
     }
 
     fn value_at(&self, conn: &Connection, hash: &[u8], whose: &str) -> Result<Value, StoreError> {
+        if hash.len() < 32 {
+            // Kept in the row itself (see `ops::put_small_inline`).
+            return codec::decode(hash)
+                .map_err(|e| corrupt(&self.path, format!("{whose} does not decode: {e}")));
+        }
         let bytes: Option<Vec<u8>> = conn
             .prepare_cached("SELECT bytes FROM value_bytes WHERE hash = ?1")
             .and_then(|mut s| s.query_row([hash], |r| r.get(0)).optional())
