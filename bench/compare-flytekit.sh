@@ -7,6 +7,8 @@
 #   bench/compare-flytekit.sh            all sizes (flytekit alone takes about a minute)
 #   bench/compare-flytekit.sh --quick    nested 1000/10 and mixed 10000/100 only
 #   --no-build                           use the existing release binary and modules as they are
+#   --no-store                           run sandflow with --no-store (record nothing); by default
+#                                        every run records into a fresh store under the bench dir
 #
 # Environment:
 #   SANDFLOW_BENCH_DIR              cache dir (venv, inputs, logs); default ~/.cache/sandflow-bench
@@ -16,6 +18,9 @@
 #   SANDFLOW_BENCH_RUNS             sandflow runs per size, the best is reported; default 5
 #   FLYTEKIT_VERSION                flytekit to install in the venv; default 1.16.31
 #   PYTHON                          interpreter for the venv; default python3.11, else python3
+#   SANDFLOW_BIN                    the sandflow binary to time; default target/release/sandflow
+#                                   (an A/B of two builds needs no rebuild in between)
+#   SANDFLOW_WASM_DIR               the example guests; default examples/target/wasm32-wasip1/release
 #
 # What is timed, on each side both ways, so each ratio compares like with like:
 #   run      flytekit: `multi_wf(...)` inside the Python process (interpreter start and
@@ -35,6 +40,7 @@ FLYTEKIT_VERSION=${FLYTEKIT_VERSION:-1.16.31}
 FLYTEKIT_TIMEOUT=${SANDFLOW_BENCH_FLYTEKIT_TIMEOUT:-900}
 RUNS=${SANDFLOW_BENCH_RUNS:-5}
 BUILD=1
+STORE_ARGS=()
 SIZES=${SANDFLOW_BENCH_SIZES:-"nested:1000:10 nested:10000:100 mixed:10000:100 mixed:100000:1000"}
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
@@ -42,6 +48,7 @@ for arg in "$@"; do
     case $arg in
         --quick) SIZES="nested:1000:10 mixed:10000:100" ;;
         --no-build) BUILD=0 ;;
+        --no-store) STORE_ARGS=(--no-store) ;;
         -h | --help) usage; exit 0 ;;
         *) echo "compare-flytekit: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -89,26 +96,30 @@ if [[ $BUILD -eq 1 ]]; then
     log "building the example guests (release, wasm32-wasip1)"
     (cd "$ROOT" && cargo build --release --target wasm32-wasip1 --manifest-path examples/Cargo.toml) >&2
 fi
-SANDFLOW=$ROOT/target/release/sandflow
-WASM_DIR=$ROOT/examples/target/wasm32-wasip1/release
+SANDFLOW=${SANDFLOW_BIN:-$ROOT/target/release/sandflow}
+WASM_DIR=${SANDFLOW_WASM_DIR:-$ROOT/examples/target/wasm32-wasip1/release}
 for f in "$SANDFLOW" "$WASM_DIR/nested_dynamics.wasm" "$WASM_DIR/mixed_parallelism.wasm"; do
     [[ -f $f ]] || die "missing $f after the build"
 done
 # Compiled modules are cached here, not in the user's ~/.cache/sandflow.
 export SANDFLOW_CACHE_DIR=$BENCH_DIR/sandflow-cache
+# With the store on (sandflow's default), runs record into a store of the bench's own, fresh
+# for each call of this script, never into the user's.
+export SANDFLOW_DB=$BENCH_DIR/sandflow.db
+rm -f "$SANDFLOW_DB" "$SANDFLOW_DB-wal" "$SANDFLOW_DB-shm"
 
 # Runs sandflow RUNS times on one input, checks every output, prints the best wall time.
 time_sandflow() { # module inputs n offset errlog
-    "$VPY" - "$SANDFLOW" "$@" "$RUNS" <<'PY'
+    "$VPY" - "$SANDFLOW" "$@" "$RUNS" ${STORE_ARGS[@]+"${STORE_ARGS[@]}"} <<'PY'
 import json, re, subprocess, sys, time
-sandflow, module, inputs, n, offset, errlog, runs = sys.argv[1:]
+sandflow, module, inputs, n, offset, errlog, runs, *extra = sys.argv[1:]
 n, offset, runs = int(n), int(offset), int(runs)
 want = [x + offset for x in range(n)]
 times, runs_ms = [], []
 with open(errlog, "w") as err:
     for i in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.run([sandflow, "run", module, "multi_wf", "--inputs", inputs],
+        p = subprocess.run([sandflow, "run", module, "multi_wf", "--inputs", inputs, *extra],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         dt = time.perf_counter() - t0
         err.write(p.stderr.decode(errors="replace"))
@@ -191,9 +202,9 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null) ]]; then COMMIT="$COMMIT (dirty)"; fi
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 "$VPY" - "$RESULTS" "$FLYTEKIT_VERSION" "$PY_VERSION" "$COMMIT" "$(nproc) x ${CPU:-unknown cpu}" \
-    "$FLYTEKIT_TIMEOUT" "$RUNS" <<'PY'
+    "$FLYTEKIT_TIMEOUT" "$RUNS" "$([[ ${#STORE_ARGS[@]} -eq 0 ]] && echo "store on" || echo "--no-store")" <<'PY'
 import datetime, sys
-results, fk_version, py_version, commit, cpu, timeout, runs = sys.argv[1:]
+results, fk_version, py_version, commit, cpu, timeout, runs, store = sys.argv[1:]
 rows = []
 def num(s):
     try:
@@ -231,7 +242,7 @@ for r in rows:
     print(line(r))
 print()
 print(f"flytekit {fk_version} local runner (Python {py_version}) vs sandflow {commit}, "
-      f"release build; {cpu}; {datetime.date.today().isoformat()}.")
+      f"release build ({store}); {cpu}; {datetime.date.today().isoformat()}.")
 print(f"flytekit: one run (timeout {timeout}s); run = `multi_wf(...)` timed in-process, process = "
       f"`python prog.py` spawn to exit. sandflow: best of {runs} runs (compiled-module cache warm "
       f"after the first); run = the time `sandflow run` reports, process = spawn to exit. "

@@ -9,7 +9,10 @@
 //! 2. the same kind of task through the whole engine: a map of `mappable` over 20 000 elements;
 //! 3. the seed's two programs at the sizes compared with flytekit;
 //! 4. a 1 000 000-element map, in a fresh process (`--only-map1m`) so its peak RSS is its own;
-//! 5. cold start: a whole `sandflow run` process, with and without the compiled-module cache.
+//! 5. cold start: a whole `sandflow run` process, with and without the compiled-module cache;
+//! 6. the execution store: whole `sandflow run` processes of nested 10 000/100 with the store on
+//!    (a fresh database each run) taking turns with `--no-store`, and the database's bytes per
+//!    task execution.
 //!
 //! Progress goes to stderr; the table and the machine to stdout.
 
@@ -42,6 +45,8 @@ const WARMUP_CALLS: usize = 2_000;
 const MAP_ELEMENTS: i64 = 20_000;
 const MAP1M_ELEMENTS: i64 = 1_000_000;
 const COLD_RUNS: usize = 20;
+/// Runs of each side of the store case (store on, `--no-store`), taking turns.
+const STORE_RUNS: usize = 7;
 /// What the child process prints for the parent to parse.
 const MAP1M_TAG: &str = "sandflow-bench-map1m";
 
@@ -75,6 +80,7 @@ fn main() -> anyhow::Result<()> {
     drop(host);
     map1m_rows(&mut table)?;
     cold_start_rows(&mut table, &cli, &guests.nested)?;
+    store_rows(&mut table, &cli, &guests.nested)?;
 
     println!("{}", machine(&load_before));
     println!();
@@ -242,6 +248,41 @@ fn cold_start_rows(table: &mut Table, cli: &Path, nested: &Path) -> anyhow::Resu
         format!("{:.1}", ms(cold)),
         "ms",
         format!("whole process, median of {COLD_RUNS}; Cranelift compiles the module every run"),
+    );
+    Ok(())
+}
+
+/// Case 6: what recording a run in the execution store costs, and what it writes.
+fn store_rows(table: &mut Table, cli: &Path, nested: &Path) -> anyhow::Result<()> {
+    let s = store_case(cli, nested)?;
+    let turns = format!("median of {STORE_RUNS}, taking turns with the other side");
+    for (side, run, wall) in [
+        ("store on (a fresh `--db` each run)", s.run_on, s.wall_on),
+        ("`--no-store`", s.run_off, s.wall_off),
+    ] {
+        table.row(
+            &format!("store: nested `multi_wf` 10 000/100, `sandflow run`, {side}: run"),
+            format!("{run:.1}"),
+            "ms",
+            format!("the run time the CLI reports on stderr; {turns}; output checked (x+3)"),
+        );
+        table.row(
+            &format!("store: same, {side}: whole process"),
+            format!("{wall:.1}"),
+            "ms",
+            format!("spawn to exit; {turns}"),
+        );
+    }
+    table.row(
+        "store: database bytes per task execution (nested 10 000/100)",
+        format!("{:.0}", s.bytes_per_task),
+        "bytes",
+        format!(
+            "the first run's database after `PRAGMA wal_checkpoint(TRUNCATE)`, {} bytes / \
+             {} task executions (the run's 10 000 child executions and the module included)",
+            int(s.db_bytes as i64),
+            int(s.tasks as i64)
+        ),
     );
     Ok(())
 }
@@ -485,6 +526,114 @@ fn cold_start(cli: &Path, nested: &Path) -> anyhow::Result<(Duration, Duration)>
     })();
     let _ = std::fs::remove_dir_all(&cache);
     result
+}
+
+/// Case 6: medians in ms, and the first store-on run's database.
+struct StoreCase {
+    run_on: f64,
+    wall_on: f64,
+    run_off: f64,
+    wall_off: f64,
+    db_bytes: u64,
+    tasks: u64,
+    bytes_per_task: f64,
+}
+
+fn store_case(cli: &Path, nested: &Path) -> anyhow::Result<StoreCase> {
+    eprintln!("[bench] the execution store ({STORE_RUNS} runs with it, {STORE_RUNS} without)");
+    let dir = std::env::temp_dir().join(format!("sandflow-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = (|| {
+        let list = |add: i64| {
+            let items: Vec<String> = (0..10_000i64).map(|x| (x + add).to_string()).collect();
+            format!("[{}]", items.join(","))
+        };
+        // In a file: 10 000 items are more than one argument may hold on some systems.
+        let inputs = dir.join("inputs.json");
+        std::fs::write(&inputs, format!("{{\"l\":{},\"chunk\":100}}", list(0)))?;
+        let expected = list(3);
+        // One run: the run time the CLI reports, the process's wall (both ms), task executions.
+        let run = |db: Option<&Path>| -> anyhow::Result<(f64, f64, u64)> {
+            let mut cmd = Command::new(cli);
+            cmd.arg("run")
+                .arg(nested)
+                .arg("multi_wf")
+                .arg("--inputs")
+                .arg(&inputs)
+                .env("SANDFLOW_CACHE_DIR", dir.join("cache"));
+            match db {
+                Some(db) => cmd.arg("--db").arg(db),
+                None => cmd.arg("--no-store"),
+            };
+            let t = Instant::now();
+            let out = cmd
+                .output()
+                .with_context(|| format!("running {}", cli.display()))?;
+            let wall = ms(t.elapsed());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            ensure!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == expected,
+                "`sandflow run` of nested 10 000/100 exited {} without the expected output: {stderr}",
+                out.status
+            );
+            let (run_ms, tasks) = reported_run(&stderr)?;
+            Ok((run_ms, wall, tasks))
+        };
+        run(None)?; // fills the compiled-module cache
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let mut first_db = None;
+        for i in 0..STORE_RUNS {
+            let db = dir.join(format!("run{i}.db"));
+            let (run_ms, wall, tasks) = run(Some(&db))?;
+            on.push((run_ms, wall));
+            if first_db.is_none() {
+                first_db = Some((checkpointed_size(&db)?, tasks));
+            }
+            let (run_ms, wall, _) = run(None)?;
+            off.push((run_ms, wall));
+        }
+        let (db_bytes, tasks) = first_db.context("the store case made no run")?;
+        let med = |xs: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| median(xs.iter().map(f).collect());
+        Ok(StoreCase {
+            run_on: med(&on, |x| x.0),
+            wall_on: med(&on, |x| x.1),
+            run_off: med(&off, |x| x.0),
+            wall_off: med(&off, |x| x.1),
+            db_bytes,
+            tasks,
+            bytes_per_task: db_bytes as f64 / tasks.max(1) as f64,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// "… succeeded in 201.3 ms (20102 task executions, …" from a run's stderr.
+fn reported_run(stderr: &str) -> anyhow::Result<(f64, u64)> {
+    let rest = stderr
+        .split_once("succeeded in ")
+        .with_context(|| format!("no `succeeded in` on stderr: {stderr}"))?
+        .1;
+    let mut words = rest.split_whitespace();
+    let run_ms = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .with_context(|| format!("no run time after `succeeded in`: {rest}"))?;
+    let tasks = words
+        .nth(1)
+        .and_then(|w| w.strip_prefix('('))
+        .and_then(|w| w.parse().ok())
+        .with_context(|| format!("no task executions after the run time: {rest}"))?;
+    Ok((run_ms, tasks))
+}
+
+/// The database's size once its write-ahead log is folded in.
+fn checkpointed_size(db: &Path) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .with_context(|| format!("checkpointing {}", db.display()))?;
+    drop(conn);
+    Ok(std::fs::metadata(db)?.len())
 }
 
 // ---- running and checking ----------------------------------------------------------------------

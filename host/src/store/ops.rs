@@ -207,12 +207,7 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
             tx.prepare_cached(
                 "INSERT INTO nodes (execution, key, path, entity, kind, status, attempts, output, \
                  output_inline, cached, start_us, end_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT (execution, key) DO UPDATE SET path = excluded.path, \
-                 entity = excluded.entity, kind = excluded.kind, status = excluded.status, \
-                 attempts = excluded.attempts, output = excluded.output, \
-                 output_inline = excluded.output_inline, cached = excluded.cached, \
-                 start_us = excluded.start_us, end_us = excluded.end_us",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .and_then(|mut s| {
                 s.execute(params![

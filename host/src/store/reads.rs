@@ -106,7 +106,8 @@ fn counts(conn: &Connection, path: &Path, seq: i64) -> Result<TaskCounts, StoreE
         "SELECT count(*), \
          coalesce(sum(status = 'succeeded'), 0), coalesce(sum(status = 'failed'), 0), \
          coalesce(sum(status = 'running'), 0), coalesce(sum(cached), 0) \
-         FROM nodes WHERE execution = ?1 AND (attempts > 0 OR cached)",
+         FROM nodes WHERE id IN (SELECT max(id) FROM nodes WHERE execution = ?1 GROUP BY key) \
+         AND (attempts > 0 OR cached)",
     )
     .and_then(|mut s| {
         s.query_row([seq], |r| {
@@ -289,7 +290,8 @@ impl StoreRead for SqliteStore {
                  coalesce(n.output, n.output_inline), coalesce(n.output_inline, v.bytes), \
                  n.cached, n.start_us, n.end_us FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \
-                 WHERE n.execution = ?1 ORDER BY n.path",
+                 WHERE n.id IN (SELECT max(id) FROM nodes WHERE execution = ?1 GROUP BY key) \
+                 ORDER BY n.path",
             )
             .map_err(err())?;
         let mut rows = stmt.query([seq]).map_err(err())?;
@@ -377,7 +379,8 @@ impl StoreRead for SqliteStore {
             .prepare_cached(
                 "SELECT n.path, a.node, a.attempt, a.start_us, a.end_us, a.outcome, a.message, \
                  a.worker, l.stdout, l.stderr FROM attempts a \
-                 JOIN nodes n ON n.execution = a.execution AND n.key = a.node \
+                 JOIN (SELECT key, max(path) AS path FROM nodes WHERE execution = ?1 \
+                 GROUP BY key) n ON n.key = a.node \
                  LEFT JOIN logs l ON l.execution = a.execution AND l.node = a.node \
                  AND l.attempt = a.attempt \
                  WHERE a.execution = ?1 AND (?2 IS NULL OR n.path = ?2) ORDER BY n.path, a.attempt",

@@ -8,6 +8,11 @@
 //! adds rows and writes an execution before its nodes, and `prune` deletes in order; a check
 //! per inserted row would cost the hot path for nothing.
 
+//! Node rows are appended, never updated: a node that expands and later ends has two rows, and
+//! readers take the last one per key. Node keys are hashes, in no order: a table keyed by them
+//! inserts all over its B-tree, and each commit rewrote most of its pages (a million-element
+//! map wrote gigabytes of WAL that way); appended rows fill pages in order.
+
 use super::StoreError;
 use rusqlite::Connection;
 use std::path::Path;
@@ -43,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_parent ON executions (parent);
     CREATE INDEX executions_root ON executions (root);
     CREATE TABLE nodes (
+        id INTEGER PRIMARY KEY,
         execution INTEGER NOT NULL,
         key INTEGER NOT NULL,
         path TEXT NOT NULL,
@@ -54,9 +60,9 @@ const MIGRATIONS: &[&str] = &[
         output_inline BLOB,
         cached INTEGER NOT NULL,
         start_us INTEGER,
-        end_us INTEGER,
-        PRIMARY KEY (execution, key)
-    ) WITHOUT ROWID;
+        end_us INTEGER
+    );
+    CREATE INDEX nodes_execution ON nodes (execution);
     CREATE TABLE attempts (
         execution INTEGER NOT NULL,
         node INTEGER NOT NULL,
