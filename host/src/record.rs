@@ -147,8 +147,7 @@ impl Recorder {
                     // A first attempt that answered and wrote nothing says no more than its
                     // node's row (attempts 1, its times): half the rows of a run of small
                     // tasks. Failures, retries and output are kept.
-                    if failure.is_none() && attempt == 1 && stdout.is_empty() && stderr.is_empty()
-                    {
+                    if failure.is_none() && attempt == 1 && stdout.is_empty() && stderr.is_empty() {
                         continue;
                     }
                     let execution = self.exec_id(sched.node_execution(node));
