@@ -166,7 +166,7 @@ pub fn recover(args: RecoverArgs) -> anyhow::Result<u8> {
         graphs: rec.store.graphs(&id)?,
     };
     eprintln!(
-        "sandflow: recovering {id} ({}): {} task results and {} dynamic graphs recorded",
+        "sandflow: recovering {id} ({}): {} node results and {} dynamic graphs recorded",
         rec.execution.summary.status,
         recovered.outputs.len(),
         recovered.graphs.len()

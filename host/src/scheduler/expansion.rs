@@ -209,6 +209,12 @@ impl Scheduler {
         let graph = scope.graph.clone();
         let depth = scope.depth;
         let id = scope.at(j);
+        // A node the recovered execution finished is not started at all: its recorded
+        // output stands for it and everything under it (a launch plan's child execution,
+        // a map's elements, a workflow's scope).
+        if self.opts.recovered.is_some() && self.reuse_output(id) {
+            return;
+        }
         let spec = &graph.spec.nodes[j as usize];
         let decl = self.decl.clone();
         let entity = self.nodes[id as usize].entity as usize;

@@ -52,8 +52,9 @@ pub enum Change {
     },
 }
 
-/// What an earlier run of the same entity on the same inputs finished: each succeeded task's
-/// output and each dynamic's graph, by node key. A run started with it reuses them instead of
+/// What an earlier run of the same entity on the same inputs finished: each succeeded node's
+/// output (a task's, and a workflow's, launch plan's, dynamic's or map's, which stands for
+/// everything under it) and each dynamic's graph, by node key. A run started with it reuses them instead of
 /// running those nodes again (see [`Options::recovered`](super::Options::recovered)).
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -239,6 +240,21 @@ impl Scheduler {
             Origin::Cached => (r, c + 1),
             Origin::Ran => (r, c),
         })
+    }
+
+    /// Node `id`, about to start: if the execution this run recovers recorded its output,
+    /// it succeeds with it (origin `recovered`) and nothing under it runs. Returns whether it
+    /// did.
+    pub(super) fn reuse_output(&mut self, id: NodeId) -> bool {
+        let Some(rec) = self.opts.recovered.clone() else {
+            return false;
+        };
+        let Some(out) = rec.outputs.get(&self.node_key(id)) else {
+            return false;
+        };
+        self.nodes[id as usize].origin = Origin::Recovered;
+        self.succeed_node(id, out.clone());
+        true
     }
 
     /// A task or dynamic about to be queued: if the execution this run recovers finished it,

@@ -59,7 +59,7 @@ pub trait StoreRead: Send + Sync {
     ) -> Result<Vec<AttemptLog>, StoreError>;
     fn module(&self, digest: &str) -> Result<Vec<u8>, StoreError>;
     fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError>;
-    /// Node key -> output of every succeeded task in the execution tree of `id` (its root
+    /// Node key -> output of every succeeded node in the execution tree of `id` (its root
     /// and every child execution under it), for recovery.
     fn succeeded_outputs(
         &self,

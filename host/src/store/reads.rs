@@ -485,7 +485,7 @@ impl StoreRead for SqliteStore {
                  LEFT JOIN value_bytes v ON v.hash = n.output \
                  WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
                  (SELECT root FROM executions WHERE seq = ?1)) \
-                 AND n.status = 'succeeded' AND n.kind = 'task'",
+                 AND n.status = 'succeeded'",
             )
             .and_then(|mut s| {
                 s.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?

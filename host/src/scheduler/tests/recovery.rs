@@ -5,8 +5,14 @@ use super::support::*;
 use crate::scheduler::{Change, Origin, Recovered, State};
 
 /// Runs the seed with the journal on, answering at most `limit` attempts (the rest are left
-/// unanswered, as in a run killed midway); returns what a store would have recorded.
+/// unanswered, as in a run killed midway); returns what a store would have recorded of its
+/// tasks.
 fn journaled_seed(limit: usize) -> (Recovered, usize) {
+    journaled_seed_keeping(limit, |kind| kind == "task")
+}
+
+/// [`journaled_seed`], keeping the outputs of the nodes of the kinds `keep` says.
+fn journaled_seed_keeping(limit: usize, keep: fn(&str) -> bool) -> (Recovered, usize) {
     let mut sched = Scheduler::new(
         module(seed()),
         "multi_wf",
@@ -23,7 +29,7 @@ fn journaled_seed(limit: usize) -> (Recovered, usize) {
             match c {
                 Change::Node { node, output } => {
                     let v = sched.node_view(node);
-                    if v.state == State::Succeeded && v.kind == "task" {
+                    if v.state == State::Succeeded && keep(v.kind) {
                         rec.outputs.insert(v.key, output);
                     }
                 }
@@ -145,4 +151,37 @@ fn the_cache_key_changes_with_the_version_the_interface_and_the_inputs_it_does_n
         Some(Type::Int),
     );
     assert_ne!(key, cache_key(&other, &v1, &inputs(2, "a")), "another task");
+}
+
+#[test]
+fn a_recorded_launch_plan_or_workflow_output_stands_for_everything_under_it() {
+    // Every node's output kept, as the store keeps them: a recovery of the whole run reuses
+    // its top node and starts nothing.
+    let (rec, _) = journaled_seed_keeping(usize::MAX, |_| true);
+    let opts = Options {
+        recovered: Some(Arc::new(rec)),
+        ..Options::default()
+    };
+    let p = play_seed((1..=6).collect(), 2, opts);
+    assert_eq!(p.value(), &ints([4, 5, 6, 7, 8, 9]));
+    assert!(p.runs.is_empty());
+    assert_eq!(p.sched.reused(), (1, 0), "the top node alone");
+    assert_eq!(
+        p.sched.child_executions(),
+        0,
+        "no launch plan started again"
+    );
+    // Stopped midway: finished launch plans are reused whole, not started again.
+    let (rec, _) = journaled_seed_keeping(12, |_| true);
+    let reused_plans = rec.outputs.len();
+    let opts = Options {
+        recovered: Some(Arc::new(rec)),
+        ..Options::default()
+    };
+    let p = play_seed((1..=6).collect(), 2, opts);
+    assert_eq!(p.value(), &ints([4, 5, 6, 7, 8, 9]));
+    assert!(
+        p.sched.child_executions() < 6,
+        "{reused_plans} outputs kept"
+    );
 }
