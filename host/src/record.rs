@@ -278,6 +278,12 @@ impl Recorder {
                 end,
             });
         }
+        if status == NodeStatus::Expanded && v.child_execution.is_some() {
+            // A launch plan call that started its child execution: that execution's own row
+            // says it runs; the node's row is written when it ends (one row, not two, for
+            // each of a run's thousands of launch plan calls).
+            return;
+        }
         let record = NodeRecord {
             key: v.key,
             path: v.path,
@@ -319,16 +325,24 @@ impl RunObserver for Recorder {
         self.drain(sched);
     }
 
-    fn cache_get(&mut self, key: &[u8; 32]) -> Option<CallResult> {
-        // The cache keeps the encoded call result (a task's output or a dynamic's graph). An
-        // entry that cannot be read is a miss: the task runs, and its result replaces it.
-        match self.store.cache_get(key) {
-            Ok(Some(entry)) => match entry.output {
-                Some(Value::Bytes(bytes)) => codec::decode::<CallResult>(&bytes).ok(),
-                _ => None,
-            },
-            _ => None,
+    fn cache_get_many(&mut self, keys: &[[u8; 32]]) -> Vec<Option<CallResult>> {
+        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+        match self.store.cache_get_many(&refs) {
+            Ok(entries) => entries
+                .into_iter()
+                .map(|e| e.and_then(cached_result))
+                .collect(),
+            // A cache that cannot be read is all misses: the tasks run.
+            Err(_) => vec![None; keys.len()],
         }
+    }
+
+    fn cache_get(&mut self, key: &[u8; 32]) -> Option<CallResult> {
+        self.store
+            .cache_get(key)
+            .ok()
+            .flatten()
+            .and_then(cached_result)
     }
 
     fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {
@@ -348,5 +362,15 @@ impl RunObserver for Recorder {
                 output,
             },
         });
+    }
+}
+
+/// A cache entry's call result: the cache keeps the encoded result (a task's output or a
+/// dynamic's graph). An entry that cannot be read is a miss: the task runs, and its result
+/// replaces it.
+fn cached_result(entry: crate::store::CacheEntry) -> Option<CallResult> {
+    match entry.output {
+        Some(Value::Bytes(bytes)) => codec::decode::<CallResult>(&bytes).ok(),
+        _ => None,
     }
 }

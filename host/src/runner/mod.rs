@@ -243,16 +243,25 @@ impl Driver<'_> {
     /// Looks up the cached tasks' attempts the last commands asked for: a hit is answered at
     /// once, an identical call waits, the rest run.
     fn look_up(&mut self, observer: &mut Option<&mut dyn RunObserver>) {
-        while let Some(task) = self.cached.to_look_up.pop() {
-            let hit = match (&task.cache_key, observer.as_mut()) {
-                (Some(key), Some(o)) if !self.overwrite_cache => o.cache_get(key),
-                _ => None,
+        // Looked up together: a store reads a batch in one transaction.
+        while !self.cached.to_look_up.is_empty() {
+            let tasks = std::mem::take(&mut self.cached.to_look_up);
+            let hits = match observer.as_mut() {
+                Some(o) if !self.overwrite_cache => {
+                    let keys: Vec<[u8; 32]> = tasks.iter().filter_map(|t| t.cache_key).collect();
+                    o.cache_get_many(&keys)
+                }
+                _ => Vec::new(),
             };
+            let mut hits = hits.into_iter();
             let now = self.shared.t0.elapsed().as_micros() as u64;
-            if let Lookup::Run(task) = self.cached.look_up(task, hit, now) {
-                self.submit(task);
-            } else {
-                self.controls.started.fetch_add(1, Ordering::Relaxed);
+            for task in tasks {
+                let hit = hits.next().flatten();
+                if let Lookup::Run(task) = self.cached.look_up(task, hit, now) {
+                    self.submit(task);
+                } else {
+                    self.controls.started.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -300,6 +309,10 @@ pub trait RunObserver {
     /// The task cache's result for `key`, if it has one.
     fn cache_get(&mut self, _key: &[u8; 32]) -> Option<CallResult> {
         None
+    }
+    /// The task cache's results for `keys`, in order.
+    fn cache_get_many(&mut self, keys: &[[u8; 32]]) -> Vec<Option<CallResult>> {
+        keys.iter().map(|k| self.cache_get(k)).collect()
     }
     /// The run ended with `result`.
     fn finish(&mut self, _sched: &mut Scheduler, _result: &Result<Option<Value>, Failure>) {}

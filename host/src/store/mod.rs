@@ -72,6 +72,10 @@ pub trait StoreRead: Send + Sync {
     fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The entry for `key` with its output.
     fn cache_get(&self, key: &[u8]) -> Result<Option<CacheEntry>, StoreError>;
+    /// The entries for `keys`, in order (read together: a run looks up a batch at once).
+    fn cache_get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<CacheEntry>>, StoreError> {
+        keys.iter().map(|k| self.cache_get(k)).collect()
+    }
     /// Entries (of `task`, or all), without their outputs.
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError>;
 }

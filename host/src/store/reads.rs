@@ -208,6 +208,45 @@ impl SqliteStore {
         }
     }
 
+    /// The task cache's entry for `key`, read on `conn`.
+    fn cache_row(&self, conn: &Connection, key: &[u8]) -> Result<Option<CacheEntry>, StoreError> {
+        let err = StoreError::sqlite(&self.path, "reading the task cache");
+        let row = conn
+            .prepare_cached(
+                "SELECT c.task, c.cache_version, c.created_ms, c.execution, c.node, c.output, v.bytes \
+                 FROM cache c LEFT JOIN value_bytes v ON v.hash = c.output WHERE c.key = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, Option<Vec<u8>>>(6)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(err)?;
+        let Some((task, cache_version, created_ms, execution, node, hash, bytes)) = row else {
+            return Ok(None);
+        };
+        let whose = format!("the cache entry {} of task {task}", hex(key));
+        let output = joined_value(&self.path, Some(hash), bytes, &whose)?;
+        Ok(Some(CacheEntry {
+            key: key.to_vec(),
+            task,
+            cache_version,
+            created_ms,
+            execution: ExecutionId::from_string(execution),
+            node: node as u64,
+            output,
+        }))
+    }
+
     fn value_at(&self, conn: &Connection, hash: &[u8], whose: &str) -> Result<Value, StoreError> {
         if hash.len() < 32 {
             // Kept in the row itself (see `ops::put_small_inline`).
@@ -555,41 +594,22 @@ impl StoreRead for SqliteStore {
 
     fn cache_get(&self, key: &[u8]) -> Result<Option<CacheEntry>, StoreError> {
         let conn = self.read();
-        let err = StoreError::sqlite(&self.path, "reading the task cache");
-        let row = conn
-            .prepare_cached(
-                "SELECT c.task, c.cache_version, c.created_ms, c.execution, c.node, c.output, v.bytes \
-                 FROM cache c LEFT JOIN value_bytes v ON v.hash = c.output WHERE c.key = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([key], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, Vec<u8>>(5)?,
-                        r.get::<_, Option<Vec<u8>>>(6)?,
-                    ))
-                })
-                .optional()
-            })
-            .map_err(err)?;
-        let Some((task, cache_version, created_ms, execution, node, hash, bytes)) = row else {
-            return Ok(None);
-        };
-        let whose = format!("the cache entry {} of task {task}", hex(key));
-        let output = joined_value(&self.path, Some(hash), bytes, &whose)?;
-        Ok(Some(CacheEntry {
-            key: key.to_vec(),
-            task,
-            cache_version,
-            created_ms,
-            execution: ExecutionId::from_string(execution),
-            node: node as u64,
-            output,
-        }))
+        self.cache_row(&conn, key)
+    }
+
+    fn cache_get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<CacheEntry>>, StoreError> {
+        let conn = self.read();
+        // One read transaction for all of them: a point read in a transaction of its own
+        // costs more in taking and releasing the database's shared lock than in the read.
+        let tx = conn
+            .unchecked_transaction()
+            .map_err(StoreError::sqlite(&self.path, "reading the task cache"))?;
+        let rows = keys
+            .iter()
+            .map(|k| self.cache_row(&tx, k))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(tx);
+        Ok(rows)
     }
 
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError> {

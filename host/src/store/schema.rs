@@ -48,7 +48,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX executions_parent ON executions (parent);
     CREATE INDEX executions_root ON executions (root);
     CREATE TABLE nodes (
-        id INTEGER PRIMARY KEY,
         execution INTEGER NOT NULL,
         key INTEGER NOT NULL,
         path TEXT NOT NULL,
@@ -60,9 +59,9 @@ const MIGRATIONS: &[&str] = &[
         output_inline BLOB,
         cached INTEGER NOT NULL,
         start_us INTEGER,
-        end_us INTEGER
-    );
-    CREATE INDEX nodes_execution ON nodes (execution);
+        end_us INTEGER,
+        PRIMARY KEY (execution, key)
+    ) WITHOUT ROWID;
     CREATE TABLE attempts (
         execution INTEGER NOT NULL,
         node INTEGER NOT NULL,
@@ -102,6 +101,31 @@ const MIGRATIONS: &[&str] = &[
         node INTEGER NOT NULL
     );
     CREATE INDEX cache_task ON cache (task);
+    ",
+    // 2: node rows appended in order, not kept by (execution, key): see the module's doc.
+    "
+    CREATE TABLE nodes_appended (
+        id INTEGER PRIMARY KEY,
+        execution INTEGER NOT NULL,
+        key INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        output BLOB,
+        output_inline BLOB,
+        cached INTEGER NOT NULL,
+        start_us INTEGER,
+        end_us INTEGER
+    );
+    INSERT INTO nodes_appended (execution, key, path, entity, kind, status, attempts, output,
+        output_inline, cached, start_us, end_us)
+        SELECT execution, key, path, entity, kind, status, attempts, output, output_inline,
+        cached, start_us, end_us FROM nodes;
+    DROP TABLE nodes;
+    ALTER TABLE nodes_appended RENAME TO nodes;
+    CREATE INDEX nodes_execution ON nodes (execution);
     ",
 ];
 
@@ -148,4 +172,41 @@ fn check_not_newer(found: i64, path: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_store_migrates_keeping_its_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "INSERT INTO nodes (execution, key, path, entity, kind, status, attempts, cached) \
+                 VALUES (1, 7, 'wf/t', 't', 'task', 'succeeded', 1, 0); \
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut conn = Connection::open(&db).unwrap();
+        migrate(&mut conn, &db).unwrap();
+        assert_eq!(user_version(&conn, &db).unwrap(), VERSION);
+        let (key, path): (i64, String) = conn
+            .query_row("SELECT key, path FROM nodes WHERE execution = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((key, path.as_str()), (7, "wf/t"));
+        // Appended now: a second row for the same node is allowed, and read as the last.
+        conn.execute(
+            "INSERT INTO nodes (execution, key, path, entity, kind, status, attempts, cached) \
+             VALUES (1, 7, 'wf/t', 't', 'task', 'failed', 2, 0)",
+            [],
+        )
+        .unwrap();
+    }
 }
