@@ -495,6 +495,10 @@ fn map1m_child() -> anyhow::Result<()> {
 fn cold_start(cli: &Path, nested: &Path) -> anyhow::Result<(Duration, Duration)> {
     eprintln!("[bench] cold start ({COLD_RUNS} runs each)");
     let cache = std::env::temp_dir().join(format!("sandflow-bench-cache-{}", std::process::id()));
+    // The store on, as a user's run has it, but a fresh one of the bench's own (inside `cache`,
+    // removed with it), never the user's.
+    let db = cache.join("sandflow.db");
+    std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     let run = |cache_dir: &std::ffi::OsStr| -> anyhow::Result<Duration> {
         let t = Instant::now();
         let out = Command::new(cli)
@@ -502,6 +506,7 @@ fn cold_start(cli: &Path, nested: &Path) -> anyhow::Result<(Duration, Duration)>
             .arg(nested)
             .args(["multi_wf", "--l", "[1,2,3,4,5,6]", "--chunk", "2"])
             .env("SANDFLOW_CACHE_DIR", cache_dir)
+            .env("SANDFLOW_DB", &db)
             .stderr(Stdio::null())
             .output()
             .with_context(|| format!("running {}", cli.display()))?;
@@ -629,7 +634,8 @@ fn reported_run(stderr: &str) -> anyhow::Result<(f64, u64)> {
 
 /// The database's size once its write-ahead log is folded in.
 fn checkpointed_size(db: &Path) -> anyhow::Result<u64> {
-    let conn = rusqlite::Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let conn =
+        rusqlite::Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .with_context(|| format!("checkpointing {}", db.display()))?;
     drop(conn);
