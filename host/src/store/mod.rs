@@ -60,7 +60,8 @@ pub trait StoreRead: Send + Sync {
     fn module(&self, digest: &str) -> Result<Vec<u8>, StoreError>;
     fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError>;
     /// Node key -> output of every succeeded node in the execution tree of `id` (its root
-    /// and every child execution under it), for recovery.
+    /// and every child execution under it that did not succeed: a succeeded one is stood for
+    /// by its launch plan node's output), for recovery.
     fn succeeded_outputs(
         &self,
         id: &ExecutionId,
