@@ -629,7 +629,8 @@ fn reported_run(stderr: &str) -> anyhow::Result<(f64, u64)> {
 
 /// The database's size once its write-ahead log is folded in.
 fn checkpointed_size(db: &Path) -> anyhow::Result<u64> {
-    let conn = rusqlite::Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let conn =
+        rusqlite::Connection::open(db).with_context(|| format!("opening {}", db.display()))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .with_context(|| format!("checkpointing {}", db.display()))?;
     drop(conn);
