@@ -50,6 +50,48 @@ impl Src {
     }
 }
 
+impl<T> Promise<T> {
+    /// Makes this promise's node wait until `other`'s node has succeeded, though no value
+    /// passes between them (Flyte's `other >> self`); returns the same promise.
+    ///
+    /// ```
+    /// use sandflow::{task, workflow};
+    /// #[task]
+    /// pub fn create_bucket(name: String) {}
+    /// #[task]
+    /// pub fn upload(name: String) -> i64 { 1 }
+    ///
+    /// #[workflow]
+    /// pub fn publish(name: String) -> i64 {
+    ///     let bucket = create_bucket::call(name);
+    ///     upload::call(name).after(&bucket)
+    /// }
+    /// # fn main() {}
+    /// ```
+    ///
+    /// Both promises must be calls of the graph being built: a workflow's input is there
+    /// from the start, and waiting for it is a mistake this reports (as a panic, which the
+    /// host shows when it describes the module or runs the dynamic).
+    pub fn after<U>(self, other: &Promise<U>) -> Self {
+        let (Src::Node(me), Src::Node(first)) = (self.src, other.src) else {
+            panic!(
+                "`.after(..)` orders two calls of the graph being built; {:?} waits for {:?}, \
+                 and a workflow input cannot wait or be waited for",
+                self.src, other.src
+            );
+        };
+        NODES.with(|nodes| {
+            let mut nodes = nodes.borrow_mut();
+            let Some(node) = nodes.as_mut().and_then(|n| n.get_mut(me as usize)) else {
+                panic!("`.after(..)` works only inside the #[workflow] or #[dynamic] body that made the promise");
+            };
+            // Repeats are harmless: the host counts each distinct node once.
+            node.after.push(first);
+        });
+        self
+    }
+}
+
 impl<T> Clone for Promise<T> {
     fn clone(&self) -> Self {
         *self
@@ -132,6 +174,7 @@ pub fn add_node<T>(entity: &str, inputs: Vec<(&str, Binding)>, map: Option<MapSp
                 .map(|(n, b)| (n.to_string(), b))
                 .collect(),
             map,
+            after: Vec::new(),
         });
         nodes.len() - 1
     });

@@ -207,6 +207,20 @@ fn check_node(
         check_binding(types, i, binding, &ty, inputs)
             .map_err(|m| err(at(), format!("input `{name}`: {m}")))?;
     }
+    for &j in &node.after {
+        if j as usize >= types.len() {
+            return Err(err(
+                at(),
+                format!(
+                    "waits for node n{j}, but the graph has {} nodes",
+                    types.len()
+                ),
+            ));
+        }
+        if j as usize == i {
+            return Err(err(at(), "waits for itself"));
+        }
+    }
     if let Some(m) = &node.map {
         for name in &m.mapped {
             if !bound.contains(&name.as_str()) {
@@ -297,7 +311,8 @@ fn same(found: &Type, expected: &Type, what: impl FnOnce() -> String) -> Result<
     }
 }
 
-/// Node references form a DAG (Kahn's algorithm); names a node on a cycle otherwise.
+/// Node references and orderings form a DAG (Kahn's algorithm); names a node on a cycle
+/// otherwise.
 fn check_acyclic(graph: &GraphSpec) -> Result<(), String> {
     let n = graph.nodes.len();
     let mut indegree = vec![0usize; n];
@@ -326,8 +341,8 @@ fn check_acyclic(graph: &GraphSpec) -> Result<(), String> {
     }
 }
 
-/// Calls `f(i, j)` once for each distinct node `j` that node `i` reads the output of (only
-/// in-range references), in a time linear in the size of the bindings: a reduce over n
+/// Calls `f(i, j)` once for each distinct node `j` that node `i` reads the output of or waits
+/// for (`after`; only in-range references), in a time linear in the size of the bindings: a reduce over n
 /// promises has one node reading n others, and deduplicating by searching what was found
 /// so far made that quadratic (400 000 promises took 48 s).
 pub fn each_dep(nodes: &[NodeSpec], mut f: impl FnMut(usize, usize)) {
@@ -353,6 +368,10 @@ pub fn each_dep(nodes: &[NodeSpec], mut f: impl FnMut(usize, usize)) {
         node.inputs
             .iter()
             .for_each(|(_, b)| walk(b, i, &mut seen_by, &mut f));
+        // An ordering is an edge without a value: the same dependency for the scheduler.
+        for &j in &node.after {
+            walk(&Binding::Node(j), i, &mut seen_by, &mut f);
+        }
     }
 }
 
@@ -365,6 +384,22 @@ pub fn check_task_config(e: &EntityDecl, c: &TaskConfig) -> Result<(), CompileEr
     }
     if c.timeout_ms == Some(0) {
         return Err(err(at(), "timeout_ms must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Each input's declared default has the input's type: a guest whose SDK could not check it
+/// (another SDK, hand-made bytes) is refused when it loads, not when the default is used.
+pub fn check_defaults(e: &EntityDecl) -> Result<(), CompileError> {
+    for p in &e.interface.inputs {
+        if let Some(v) = &p.default {
+            v.check(&p.ty).map_err(|m| {
+                err(
+                    format!("{} {}", e.kind.name(), e.name),
+                    format!("default of input `{}`: {m}", p.name),
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -438,6 +473,7 @@ pub fn check_launch_plan(
     }
     for w in &wf.interface.inputs {
         let covered = lp.interface.input(&w.name).is_some()
+            || w.default.is_some()
             || spec
                 .defaults
                 .iter()
@@ -625,6 +661,7 @@ mod tests {
             entity: entity.into(),
             inputs,
             map: None,
+            after: Vec::new(),
         }
     }
 
@@ -640,6 +677,7 @@ mod tests {
                 vec![Param {
                     name: "l".into(),
                     ty: Type::List(Box::new(Type::Int)),
+                    default: None,
                 }],
             ),
         ]);
@@ -668,6 +706,7 @@ mod tests {
             vec![Param {
                 name: "a".into(),
                 ty: Type::Int,
+                default: None,
             }],
         )]);
         let spec = GraphSpec {
@@ -680,5 +719,80 @@ mod tests {
         };
         let e = check_graph(&decl, &spec, None, None, "loop").unwrap_err();
         assert_eq!(e.to_string(), "loop: node n0 (inc) is on a cycle");
+    }
+
+    fn after(mut n: NodeSpec, first: &[u32]) -> NodeSpec {
+        n.after = first.to_vec();
+        n
+    }
+
+    #[test]
+    fn an_ordering_cycle_is_found_and_named() {
+        // No data flows between the nodes: only `after` edges close the cycle.
+        let decl = Tasks(vec![task("one", vec![])]);
+        let spec = GraphSpec {
+            nodes: vec![
+                node("one", vec![]),
+                after(node("one", vec![]), &[2]),
+                after(node("one", vec![]), &[1]),
+            ],
+            output: None,
+            on_failure: FailurePolicy::FailFast,
+        };
+        let e = check_graph(&decl, &spec, None, None, "loop").unwrap_err();
+        assert_eq!(e.to_string(), "loop: node n1 (one) is on a cycle");
+    }
+
+    #[test]
+    fn an_ordering_on_a_missing_node_or_itself_is_refused() {
+        let decl = Tasks(vec![task("one", vec![])]);
+        for (waits, expected) in [
+            (
+                5,
+                "g: node n1 (one): waits for node n5, but the graph has 2 nodes",
+            ),
+            (1, "g: node n1 (one): waits for itself"),
+        ] {
+            let spec = GraphSpec {
+                nodes: vec![node("one", vec![]), after(node("one", vec![]), &[waits])],
+                output: None,
+                on_failure: FailurePolicy::FailFast,
+            };
+            let e = check_graph(&decl, &spec, None, None, "g").unwrap_err();
+            assert_eq!(e.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn an_ordering_is_a_dependency_counted_once_beside_data() {
+        let decl = Tasks(vec![
+            task("one", vec![]),
+            task(
+                "inc",
+                vec![Param {
+                    name: "a".into(),
+                    ty: Type::Int,
+                    default: None,
+                }],
+            ),
+        ]);
+        let spec = GraphSpec {
+            nodes: vec![
+                node("one", vec![]),
+                node("one", vec![]),
+                // Reads n0 and waits for n0 (again, counted once) and n1.
+                after(
+                    node("inc", vec![("a".into(), Binding::Node(0))]),
+                    &[0, 1, 1],
+                ),
+            ],
+            output: Some(Binding::Node(2)),
+            on_failure: FailurePolicy::FailFast,
+        };
+        check_graph(&decl, &spec, None, Some(&Type::Int), "g").unwrap();
+        let g = CompiledGraph::new(&decl, spec).unwrap();
+        assert_eq!(g.deps, [0, 0, 2]);
+        assert_eq!(g.dependents[0], [2]);
+        assert_eq!(g.dependents[1], [2]);
     }
 }

@@ -1,7 +1,7 @@
 //! A guest module's entities ([`ModuleDecl`]) and the errors loading a module can give.
 
 use crate::compile::{self, CompileError, CompiledGraph, Entities};
-use sandflow_contract::{EntityDecl, EntityKind, Value};
+use sandflow_contract::{EntityDecl, EntityKind, Param, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,7 +60,8 @@ pub struct Plan {
     pub workflow: usize,
     /// For each input of the workflow, in the workflow's order: where its value comes from.
     pub sources: Vec<PlanInput>,
-    /// For each input of the plan's interface: its default, used when a caller gives none.
+    /// For each input of the plan's interface: its default, used when a caller gives none
+    /// (the plan's own, else the workflow's).
     pub defaults: Vec<Option<Value>>,
     /// Running task executions allowed at once in each execution the plan starts.
     pub max_parallelism: Option<u32>,
@@ -114,6 +115,7 @@ impl ModuleDecl {
             plans: Vec::new(),
         };
         for e in &decl.entities {
+            compile::check_defaults(e)?;
             if let EntityKind::Task(c) | EntityKind::Dynamic(c) = &e.kind {
                 compile::check_task_config(e, c)?;
             }
@@ -143,9 +145,15 @@ impl ModuleDecl {
                 match named(&lp.fixed) {
                     Some(v) => sources.push(PlanInput::Fixed(v)),
                     None => {
+                        // The plan's default wins over the workflow's own; the widened
+                        // interface shows the one that applies.
+                        let default = named(&lp.defaults).or_else(|| p.default.clone());
                         sources.push(PlanInput::Param(inputs.len()));
-                        inputs.push(p.clone());
-                        defaults.push(named(&lp.defaults));
+                        inputs.push(Param {
+                            default: default.clone(),
+                            ..p.clone()
+                        });
+                        defaults.push(default);
                     }
                 }
             }
@@ -199,11 +207,18 @@ impl ModuleDecl {
         self.plans.get(index).and_then(|p| p.as_ref())
     }
 
-    /// The default of input `input` (interface position) of entity `index`, if it has one.
+    /// The default of input `input` (interface position) of entity `index`, if it has one:
+    /// a launch plan's resolved default, or the entity's own declared one. The one place
+    /// callers (JSON inputs, graph bindings, the scheduler) take defaults from.
     pub fn default_input(&self, index: usize, input: usize) -> Option<&Value> {
-        self.plan(index)
-            .and_then(|p| p.defaults.get(input))
-            .and_then(|d| d.as_ref())
+        match self.plan(index) {
+            Some(p) => p.defaults.get(input).and_then(|d| d.as_ref()),
+            None => self
+                .entities
+                .get(index)
+                .and_then(|e| e.interface.inputs.get(input))
+                .and_then(|p| p.default.as_ref()),
+        }
     }
 
     /// Whether `name` is an input that entity `index` fixes (a launch plan's fixed input).
@@ -296,5 +311,37 @@ mod tests {
             assert_eq!(e.to_string(), expected);
         }
         assert!(ModuleDecl::new(vec![task(TaskConfig::default())]).is_ok());
+    }
+
+    fn add(b_default: Option<Value>) -> EntityDecl {
+        let param = |name: &str, default| Param {
+            name: name.into(),
+            ty: sandflow_contract::Type::Int,
+            default,
+        };
+        EntityDecl {
+            name: "add".into(),
+            interface: Interface {
+                inputs: vec![param("a", None), param("b", b_default)],
+                output: Some(sandflow_contract::Type::Int),
+            },
+            kind: EntityKind::Task(TaskConfig::default()),
+        }
+    }
+
+    #[test]
+    fn a_default_of_the_wrong_type_fails_the_load_naming_the_input() {
+        let e = ModuleDecl::new(vec![add(Some(Value::Str("three".into())))]).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "task add: default of input `b`: expected i64, found a string"
+        );
+    }
+
+    #[test]
+    fn an_entitys_own_default_is_the_default_of_its_input() {
+        let decl = ModuleDecl::new(vec![add(Some(Value::Int(3)))]).expect("loads");
+        assert_eq!(decl.default_input(0, 1), Some(&Value::Int(3)));
+        assert_eq!(decl.default_input(0, 0), None);
     }
 }

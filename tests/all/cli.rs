@@ -281,7 +281,7 @@ fn describe_shows_launch_plan_defaults_and_fixed_inputs_as_json() {
         "{s}"
     );
     assert!(
-        s.contains("album_lp") && s.contains("(album: Album, min_len: i64) -> AlbumSummary"),
+        s.contains("album_lp") && s.contains("(album: Album, min_len: i64 = 3) -> AlbumSummary"),
         "{s}"
     );
 }

@@ -759,6 +759,7 @@ fn int_task(name: &str) -> EntityDecl {
             inputs: vec![Param {
                 name: "a".into(),
                 ty: Type::Int,
+                default: None,
             }],
             output: Some(Type::Int),
         },

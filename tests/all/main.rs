@@ -9,6 +9,7 @@ mod errors;
 mod guest_builds;
 mod guests;
 mod hostile;
+mod language;
 mod seed;
 mod semantics;
 mod store_cli;

@@ -62,6 +62,7 @@ fn iface(inputs: &[(&str, Type)], output: Option<Type>) -> Interface {
             .map(|(n, t)| Param {
                 name: n.to_string(),
                 ty: t.clone(),
+                default: None,
             })
             .collect(),
         output,

@@ -231,15 +231,16 @@ mod tests {
     #[test]
     fn a_graph_of_many_tiny_nodes_is_an_error_not_gigabytes() {
         use crate::{GraphSpec, NodeSpec};
-        // A node with an empty name, no inputs and no map: 3 bytes encoded, and more than a
+        // A node with an empty name, no inputs, no map and no ordering: 4 bytes encoded, and more than a
         // hundred in memory. 32 MiB of them would be gigabytes decoded.
         let node = NodeSpec {
             entity: String::new(),
             inputs: Vec::new(),
             map: None,
+            after: Vec::new(),
         };
         let one = encode(&node).unwrap();
-        assert_eq!(one.len(), 3);
+        assert_eq!(one.len(), 4);
         let per_node = std::mem::size_of::<NodeSpec>() as u64;
         let n = (crate::depth::MAX_DECODED_BYTES / per_node) as usize + 1;
         let mut bytes = repeated(n, &one);

@@ -128,6 +128,27 @@ pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     d.deserialize_seq(V)
 }
 
+/// A list of node indices, each charged as it is read (a `u32` costs no more than the bytes
+/// that encode it, so charging after reading bounds the list all the same).
+pub(crate) fn indices<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<u32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of node indices")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u32>, A::Error> {
+            let mut out = Vec::with_capacity(cautious::<u32>(seq.size_hint()));
+            while let Some(i) = seq.next_element()? {
+                charge::<A::Error>(size_of::<u32>())?;
+                out.push(i);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
 /// A list of named `T`s (`(String, T)` pairs); each name is charged, and each `T` charges
 /// itself.
 pub(crate) fn pairs<'de, D, T>(d: D) -> Result<Vec<(String, T)>, D::Error>

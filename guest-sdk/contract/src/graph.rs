@@ -31,6 +31,9 @@ pub struct NodeSpec {
     pub entity: String,
     pub inputs: Vec<(String, Binding)>,
     pub map: Option<MapSpec>,
+    /// Nodes of the same graph this one waits for without reading their outputs (Flyte's
+    /// `a >> b`), by index.
+    pub after: Vec<u32>,
 }
 
 /// Turns a node into a map: one element per item of the `mapped` inputs' lists.
@@ -90,6 +93,8 @@ struct NodeSpecDef {
     #[serde(deserialize_with = "crate::depth::pairs")]
     inputs: Vec<(String, Binding)>,
     map: Option<MapSpec>,
+    #[serde(deserialize_with = "crate::depth::indices")]
+    after: Vec<u32>,
 }
 
 impl<'de> Deserialize<'de> for NodeSpec {

@@ -11,6 +11,8 @@ pub struct Param {
     #[serde(deserialize_with = "crate::depth::owned_string")]
     pub name: String,
     pub ty: Type,
+    /// The value used when a caller leaves the input out (`#[default(3)] b: i64`).
+    pub default: Option<Value>,
 }
 
 /// What an entity takes and returns. An entity has at most one output (a record can carry

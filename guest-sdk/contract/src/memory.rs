@@ -63,7 +63,8 @@ impl NodeSpec {
             .flat_map(|m| &m.mapped)
             .map(|n| name_bytes(n))
             .sum();
-        size_of::<NodeSpec>() as u64 + self.entity.len() as u64 + inputs + mapped
+        let after = (self.after.len() * size_of::<u32>()) as u64;
+        size_of::<NodeSpec>() as u64 + self.entity.len() as u64 + inputs + mapped + after
     }
 }
 
@@ -105,6 +106,7 @@ mod tests {
                     entity: "t".into(),
                     inputs: vec![("a".into(), Binding::Input("x".into()))],
                     map: None,
+                    after: vec![],
                 },
                 NodeSpec {
                     entity: "m".into(),
@@ -118,6 +120,7 @@ mod tests {
                         min_success_ratio: None,
                         min_success: None,
                     }),
+                    after: vec![0],
                 },
             ],
             output: Some(Binding::Map(vec![("k".into(), Binding::Node(1))])),

@@ -90,14 +90,14 @@ fn check_cache_options(opts: &Options, args: &[Arg]) -> syn::Result<()> {
 fn parse_entity(kind: Kind, attr: TokenStream2, item: TokenStream2) -> syn::Result<Entity> {
     let opts = parse_options(kind, attr)?;
     // A launch plan is a body-less declaration; parse it as a foreign-style signature.
-    let (vis, sig, block, attrs) = if kind == Kind::LaunchPlan {
+    let (vis, mut sig, block, attrs) = if kind == Kind::LaunchPlan {
         let f: syn::ForeignItemFn = syn::parse2(item)?;
         (f.vis, f.sig, None, f.attrs)
     } else {
         let f: ItemFn = syn::parse2(item)?;
         (f.vis, f.sig, Some(f.block), f.attrs)
     };
-    let args = args_of(&sig)?;
+    let args = args_of(kind, &mut sig)?;
     check_cache_options(&opts, &args)?;
     if let ReturnType::Type(_, ty) = &sig.output {
         if let Some(o) = owned(ty) {
@@ -157,13 +157,14 @@ impl Entity {
     fn interface(&self) -> TokenStream2 {
         let p = private();
         let (arg_strs, arg_tys) = (self.arg_strs(), self.arg_tys());
+        let defaults = self.args.iter().map(default_value);
         let output = match &self.out.ty {
             Some(t) => quote!(Some(<#t as ::sandflow::SfType>::sf_type())),
             None => quote!(None),
         };
         quote! {
             #p::Interface {
-                inputs: vec![#( #p::Param { name: #arg_strs.to_string(), ty: <#arg_tys as ::sandflow::SfType>::sf_type() } ),*],
+                inputs: vec![#( #p::Param { name: #arg_strs.to_string(), ty: <#arg_tys as ::sandflow::SfType>::sf_type(), default: #defaults } ),*],
                 output: #output,
             }
         }
@@ -230,6 +231,29 @@ impl Entity {
             let __out = (move || #block)();
             #ret
         }
+    }
+}
+
+/// An input's default as a `Value`, built through the input's own Rust type: a default of
+/// another type is a type error rustc reports at the default's tokens.
+fn default_value(a: &Arg) -> TokenStream2 {
+    let Some(e) = &a.default else {
+        return quote!(None);
+    };
+    let ty = &a.ty;
+    // A string literal stands for a `String` input's value, as in launch plan options.
+    let value = match e {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => quote_spanned!(s.span()=> ::std::string::String::from(#s)),
+        e => quote!(#e),
+    };
+    quote_spanned! {e.span()=>
+        Some({
+            let __default: #ty = #value;
+            ::sandflow::SfType::into_value(__default)
+        })
     }
 }
 

@@ -254,6 +254,41 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
 struct Arg {
     name: Ident,
     ty: Type,
+    /// `#[default(expr)]`: the value a caller may leave out.
+    default: Option<Expr>,
+}
+
+/// Takes the `#[default(expr)]` attribute off a parameter (rustc knows no such attribute on
+/// the function it keeps) and returns its expression.
+fn take_default(kind: Kind, pt: &mut syn::PatType) -> syn::Result<Option<Expr>> {
+    let mut found = None;
+    let mut err = None;
+    pt.attrs.retain(|a| {
+        if !a.path().is_ident("default") {
+            return true;
+        }
+        let parsed = if kind == Kind::LaunchPlan {
+            Err(syn::Error::new_spanned(
+                a,
+                "a launch plan's defaults go in its attribute: #[launch_plan(wf, defaults(name = value))]",
+            ))
+        } else if found.is_some() {
+            Err(syn::Error::new_spanned(a, "an input has at most one default"))
+        } else {
+            a.parse_args::<Expr>().map_err(|e| {
+                syn::Error::new(e.span(), "expected one value: #[default(3)], #[default(\"x\")]")
+            })
+        };
+        match parsed {
+            Ok(e) => found = Some(e),
+            Err(e) => err = err.take().or(Some(e)),
+        }
+        false
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
 }
 
 /// The declared output: `()` (none), `T`, or `Result<T, E>` for a fallible task.
@@ -293,7 +328,8 @@ fn output_of(ret: &ReturnType, kind: Kind) -> Output {
     }
 }
 
-fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
+/// The inputs of `f`, whose `#[default(..)]` attributes are taken off.
+fn args_of(kind: Kind, f: &mut syn::Signature) -> syn::Result<Vec<Arg>> {
     if !f.generics.params.is_empty() {
         return Err(syn::Error::new_spanned(
             &f.generics,
@@ -307,7 +343,7 @@ fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
         ));
     }
     f.inputs
-        .iter()
+        .iter_mut()
         .map(|a| match a {
             FnArg::Typed(pt) => match &*pt.pat {
                 Pat::Ident(_) if owned(&pt.ty).is_some() => Err(syn::Error::new_spanned(
@@ -318,10 +354,14 @@ fn args_of(f: &syn::Signature) -> syn::Result<Vec<Arg>> {
                         type_text(&pt.ty)
                     ),
                 )),
-                Pat::Ident(id) => Ok(Arg {
-                    name: id.ident.clone(),
-                    ty: (*pt.ty).clone(),
-                }),
+                Pat::Ident(id) => {
+                    let name = id.ident.clone();
+                    Ok(Arg {
+                        name,
+                        ty: (*pt.ty).clone(),
+                        default: take_default(kind, pt)?,
+                    })
+                }
                 other => Err(syn::Error::new_spanned(
                     other,
                     "expected a plain input name (`name: Type`)",

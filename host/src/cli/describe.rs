@@ -60,11 +60,19 @@ fn collect_records<'a>(t: &'a Type, out: &mut Vec<&'a RecordType>) {
 }
 
 fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {
+    // A defaulted input shows the value a run uses when it is left out, as JSON.
+    let index = decl.index(&e.name);
     let inputs = e
         .interface
         .inputs
         .iter()
-        .map(|p| format!("{}: {}", p.name, p.ty))
+        .enumerate()
+        .map(
+            |(k, p)| match index.and_then(|i| decl.default_input(i, k)) {
+                Some(v) => format!("{}: {} = {}", p.name, p.ty, json::to_json(v, &p.ty)),
+                None => format!("{}: {}", p.name, p.ty),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ");
     let output = e

@@ -301,6 +301,7 @@ pub mod raw {
                 inputs: vec![Param {
                     name: "a".to_string(),
                     ty: Type::Int,
+                    default: None,
                 }],
                 output: Some(Type::Int),
             },

@@ -35,6 +35,7 @@ pub(super) fn entity(
                 .map(|(n, ty)| Param {
                     name: (*n).into(),
                     ty: ty.clone(),
+                    default: None,
                 })
                 .collect(),
             output,
@@ -115,6 +116,7 @@ pub(super) fn call(entity: &str, inputs: &[(&str, Binding)]) -> NodeSpec {
             .map(|(n, b)| ((*n).to_string(), b.clone()))
             .collect(),
         map: None,
+        after: Vec::new(),
     }
 }
 

@@ -35,10 +35,12 @@ pub(super) fn module() -> ModuleRecord {
                     Param {
                         name: "n".into(),
                         ty: Type::Int,
+                        default: None,
                     },
                     Param {
                         name: "s".into(),
                         ty: Type::Str,
+                        default: None,
                     },
                 ],
                 output: Some(Type::List(Box::new(Type::Int))),

@@ -9,6 +9,7 @@ fn graph() -> GraphSpec {
             entity: "t".into(),
             inputs: vec![("x".into(), Binding::Literal(Value::Int(3)))],
             map: None,
+            after: vec![],
         }],
         output: Some(Binding::Node(0)),
         on_failure: Default::default(),
