@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 
 /// A Rust type with a sandflow type: i64, f64, bool, String, [`Bytes`], `Vec<T>`,
-/// string-keyed maps, `Option<T>`, and structs with `#[derive(SfType)]`.
+/// string-keyed maps, `Option<T>`, and structs and unit-variant enums with `#[derive(SfType)]`.
 ///
 /// ```
 /// use sandflow::SfType;
@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross a sandflow task boundary",
     label = "not a sandflow type",
-    note = "sandflow types: i64, f64, bool, String, sandflow::Bytes, Vec<T>, BTreeMap<String, T>, HashMap<String, T>, Option<T>, and structs with #[derive(SfType)]"
+    note = "sandflow types: i64, f64, bool, String, sandflow::Bytes, Vec<T>, BTreeMap<String, T>, HashMap<String, T>, Option<T>, and structs or unit-variant enums with #[derive(SfType)]"
 )]
 pub trait SfType: Sized {
     fn sf_type() -> Type;

@@ -62,3 +62,40 @@ mod map_typo {
         );
     }
 }
+
+mod unit_enums {
+    use sandflow::__private::{contract::EnumType, Type, Value};
+    use sandflow::SfType;
+
+    #[derive(SfType, Debug, PartialEq)]
+    enum Coffee {
+        Latte,
+        Espresso,
+        Cappuccino,
+    }
+
+    #[test]
+    fn a_unit_enum_is_an_enum_type_of_its_variants_in_order() {
+        assert_eq!(
+            Coffee::sf_type(),
+            Type::Enum(EnumType {
+                name: "Coffee".into(),
+                variants: vec!["Latte".into(), "Espresso".into(), "Cappuccino".into()],
+            })
+        );
+        assert_eq!(Coffee::Espresso.into_value(), Value::Enum(1));
+        assert_eq!(Coffee::from_value(Value::Enum(2)), Ok(Coffee::Cappuccino));
+    }
+
+    #[test]
+    fn reading_an_enum_names_what_was_wrong() {
+        assert_eq!(
+            Coffee::from_value(Value::Enum(3)).unwrap_err(),
+            "expected Coffee (one of Latte, Espresso, Cappuccino), found variant index 3"
+        );
+        assert_eq!(
+            Coffee::from_value(Value::Str("Latte".into())).unwrap_err(),
+            "expected enum Coffee, found a string"
+        );
+    }
+}

@@ -146,6 +146,25 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
             }
             Value::Record(out)
         }
+        (Type::Enum(e), Json::String(s)) => match e.variants.iter().position(|v| v == s) {
+            Some(i) => Value::Enum(i as u32),
+            None => {
+                return Err(InputError::Type {
+                    input: input.into(),
+                    path: path.clone(),
+                    expected: e.listing(),
+                    found: describe(j),
+                })
+            }
+        },
+        (Type::Enum(e), _) => {
+            return Err(InputError::Type {
+                input: input.into(),
+                path: path.clone(),
+                expected: e.listing(),
+                found: describe(j),
+            })
+        }
         _ => return Err(bad(path)),
     })
 }
@@ -171,8 +190,8 @@ fn non_finite_name(f: f64) -> &'static str {
     }
 }
 
-/// Writes `v` (of type `ty`) as JSON. Records become objects with their field names; a NaN or
-/// an infinite float becomes the string "NaN", "Infinity" or "-Infinity".
+/// Writes `v` (of type `ty`) as JSON. Records become objects with their field names, enum
+/// variants strings of their names; a NaN or an infinite float becomes the string "NaN", "Infinity" or "-Infinity".
 pub fn to_json(v: &Value, ty: &Type) -> Json {
     match (v, ty) {
         (Value::Int(i), _) => Json::from(*i),
@@ -196,6 +215,11 @@ pub fn to_json(v: &Value, ty: &Type) -> Json {
                 .map(|(x, (n, t))| (n.clone(), to_json(x, t)))
                 .collect(),
         ),
+        (Value::Enum(i), Type::Enum(e)) => match e.variants.get(*i as usize) {
+            Some(name) => Json::String(name.clone()),
+            None => Json::from(*i),
+        },
+        (Value::Enum(i), _) => Json::from(*i),
         // Values are type-checked before they get here; show what there is rather than lose it.
         (Value::List(items), _) => {
             Json::Array(items.iter().map(|x| to_json(x, &Type::Str)).collect())
@@ -262,6 +286,12 @@ pub fn inputs_from_json(
     Ok(out)
 }
 
+/// Whether a command-line value of type `ty` that is not JSON is read as a JSON string: for
+/// strings (`--name world`) and enums (`--coffee Latte`), where quoting would be a chore.
+pub fn takes_bare_word(ty: &Type) -> bool {
+    matches!(ty, Type::Str | Type::Enum(_))
+}
+
 /// `--l <list<i64>> --chunk <i64>`, or "no inputs".
 pub fn signature(entity: &EntityDecl) -> String {
     if entity.interface.inputs.is_empty() {
@@ -299,6 +329,35 @@ mod tests {
             );
         }
         assert_eq!(to_json(&Value::Float(1.5), &Type::Float), json!(1.5));
+    }
+
+    fn coffee() -> Type {
+        Type::Enum(sandflow_contract::EnumType {
+            name: "Coffee".into(),
+            variants: vec!["Latte".into(), "Espresso".into()],
+        })
+    }
+
+    #[test]
+    fn enum_variants_read_and_print_by_name() {
+        let v = from_json(&json!("Espresso"), &coffee(), "c", &mut String::new()).unwrap();
+        assert_eq!(v, Value::Enum(1));
+        assert_eq!(to_json(&v, &coffee()), json!("Espresso"));
+    }
+
+    #[test]
+    fn an_unknown_variant_is_an_error_listing_the_variants() {
+        let ty = Type::List(Box::new(coffee()));
+        let e = from_json(&json!(["Latte", "Mocha"]), &ty, "c", &mut String::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `c` at [1]: expected Coffee (one of Latte, Espresso), found the string \"Mocha\""
+        );
+        let e = from_json(&json!(0), &coffee(), "c", &mut String::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `c`: expected Coffee (one of Latte, Espresso), found the number 0"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod durable;
+mod enums;
 mod errors;
 mod guest_builds;
 mod guests;

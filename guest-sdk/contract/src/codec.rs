@@ -147,6 +147,7 @@ mod tests {
             ".{0,12}".prop_map(Value::Str),
             proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
             Just(Value::Optional(None)),
+            any::<u32>().prop_map(Value::Enum),
         ];
         leaf.prop_recursive(4, 64, 6, |inner| {
             prop_oneof![

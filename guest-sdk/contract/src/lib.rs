@@ -25,4 +25,4 @@ pub use interface::{
     CacheConfig, CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn,
     TaskConfig,
 };
-pub use value::{RecordType, Type, TypeMismatch, Value};
+pub use value::{EnumType, RecordType, Type, TypeMismatch, Value};

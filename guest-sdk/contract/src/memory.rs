@@ -17,7 +17,11 @@ impl Value {
     pub fn memory_bytes(&self) -> u64 {
         let own = size_of::<Value>() as u64;
         own + match self {
-            Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Optional(None) => 0,
+            Value::Int(_)
+            | Value::Float(_)
+            | Value::Bool(_)
+            | Value::Enum(_)
+            | Value::Optional(None) => 0,
             Value::Str(s) => s.len() as u64,
             Value::Bytes(b) => b.len() as u64,
             Value::List(items) | Value::Record(items) => {
@@ -94,6 +98,7 @@ mod tests {
                     "e".to_string(),
                     Value::Optional(Some(Box::new(Value::Bool(true)))),
                 ),
+                ("f".to_string(), Value::Enum(3)),
             ]
             .into(),
         );

@@ -17,6 +17,24 @@ pub enum Type {
     Map(Box<Type>),
     Optional(Box<Type>),
     Record(RecordType),
+    Enum(EnumType),
+}
+
+/// A user enum of unit variants: its name and its variants' names in declaration order. Its
+/// values are variant indices ([`Value::Enum`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnumType {
+    #[serde(deserialize_with = "crate::depth::heap_string")]
+    pub name: String,
+    #[serde(deserialize_with = "crate::depth::strings")]
+    pub variants: Vec<String>,
+}
+
+impl EnumType {
+    /// `Coffee (one of Latte, Espresso)`, for messages.
+    pub fn listing(&self) -> String {
+        format!("{} (one of {})", self.name, self.variants.join(", "))
+    }
 }
 
 /// A user struct: its name and its fields in declaration order.
@@ -41,6 +59,8 @@ pub enum Value {
     Map(BTreeMap<String, Value>),
     Optional(Option<Box<Value>>),
     Record(Vec<Value>),
+    /// A variant of an [`EnumType`], by its index in `variants` (the type gives the name).
+    Enum(u32),
 }
 
 // Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
@@ -57,6 +77,7 @@ enum TypeDef {
     Map(Box<Type>),
     Optional(Box<Type>),
     Record(RecordType),
+    Enum(EnumType),
 }
 
 impl<'de> Deserialize<'de> for Type {
@@ -78,6 +99,7 @@ enum ValueDef {
     Map(#[serde(deserialize_with = "crate::depth::string_map")] BTreeMap<String, Value>),
     Optional(Option<Box<Value>>),
     Record(Vec<Value>),
+    Enum(u32),
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -104,6 +126,7 @@ impl fmt::Display for Type {
             Type::Map(t) => write!(f, "map<string, {t}>"),
             Type::Optional(t) => write!(f, "option<{t}>"),
             Type::Record(r) => f.write_str(&r.name),
+            Type::Enum(e) => f.write_str(&e.name),
         }
     }
 }
@@ -127,6 +150,7 @@ impl Value {
             Value::Map(_) => MAP,
             Value::Optional(_) => OPTIONAL,
             Value::Record(_) => RECORD,
+            Value::Enum(_) => ENUM,
         }
     }
 
@@ -173,6 +197,16 @@ impl Value {
                     v.check_inner(t).map_err(|e| e.inside(format!(".{name}")))?;
                 }
                 true
+            }
+            (Value::Enum(i), Type::Enum(e)) => {
+                if (*i as usize) < e.variants.len() {
+                    true
+                } else {
+                    return Err(TypeMismatch::new(
+                        e.listing(),
+                        format!("variant index {i} (it has {})", e.variants.len()),
+                    ));
+                }
             }
             _ => false,
         };
@@ -272,5 +306,33 @@ mod tests {
             err.to_string(),
             r#"at ["k"][1].tags[1]: expected string, found an integer"#
         );
+    }
+
+    #[test]
+    fn enum_types_round_trip_through_the_codec() {
+        let ty = Type::List(Box::new(Type::Enum(EnumType {
+            name: "Coffee".into(),
+            variants: vec!["Latte".into(), "Espresso".into()],
+        })));
+        let bytes = crate::codec::encode(&ty).unwrap();
+        assert_eq!(crate::codec::decode::<Type>(&bytes).unwrap(), ty);
+    }
+
+    #[test]
+    fn enums_check_the_variant_index_is_in_range() {
+        let ty = Type::Enum(EnumType {
+            name: "Coffee".into(),
+            variants: vec!["Latte".into(), "Espresso".into()],
+        });
+        assert!(Value::Enum(1).check(&ty).is_ok());
+        let err = Value::Enum(2).check(&ty).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected Coffee (one of Latte, Espresso), found variant index 2 (it has 2)"
+        );
+        let err = Value::Str("Latte".into()).check(&ty).unwrap_err();
+        assert_eq!(err.to_string(), "expected Coffee, found a string");
+        let err = Value::Enum(0).check(&Type::Int).unwrap_err();
+        assert_eq!(err.to_string(), "expected i64, found an enum variant");
     }
 }

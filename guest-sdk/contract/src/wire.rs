@@ -7,7 +7,7 @@
 pub const VALUE: &str = "Value";
 /// `Value`'s variants, in declaration order (the index is the variant's tag).
 pub const VALUE_VARIANTS: &[&str] = &[
-    "Int", "Float", "Bool", "Str", "Bytes", "List", "Map", "Optional", "Record",
+    "Int", "Float", "Bool", "Str", "Bytes", "List", "Map", "Optional", "Record", "Enum",
 ];
 pub const INT: u32 = 0;
 pub const FLOAT: u32 = 1;
@@ -18,6 +18,7 @@ pub const LIST: u32 = 5;
 pub const MAP: u32 = 6;
 pub const OPTIONAL: u32 = 7;
 pub const RECORD: u32 = 8;
+pub const ENUM: u32 = 9;
 
 /// The name `CallResult` serializes under, and its `Output` variant.
 pub const CALL_RESULT: &str = "CallResult";
@@ -35,6 +36,7 @@ pub fn kind(tag: u32) -> &'static str {
         MAP => "a map",
         OPTIONAL => "an optional",
         RECORD => "a record",
+        ENUM => "an enum variant",
         _ => "an unknown variant",
     }
 }
@@ -66,6 +68,7 @@ mod tests {
                 Value::Map(x) => tagged!(MAP, x),
                 Value::Optional(x) => tagged!(OPTIONAL, x),
                 Value::Record(x) => tagged!(RECORD, x),
+                Value::Enum(x) => tagged!(ENUM, x),
             }
         }
     }
@@ -82,6 +85,7 @@ mod tests {
             Value::Map(BTreeMap::from([("k".into(), Value::Int(1))])),
             Value::Optional(Some(Box::new(Value::Int(1)))),
             Value::Record(vec![Value::Bool(false)]),
+            Value::Enum(1),
         ];
         for (tag, v) in values.iter().enumerate() {
             assert_eq!(

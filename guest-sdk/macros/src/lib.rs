@@ -74,7 +74,8 @@ pub fn launch_plan(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
-/// `#[derive(SfType)]` on a struct with named fields makes it a record type.
+/// `#[derive(SfType)]` on a struct with named fields makes it a record type; on an enum of unit
+/// variants, an enum type (its values travel as variant indices, JSON shows their names).
 #[proc_macro_derive(SfType)]
 pub fn derive_sf_type(item: TokenStream) -> TokenStream {
     derive(item.into())
@@ -444,12 +445,15 @@ fn derive(item: TokenStream2) -> syn::Result<TokenStream2> {
             "SfType records cannot be generic",
         ));
     }
-    let syn::Data::Struct(data) = &s.data else {
-        return Err(syn::Error::new_spanned(
-            &s.ident,
-            "#[derive(SfType)] supports structs with named fields",
-        ));
-    };
+    let data =
+        match &s.data {
+            syn::Data::Struct(data) => data,
+            syn::Data::Enum(e) => return derive_enum(name, e),
+            syn::Data::Union(_) => return Err(syn::Error::new_spanned(
+                &s.ident,
+                "#[derive(SfType)] supports structs with named fields and enums of unit variants",
+            )),
+        };
     let syn::Fields::Named(fields) = &data.fields else {
         return Err(syn::Error::new_spanned(
             &data.fields,
@@ -486,6 +490,55 @@ fn derive(item: TokenStream2) -> syn::Result<TokenStream2> {
                         Ok(#name { #( #idents: #tmp ),* })
                     }
                     other => Err(format!("expected record {}, found {}", #name_str, other.kind())),
+                }
+            }
+        }
+    })
+}
+
+/// An enum of unit variants: its values are variant indices, in declaration order.
+fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
+    if e.variants.is_empty() {
+        return Err(syn::Error::new_spanned(
+            name,
+            "#[derive(SfType)] needs an enum with at least one variant (an empty enum has no values to pass)",
+        ));
+    }
+    if let Some(v) = e
+        .variants
+        .iter()
+        .find(|v| !matches!(v.fields, syn::Fields::Unit))
+    {
+        return Err(syn::Error::new_spanned(
+            &v.fields,
+            format!(
+                "#[derive(SfType)] supports only unit variants in enums yet; `{}` carries data",
+                v.ident
+            ),
+        ));
+    }
+    let name_str = name.to_string();
+    let idents: Vec<&Ident> = e.variants.iter().map(|v| &v.ident).collect();
+    let strs: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let indices: Vec<u32> = (0..idents.len() as u32).collect();
+    let listing = format!("{name_str} (one of {})", strs.join(", "));
+    let p = quote!(::sandflow::__private);
+    Ok(quote! {
+        impl ::sandflow::SfType for #name {
+            fn sf_type() -> #p::Type {
+                #p::Type::Enum(#p::contract::EnumType {
+                    name: #name_str.to_string(),
+                    variants: vec![#( #strs.to_string() ),*],
+                })
+            }
+            fn into_value(self) -> #p::Value {
+                #p::Value::Enum(match self { #( #name::#idents => #indices ),* })
+            }
+            fn from_value(v: #p::Value) -> ::core::result::Result<Self, ::std::string::String> {
+                match v {
+                    #( #p::Value::Enum(#indices) => Ok(#name::#idents), )*
+                    #p::Value::Enum(i) => Err(format!("expected {}, found variant index {}", #listing, i)),
+                    other => Err(format!("expected enum {}, found {}", #name_str, other.kind())),
                 }
             }
         }

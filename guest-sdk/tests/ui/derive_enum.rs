@@ -1,9 +1,9 @@
 use sandflow::SfType;
 
 #[derive(SfType)]
-pub enum Color {
-    Red,
-    Green,
+pub enum Order {
+    Latte,
+    Custom { shots: i64 },
 }
 
 fn main() {}

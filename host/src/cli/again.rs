@@ -201,7 +201,7 @@ pub fn relaunch(args: RelaunchArgs) -> anyhow::Result<u8> {
             let ty = &e.interface.inputs[k].ty;
             let j = match serde_json::from_str::<Json>(&raw) {
                 Ok(j) => j,
-                Err(_) if *ty == sandflow_contract::Type::Str => Json::String(raw),
+                Err(_) if json::takes_bare_word(ty) => Json::String(raw),
                 Err(err) => bail!("--{name}: not valid JSON ({err})"),
             };
             values[k] = json::from_json(&j, ty, &name, &mut String::new())?;

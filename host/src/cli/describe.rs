@@ -2,7 +2,7 @@
 
 use super::build::module_path;
 use clap::Args;
-use sandflow_contract::{EntityDecl, EntityKind, RecordType, Type};
+use sandflow_contract::{EntityDecl, EntityKind, EnumType, RecordType, Type};
 use sandflow_host::json;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
@@ -24,12 +24,13 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|e| line(&sandbox.decl, e))
         .collect();
-    // Interfaces name record types; their fields follow, one record a line.
+    // Interfaces name record and enum types; their fields or variants follow, one type a line.
     let mut records = Vec::new();
+    let mut enums = Vec::new();
     for e in &sandbox.decl.entities {
         let types = e.interface.inputs.iter().map(|p| &p.ty);
         for t in types.chain(e.interface.output.as_ref()) {
-            collect_records(t, &mut records);
+            collect_named(t, &mut records, &mut enums);
         }
     }
     text.extend(records.iter().map(|r| {
@@ -41,20 +42,30 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
             .join(", ");
         format!("{:<12} {} {{ {fields} }}", "record", r.name)
     }));
+    text.extend(
+        enums
+            .iter()
+            .map(|e| format!("{:<12} {} {{ {} }}", "enum", e.name, e.variants.join(", "))),
+    );
     super::print_stdout(&text.join("\n"));
     Ok(0)
 }
 
-/// The record types in `t`, outermost first, each once (by name).
-fn collect_records<'a>(t: &'a Type, out: &mut Vec<&'a RecordType>) {
+/// The record and enum types in `t`, outermost first, each once (by name).
+fn collect_named<'a>(
+    t: &'a Type,
+    records: &mut Vec<&'a RecordType>,
+    enums: &mut Vec<&'a EnumType>,
+) {
     match t {
-        Type::List(t) | Type::Map(t) | Type::Optional(t) => collect_records(t, out),
-        Type::Record(r) if !out.iter().any(|o| o.name == r.name) => {
-            out.push(r);
+        Type::List(t) | Type::Map(t) | Type::Optional(t) => collect_named(t, records, enums),
+        Type::Record(r) if !records.iter().any(|o| o.name == r.name) => {
+            records.push(r);
             for (_, f) in &r.fields {
-                collect_records(f, out);
+                collect_named(f, records, enums);
             }
         }
+        Type::Enum(e) if !enums.iter().any(|o| o.name == e.name) => enums.push(e),
         _ => {}
     }
 }

@@ -326,7 +326,7 @@ fn gather_inputs(
         let is_str = entity
             .interface
             .input(&name)
-            .is_some_and(|p| p.ty == sandflow_contract::Type::Str);
+            .is_some_and(|p| json::takes_bare_word(&p.ty));
         let j = match serde_json::from_str::<Json>(&raw) {
             Ok(j) => j,
             Err(_) if is_str => Json::String(raw),

@@ -1,0 +1,97 @@
+//! Enums of unit variants (Flyte's coffee example): passed between tasks as variant indices,
+//! read and printed by name, an unknown name an error listing the variants.
+
+use crate::guests::{load, module, repo, run, sandflow_command};
+use sandflow_host::json::inputs_from_json;
+use serde_json::json;
+
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sandflow_command()
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("sandflow runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_enum_passes_between_tasks_and_prints_by_name() {
+    assert_eq!(
+        run("fixtures", "coffee_maker", json!({"coffee": "latte"})).unwrap(),
+        json!("Preparing Latte ...")
+    );
+    assert_eq!(
+        run(
+            "fixtures",
+            "coffee_maker_enum",
+            json!({"coffee_enum": "Latte"})
+        )
+        .unwrap(),
+        json!("Espresso")
+    );
+    assert_eq!(
+        run(
+            "fixtures",
+            "next_coffees",
+            json!({"coffees": ["Espresso", "Cappuccino", "Latte"]})
+        )
+        .unwrap(),
+        json!(["Americano", "Espresso", "Cappuccino"])
+    );
+}
+
+#[test]
+fn a_task_that_returns_no_enum_fails_with_its_error() {
+    let e = run("fixtures", "coffee_maker", json!({"coffee": "mocha"})).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("no coffee named \\\"mocha\\\""),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_unknown_variant_in_json_input_is_an_error_listing_the_variants() {
+    let sandbox = load("fixtures");
+    let entity = sandbox.decl.get("coffee_maker_enum").expect("declared");
+    let given = [("coffee_enum".to_string(), json!("Mocha"))];
+    let e = inputs_from_json(&sandbox.decl, entity, &given).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "input `coffee_enum`: expected Coffee (one of Espresso, Americano, Latte, Cappuccino), \
+         found the string \"Mocha\""
+    );
+}
+
+#[test]
+fn the_cli_reads_and_prints_enums_by_name() {
+    let m = module("fixtures");
+    let m = m.to_str().unwrap();
+    let (code, out, err) = cli(&["run", m, "coffee_maker_enum", "--coffee_enum", "Cappuccino"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "\"Americano\"");
+    let (code, out, err) = cli(&["run", m, "next_coffees", "--coffees", "[\"Latte\"]"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "[\"Cappuccino\"]");
+    let (code, _, err) = cli(&["run", m, "coffee_maker_enum", "--coffee_enum", "latte"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("expected Coffee (one of Espresso, Americano, Latte, Cappuccino)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn describe_lists_the_enum_and_its_variants() {
+    let m = module("fixtures");
+    let (code, out, err) = cli(&["describe", m.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("enum         Coffee { Espresso, Americano, Latte, Cappuccino }"),
+        "{out}"
+    );
+    assert!(out.contains("(coffee_enum: Coffee) -> Coffee"), "{out}");
+}
