@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 
 /// A Rust type with a sandflow type: i64, f64, bool, String, [`Bytes`], `Vec<T>`,
-/// string-keyed maps, `Option<T>`, and structs and unit-variant enums with `#[derive(SfType)]`.
+/// maps with string or `i64` keys, `Option<T>`, and structs and unit-variant enums with `#[derive(SfType)]`.
 ///
 /// ```
 /// use sandflow::SfType;
@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot cross a sandflow task boundary",
     label = "not a sandflow type",
-    note = "sandflow types: i64, f64, bool, String, sandflow::Bytes, Vec<T>, BTreeMap<String, T>, HashMap<String, T>, Option<T>, and structs or unit-variant enums with #[derive(SfType)]"
+    note = "sandflow types: i64, f64, bool, String, sandflow::Bytes, Vec<T>, BTreeMap<String | i64, T>, HashMap<String | i64, T>, Option<T>, and structs or unit-variant enums with #[derive(SfType)]"
 )]
 pub trait SfType: Sized {
     fn sf_type() -> Type;
@@ -186,5 +186,39 @@ impl<T: SfType> SfType for HashMap<String, T> {
     }
     fn from_value(v: Value) -> Result<Self, String> {
         BTreeMap::<String, T>::from_value(v).map(|m| m.into_iter().collect())
+    }
+}
+
+impl<T: SfType> SfType for BTreeMap<i64, T> {
+    fn sf_type() -> Type {
+        Type::IntMap(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::IntMap(self.into_iter().map(|(k, v)| (k, v.into_value())).collect())
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::IntMap(m) => m
+                .into_iter()
+                .map(|(k, x)| {
+                    T::from_value(x)
+                        .map(|x| (k, x))
+                        .map_err(|e| format!("[{k}]: {e}"))
+                })
+                .collect(),
+            other => mismatch(&Self::sf_type(), &other),
+        }
+    }
+}
+
+impl<T: SfType> SfType for HashMap<i64, T> {
+    fn sf_type() -> Type {
+        Type::IntMap(Box::new(T::sf_type()))
+    }
+    fn into_value(self) -> Value {
+        Value::IntMap(self.into_iter().map(|(k, v)| (k, v.into_value())).collect())
+    }
+    fn from_value(v: Value) -> Result<Self, String> {
+        BTreeMap::<i64, T>::from_value(v).map(|m| m.into_iter().collect())
     }
 }

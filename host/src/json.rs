@@ -105,6 +105,26 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
             }
             Value::Map(out)
         }
+        // JSON keys are strings: an integer key is written in decimal.
+        (Type::IntMap(t), Json::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, x) in m {
+                let len = path.len();
+                path.push_str(&format!("[{k:?}]"));
+                let Ok(key) = k.parse::<i64>() else {
+                    let e = InputError::Type {
+                        input: input.into(),
+                        path: path.clone(),
+                        expected: "an integer key (a 64-bit decimal number)".into(),
+                        found: format!("the key {k:?}"),
+                    };
+                    return Err(e);
+                };
+                out.insert(key, from_json(x, t, input, path)?);
+                path.truncate(len);
+            }
+            Value::IntMap(out)
+        }
         (Type::Optional(_), Json::Null) => Value::Optional(None),
         (Type::Optional(t), x) => Value::Optional(Some(Box::new(from_json(x, t, input, path)?))),
         (Type::Record(r), Json::Object(m)) => {
@@ -207,6 +227,11 @@ pub fn to_json(v: &Value, ty: &Type) -> Json {
         (Value::Map(m), Type::Map(t)) => {
             Json::Object(m.iter().map(|(k, x)| (k.clone(), to_json(x, t))).collect())
         }
+        (Value::IntMap(m), Type::IntMap(t)) => Json::Object(
+            m.iter()
+                .map(|(k, x)| (k.to_string(), to_json(x, t)))
+                .collect(),
+        ),
         (Value::Optional(None), _) => Json::Null,
         (Value::Optional(Some(x)), Type::Optional(t)) => to_json(x, t),
         (Value::Record(vals), Type::Record(r)) => Json::Object(
@@ -227,6 +252,11 @@ pub fn to_json(v: &Value, ty: &Type) -> Json {
         (Value::Map(m), _) => Json::Object(
             m.iter()
                 .map(|(k, x)| (k.clone(), to_json(x, &Type::Str)))
+                .collect(),
+        ),
+        (Value::IntMap(m), _) => Json::Object(
+            m.iter()
+                .map(|(k, x)| (k.to_string(), to_json(x, &Type::Str)))
                 .collect(),
         ),
         (Value::Optional(Some(x)), _) => to_json(x, &Type::Str),
@@ -357,6 +387,22 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "input `c`: expected Coffee (one of Latte, Espresso), found the number 0"
+        );
+    }
+
+    #[test]
+    fn integer_keyed_maps_read_and_print_keys_in_decimal() {
+        let ty = Type::IntMap(Box::new(Type::Str));
+        let v = from_json(&json!({"-3": "a", "10": "b"}), &ty, "m", &mut String::new()).unwrap();
+        assert_eq!(
+            v,
+            Value::IntMap([(-3, Value::Str("a".into())), (10, Value::Str("b".into()))].into())
+        );
+        assert_eq!(to_json(&v, &ty), json!({"-3": "a", "10": "b"}));
+        let e = from_json(&json!({"1": "a", "x": "b"}), &ty, "m", &mut String::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input `m` at [\"x\"]: expected an integer key (a 64-bit decimal number), found the key \"x\""
         );
     }
 

@@ -1,5 +1,6 @@
 //! Enums of unit variants (Flyte's coffee example): passed between tasks as variant indices,
-//! read and printed by name, an unknown name an error listing the variants.
+//! read and printed by name, an unknown name an error listing the variants; and maps with
+//! integer keys, whose keys JSON writes in decimal.
 
 use crate::guests::{load, module, repo, run, sandflow_command};
 use sandflow_host::json::inputs_from_json;
@@ -94,4 +95,31 @@ fn describe_lists_the_enum_and_its_variants() {
         "{out}"
     );
     assert!(out.contains("(coffee_enum: Coffee) -> Coffee"), "{out}");
+}
+
+#[test]
+fn an_integer_keyed_map_crosses_the_boundary_keys_in_decimal() {
+    assert_eq!(
+        run(
+            "fixtures",
+            "next_by_number",
+            json!({"menu": {"-1": "Latte", "9": "Cappuccino"}})
+        )
+        .unwrap(),
+        json!({"0": "Cappuccino", "10": "Espresso"})
+    );
+    let m = module("fixtures");
+    let m = m.to_str().unwrap();
+    let (code, _, err) = cli(&["run", m, "next_by_number", "--menu", r#"{"one": "Latte"}"#]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(r#"input `menu` at ["one"]: expected an integer key"#),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["describe", m]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("(menu: map<i64, Coffee>) -> map<i64, Coffee>"),
+        "{out}"
+    );
 }

@@ -156,7 +156,8 @@ mod tests {
                 inner
                     .clone()
                     .prop_map(|v| Value::Optional(Some(Box::new(v)))),
-                proptest::collection::vec(inner, 0..4).prop_map(Value::Record),
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Record),
+                proptest::collection::btree_map(any::<i64>(), inner, 0..4).prop_map(Value::IntMap),
             ]
         })
     }

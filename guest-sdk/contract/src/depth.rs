@@ -64,6 +64,12 @@ pub(crate) fn map_key_bytes(key: &str) -> usize {
     2 * size_of::<String>() + key.len()
 }
 
+/// How an integer-keyed B-tree map entry is charged beyond its value: the key, and as much
+/// again for the half-empty node slots (as [`map_key_bytes`]).
+pub(crate) fn int_key_bytes() -> usize {
+    2 * size_of::<i64>()
+}
+
 /// A string whose heap is charged before it is allocated (the string's header belongs to a
 /// value whose size is charged already).
 pub(crate) fn heap_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -199,6 +205,32 @@ where
             let mut out = BTreeMap::new();
             while let Some((Key(k), v)) = map.next_entry::<Key, T>()? {
                 out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V(PhantomData))
+}
+
+/// An integer-keyed map; each key is charged with its share of the tree, each `T` charges
+/// itself.
+pub(crate) fn int_map<'de, D, T>(d: D) -> Result<BTreeMap<i64, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = BTreeMap<i64, T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map with integer keys")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = map.next_key::<i64>()? {
+                // Charged before the value is decoded, as a string key is.
+                charge::<A::Error>(int_key_bytes())?;
+                out.insert(k, map.next_value::<T>()?);
             }
             Ok(out)
         }

@@ -2,7 +2,7 @@
 //! [`crate::depth`]): `size_of` of each part plus its heap. The host charges these estimates
 //! to a run's memory budget for the graphs and values it keeps.
 
-use crate::depth::map_key_bytes;
+use crate::depth::{int_key_bytes, map_key_bytes};
 use crate::graph::{Binding, GraphSpec, NodeSpec};
 use crate::value::Value;
 use std::mem::size_of;
@@ -30,6 +30,10 @@ impl Value {
             Value::Map(m) => m
                 .iter()
                 .map(|(k, v)| map_key_bytes(k) as u64 + v.memory_bytes())
+                .sum(),
+            Value::IntMap(m) => m
+                .values()
+                .map(|v| int_key_bytes() as u64 + v.memory_bytes())
                 .sum(),
             Value::Optional(Some(v)) => v.memory_bytes(),
         }
@@ -99,6 +103,10 @@ mod tests {
                     Value::Optional(Some(Box::new(Value::Bool(true)))),
                 ),
                 ("f".to_string(), Value::Enum(3)),
+                (
+                    "g".to_string(),
+                    Value::IntMap([(-2, Value::Str("x".into())), (9, Value::Int(0))].into()),
+                ),
             ]
             .into(),
         );

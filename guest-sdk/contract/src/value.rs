@@ -18,6 +18,8 @@ pub enum Type {
     Optional(Box<Type>),
     Record(RecordType),
     Enum(EnumType),
+    /// A map with integer keys.
+    IntMap(Box<Type>),
 }
 
 /// A user enum of unit variants: its name and its variants' names in declaration order. Its
@@ -61,6 +63,7 @@ pub enum Value {
     Record(Vec<Value>),
     /// A variant of an [`EnumType`], by its index in `variants` (the type gives the name).
     Enum(u32),
+    IntMap(BTreeMap<i64, Value>),
 }
 
 // Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
@@ -78,6 +81,7 @@ enum TypeDef {
     Optional(Box<Type>),
     Record(RecordType),
     Enum(EnumType),
+    IntMap(Box<Type>),
 }
 
 impl<'de> Deserialize<'de> for Type {
@@ -100,6 +104,7 @@ enum ValueDef {
     Optional(Option<Box<Value>>),
     Record(Vec<Value>),
     Enum(u32),
+    IntMap(#[serde(deserialize_with = "crate::depth::int_map")] BTreeMap<i64, Value>),
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -127,6 +132,7 @@ impl fmt::Display for Type {
             Type::Optional(t) => write!(f, "option<{t}>"),
             Type::Record(r) => f.write_str(&r.name),
             Type::Enum(e) => f.write_str(&e.name),
+            Type::IntMap(t) => write!(f, "map<i64, {t}>"),
         }
     }
 }
@@ -151,6 +157,7 @@ impl Value {
             Value::Optional(_) => OPTIONAL,
             Value::Record(_) => RECORD,
             Value::Enum(_) => ENUM,
+            Value::IntMap(_) => INT_MAP,
         }
     }
 
@@ -181,6 +188,12 @@ impl Value {
             (Value::Map(m), Type::Map(t)) => {
                 for (k, v) in m {
                     v.check_inner(t).map_err(|e| e.inside(format!("[{k:?}]")))?;
+                }
+                true
+            }
+            (Value::IntMap(m), Type::IntMap(t)) => {
+                for (k, v) in m {
+                    v.check_inner(t).map_err(|e| e.inside(format!("[{k}]")))?;
                 }
                 true
             }
@@ -306,6 +319,18 @@ mod tests {
             err.to_string(),
             r#"at ["k"][1].tags[1]: expected string, found an integer"#
         );
+    }
+
+    #[test]
+    fn integer_keyed_maps_check_each_value_naming_its_key() {
+        let ty = Type::IntMap(Box::new(Type::Str));
+        let v = Value::IntMap([(-4, Value::Str("a".into())), (7, Value::Int(1))].into());
+        assert_eq!(
+            v.check(&ty).unwrap_err().to_string(),
+            "at [7]: expected string, found an integer"
+        );
+        let err = Value::Map(BTreeMap::new()).check(&ty).unwrap_err();
+        assert_eq!(err.to_string(), "expected map<i64, string>, found a map");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 pub const VALUE: &str = "Value";
 /// `Value`'s variants, in declaration order (the index is the variant's tag).
 pub const VALUE_VARIANTS: &[&str] = &[
-    "Int", "Float", "Bool", "Str", "Bytes", "List", "Map", "Optional", "Record", "Enum",
+    "Int", "Float", "Bool", "Str", "Bytes", "List", "Map", "Optional", "Record", "Enum", "IntMap",
 ];
 pub const INT: u32 = 0;
 pub const FLOAT: u32 = 1;
@@ -19,6 +19,7 @@ pub const MAP: u32 = 6;
 pub const OPTIONAL: u32 = 7;
 pub const RECORD: u32 = 8;
 pub const ENUM: u32 = 9;
+pub const INT_MAP: u32 = 10;
 
 /// The name `CallResult` serializes under, and its `Output` variant.
 pub const CALL_RESULT: &str = "CallResult";
@@ -37,6 +38,7 @@ pub fn kind(tag: u32) -> &'static str {
         OPTIONAL => "an optional",
         RECORD => "a record",
         ENUM => "an enum variant",
+        INT_MAP => "a map with integer keys",
         _ => "an unknown variant",
     }
 }
@@ -69,6 +71,7 @@ mod tests {
                 Value::Optional(x) => tagged!(OPTIONAL, x),
                 Value::Record(x) => tagged!(RECORD, x),
                 Value::Enum(x) => tagged!(ENUM, x),
+                Value::IntMap(x) => tagged!(INT_MAP, x),
             }
         }
     }
@@ -86,6 +89,7 @@ mod tests {
             Value::Optional(Some(Box::new(Value::Int(1)))),
             Value::Record(vec![Value::Bool(false)]),
             Value::Enum(1),
+            Value::IntMap(BTreeMap::from([(-1, Value::Int(1))])),
         ];
         for (tag, v) in values.iter().enumerate() {
             assert_eq!(

@@ -58,7 +58,9 @@ fn collect_named<'a>(
     enums: &mut Vec<&'a EnumType>,
 ) {
     match t {
-        Type::List(t) | Type::Map(t) | Type::Optional(t) => collect_named(t, records, enums),
+        Type::List(t) | Type::Map(t) | Type::IntMap(t) | Type::Optional(t) => {
+            collect_named(t, records, enums)
+        }
         Type::Record(r) if !records.iter().any(|o| o.name == r.name) => {
             records.push(r);
             for (_, f) in &r.fields {
