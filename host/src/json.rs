@@ -111,11 +111,14 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
             for (k, x) in m {
                 let len = path.len();
                 path.push_str(&format!("[{k:?}]"));
-                let Ok(key) = k.parse::<i64>() else {
+                // Only the canonical spelling, so "1" and "01" cannot both name key 1.
+                let Some(key) = k.parse::<i64>().ok().filter(|n| n.to_string() == *k) else {
                     let e = InputError::Type {
                         input: input.into(),
                         path: path.clone(),
-                        expected: "an integer key (a 64-bit decimal number)".into(),
+                        expected:
+                            "an integer key (a 64-bit decimal number without + or leading zeros)"
+                                .into(),
                         found: format!("the key {k:?}"),
                     };
                     return Err(e);
@@ -399,10 +402,17 @@ mod tests {
             Value::IntMap([(-3, Value::Str("a".into())), (10, Value::Str("b".into()))].into())
         );
         assert_eq!(to_json(&v, &ty), json!({"-3": "a", "10": "b"}));
+        for k in ["01", "+1", " 1", "1.0"] {
+            let e = from_json(&json!({ k: "a" }), &ty, "m", &mut String::new()).unwrap_err();
+            assert!(
+                e.to_string().contains("expected an integer key"),
+                "{k}: {e}"
+            );
+        }
         let e = from_json(&json!({"1": "a", "x": "b"}), &ty, "m", &mut String::new()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "input `m` at [\"x\"]: expected an integer key (a 64-bit decimal number), found the key \"x\""
+            "input `m` at [\"x\"]: expected an integer key (a 64-bit decimal number without + or leading zeros), found the key \"x\""
         );
     }
 
