@@ -316,7 +316,7 @@ const POLL: Duration = Duration::from_millis(500);
 const WATCHED: usize = 200;
 
 /// Server-sent events: an `executions` event with the summaries of the executions that
-/// changed since the last poll (all watched ones first), or an `error` event when the store
+/// changed since the last poll (all watched ones first), or a `store-error` event when the store
 /// cannot be read.
 pub async fn events(State(store): State<Store>) -> impl IntoResponse {
     let seen: HashMap<String, JsonValue> = HashMap::new();
@@ -351,7 +351,7 @@ pub async fn events(State(store): State<Store>) -> impl IntoResponse {
                             .data(JsonValue::Array(changed).to_string())
                     }
                 }
-                Err(ApiError(_, why)) => Event::default().event("error").data(why),
+                Err(ApiError(_, why)) => Event::default().event("store-error").data(why),
             };
             Some((
                 Ok::<_, std::convert::Infallible>(event),
