@@ -32,6 +32,7 @@ enum Command {
     Cache(cli::cache::CacheArgs),
     Recover(cli::again::RecoverArgs),
     Relaunch(cli::again::RelaunchArgs),
+    Ui(cli::ui::UiArgs),
 }
 
 fn main() {
@@ -45,6 +46,7 @@ fn main() {
             Command::Cache(a) => cli::cache::cache(a),
             Command::Recover(a) => cli::again::recover(a),
             Command::Relaunch(a) => cli::again::relaunch(a),
+            Command::Ui(a) => cli::ui::ui(a),
         }
     });
     let code = match result {

@@ -4,6 +4,7 @@
 
 mod cache;
 mod cli;
+mod console;
 mod durable;
 mod enums;
 mod errors;

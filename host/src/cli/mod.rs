@@ -3,6 +3,7 @@
 pub mod again;
 pub mod build;
 pub mod cache;
+mod console;
 pub mod describe;
 pub mod execute;
 pub mod executions;
@@ -10,6 +11,7 @@ pub mod logs;
 pub mod run;
 pub mod show;
 pub mod store;
+pub mod ui;
 
 /// Prints `text` and a newline to stdout. A reader that went away (`sandflow run .. | head`)
 /// is not an error of the run: the output is simply not wanted any more.

@@ -1,0 +1,379 @@
+//! The console's JSON API over the execution store (documented in README.md, "Console").
+//! Store reads are blocking SQLite calls: each runs on tokio's blocking pool.
+
+use crate::cli::executions::summary_json;
+use crate::cli::store::{descendants, inputs_json, interfaces, natural_cmp, value_json};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sandflow_contract::Type;
+use sandflow_host::store::{
+    ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, SqliteStore, StoreError,
+    StoreRead,
+};
+use serde::Deserialize;
+use serde_json::{json, Value as JsonValue};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Store = Arc<SqliteStore>;
+
+/// An error as the API answers it: a status and `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        let status = match e.downcast_ref::<StoreError>() {
+            Some(StoreError::UnknownExecution { .. } | StoreError::UnknownNode { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            Some(StoreError::AmbiguousPrefix { .. }) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, crate::cli::render_error(&e))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        anyhow::Error::new(e).into()
+    }
+}
+
+/// Runs a store read on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: Store,
+    f: impl FnOnce(&SqliteStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the store failed: {e}"),
+            )
+        })?
+}
+
+/// Page sizes: the default and the most one request may ask for.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1_000;
+
+fn page(limit: Option<usize>) -> usize {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    entity: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+    /// Include child executions (launch plan calls); top-level ones only by default.
+    #[serde(default)]
+    children: bool,
+}
+
+pub async fn executions(
+    State(store): State<Store>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<JsonValue>, ApiError> {
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(ExecStatus::parse(s).ok_or_else(|| {
+            let names: Vec<&str> = ExecStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("status {s:?} is not one of {}", names.join(", ")),
+            )
+        })?),
+    };
+    let (limit, offset) = (page(q.limit), q.offset.unwrap_or(0));
+    let entity = q.entity.filter(|e| !e.is_empty());
+    let rows = blocking(store, move |s| {
+        Ok(s.executions(&ExecutionFilter {
+            status,
+            entity,
+            limit: Some(offset.saturating_add(limit)),
+            roots_only: !q.children,
+        })?)
+    })
+    .await?;
+    let list: Vec<JsonValue> = rows.iter().skip(offset).map(summary_json).collect();
+    Ok(Json(
+        json!({ "offset": offset, "limit": limit, "executions": list }),
+    ))
+}
+
+pub async fn execution(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+) -> Result<Json<JsonValue>, ApiError> {
+    blocking(store, move |store| {
+        let exec = store.execution(&id)?;
+        let s = &exec.summary;
+        let ifaces = interfaces(store, &s.module)?;
+        let iface = ifaces.get(&s.entity).map(|e| &e.interface);
+        let mut out = summary_json(s);
+        out["inputs"] = inputs_json(&exec.inputs, iface);
+        out["output"] = exec
+            .output
+            .as_ref()
+            .map(|v| value_json(v, iface.and_then(|i| i.output.as_ref())))
+            .unwrap_or(JsonValue::Null);
+        let below = descendants(store, &s.id)?;
+        out["children"] = JsonValue::Array(below.iter().map(summary_json).collect());
+        Ok(Json(out))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct NodesQuery {
+    /// The node whose direct children are wanted; the top nodes when absent or empty.
+    parent: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// A node of the execution's tree and the execution that recorded it (the execution itself
+/// or one of its child executions: their nodes hang under the launch plan node that called
+/// them, as `sandflow show` draws them).
+struct Found {
+    exec: ExecutionId,
+    module: String,
+    record: NodeRecord,
+}
+
+/// The node whose path is the longest prefix of `path` that ends where a path segment (`/`)
+/// or a map index (`[`) starts, if any.
+fn parent_of<'a>(path: &'a str, paths: &HashSet<&str>) -> Option<&'a str> {
+    path.char_indices()
+        .rev()
+        .filter(|&(i, c)| i > 0 && (c == '/' || c == '['))
+        .map(|(i, _)| &path[..i])
+        .find(|p| paths.contains(p))
+}
+
+pub async fn nodes(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    Query(q): Query<NodesQuery>,
+) -> Result<Json<JsonValue>, ApiError> {
+    blocking(store, move |store| {
+        let exec = store.execution(&id)?.summary;
+        let mut all: Vec<Found> = Vec::new();
+        for s in std::iter::once(exec.clone()).chain(descendants(store, &exec.id)?) {
+            all.extend(store.nodes(&s.id)?.into_iter().map(|record| Found {
+                exec: s.id.clone(),
+                module: s.module.clone(),
+                record,
+            }));
+        }
+        let paths: HashSet<&str> = all.iter().map(|n| n.record.path.as_str()).collect();
+        let parent = q.parent.filter(|p| !p.is_empty());
+        if let Some(p) = &parent {
+            if !paths.contains(p.as_str()) {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("execution {} has no node {p:?}", exec.id),
+                ));
+            }
+        }
+        let mut with_children: HashSet<&str> = HashSet::new();
+        let mut under: Vec<&Found> = Vec::new();
+        for n in &all {
+            let up = parent_of(&n.record.path, &paths);
+            if let Some(up) = up {
+                with_children.insert(up);
+            }
+            if up == parent.as_deref() {
+                under.push(n);
+            }
+        }
+        // Failed first (what one opens the console for), then as people count: `t[2]`
+        // before `t[10]`.
+        under.sort_by(|a, b| {
+            let failed = |n: &Found| n.record.status != NodeStatus::Failed;
+            failed(a)
+                .cmp(&failed(b))
+                .then_with(|| natural_cmp(&a.record.path, &b.record.path))
+        });
+        let (limit, offset) = (page(q.limit), q.offset.unwrap_or(0));
+        let mut ifaces: HashMap<String, HashMap<String, _>> = HashMap::new();
+        let mut list = Vec::new();
+        for n in under.iter().skip(offset).take(limit) {
+            if !ifaces.contains_key(&n.module) {
+                ifaces.insert(n.module.clone(), interfaces(store, &n.module)?);
+            }
+            let r = &n.record;
+            let ty = ifaces[&n.module]
+                .get(&r.entity)
+                .and_then(|e| e.interface.output.clone())
+                .map(|t| {
+                    if r.kind == "map" {
+                        Type::List(Box::new(t))
+                    } else {
+                        t
+                    }
+                });
+            list.push(json!({
+                "path": r.path,
+                "execution": n.exec.as_str(),
+                "entity": r.entity,
+                "kind": r.kind,
+                "status": r.status.as_str(),
+                "attempts": r.attempts,
+                "cached": r.cached,
+                "start_us": r.start_us,
+                "end_us": r.end_us,
+                "has_children": with_children.contains(r.path.as_str()),
+                "output": r.output.as_ref().map(|v| value_json(v, ty.as_ref())),
+            }));
+        }
+        Ok(Json(json!({
+            "execution": exec.id.as_str(),
+            "parent": parent,
+            "total": under.len(),
+            "offset": offset,
+            "limit": limit,
+            "nodes": list,
+        })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LogsQuery {
+    /// Only this node's attempts.
+    path: Option<String>,
+}
+
+pub async fn logs(
+    State(store): State<Store>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<JsonValue>, ApiError> {
+    blocking(store, move |store| {
+        let id = store.execution(&id)?.summary.id;
+        let path = q.path.filter(|p| !p.is_empty());
+        let mut ids = vec![id.clone()];
+        ids.extend(descendants(store, &id)?.into_iter().map(|c| c.id));
+        let mut attempts = Vec::new();
+        let mut found = false;
+        for x in &ids {
+            match store.logs(x, path.as_deref()) {
+                Ok(a) => {
+                    found = true;
+                    attempts.extend(a.into_iter().map(|a| (x.clone(), a)));
+                }
+                Err(StoreError::UnknownNode { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !found {
+            // No execution of the tree has that node: the store's error names it.
+            store.logs(&id, path.as_deref())?;
+        }
+        attempts.sort_by(|(_, a), (_, b)| {
+            natural_cmp(&a.path, &b.path).then(a.record.attempt.cmp(&b.record.attempt))
+        });
+        let list: Vec<JsonValue> = attempts
+            .iter()
+            .map(|(x, a)| {
+                let r = &a.record;
+                json!({
+                    "path": a.path,
+                    "execution": x.as_str(),
+                    "attempt": r.attempt,
+                    "outcome": r.outcome.as_str(),
+                    "message": r.message,
+                    "start_us": r.start_us,
+                    "end_us": r.end_us,
+                    "worker": r.worker,
+                    "stdout": String::from_utf8_lossy(&a.stdout),
+                    "stderr": String::from_utf8_lossy(&a.stderr),
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "execution": id.as_str(), "attempts": list })))
+    })
+    .await
+}
+
+/// How often the event stream polls the store, and how many of the newest executions it
+/// watches.
+const POLL: Duration = Duration::from_millis(500);
+const WATCHED: usize = 200;
+
+/// Server-sent events: an `executions` event with the summaries of the executions that
+/// changed since the last poll (all watched ones first), or a `store-error` event when the store
+/// cannot be read.
+pub async fn events(State(store): State<Store>) -> impl IntoResponse {
+    let seen: HashMap<String, JsonValue> = HashMap::new();
+    let stream =
+        futures_util::stream::unfold((store, seen, true), |(store, mut seen, first)| async move {
+            if !first {
+                tokio::time::sleep(POLL).await;
+            }
+            let read = blocking(store.clone(), |s| {
+                Ok(s.executions(&ExecutionFilter {
+                    limit: Some(WATCHED),
+                    ..ExecutionFilter::default()
+                })?)
+            })
+            .await;
+            let event = match read {
+                Ok(rows) => {
+                    let changed: Vec<JsonValue> = rows
+                        .iter()
+                        .map(summary_json)
+                        .filter(|j| {
+                            let id = j["id"].as_str().unwrap_or_default().to_string();
+                            seen.insert(id, j.clone()).as_ref() != Some(j)
+                        })
+                        .collect();
+                    if changed.is_empty() && !first {
+                        // Nothing new: a comment keeps the connection and the loop going.
+                        Event::default().comment("")
+                    } else {
+                        Event::default()
+                            .event("executions")
+                            .data(JsonValue::Array(changed).to_string())
+                    }
+                }
+                Err(ApiError(_, why)) => Event::default().event("store-error").data(why),
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (store, seen, false),
+            ))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parent_of;
+    use std::collections::HashSet;
+
+    #[test]
+    fn a_nodes_parent_is_the_longest_recorded_prefix() {
+        let paths: HashSet<&str> = ["wf", "wf/m", "wf/m[3]", "wf/m[3]/lp/t"].into();
+        assert_eq!(parent_of("wf/m", &paths), Some("wf"));
+        assert_eq!(parent_of("wf/m[3]", &paths), Some("wf/m"));
+        // The child execution's nodes hang under the nearest recorded node.
+        assert_eq!(parent_of("wf/m[3]/lp/t", &paths), Some("wf/m[3]"));
+        assert_eq!(parent_of("wf", &paths), None);
+        assert_eq!(parent_of("wf/mm", &paths), Some("wf"));
+    }
+}
