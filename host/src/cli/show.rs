@@ -4,17 +4,16 @@
 
 use super::executions::{duration, summary_json};
 use super::store::{
-    descendants, fmt_us, inputs_json, interfaces, local_time, natural_cmp, open_existing_store,
-    value_json,
+    descendants, fmt_us, inputs_json, interfaces, local_time, natural_cmp, node_record_json,
+    open_existing_store, value_json,
 };
 use clap::Args;
-use sandflow_contract::Type;
 use sandflow_host::scheduler::{render_tree, TreeNode};
 use sandflow_host::store::{
     AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord, NodeStatus,
     SqliteStore, StoreRead,
 };
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -197,31 +196,8 @@ fn clip(text: String) -> String {
     }
 }
 
-/// The output type of a node: its entity's, a list of them for a map node.
-fn output_type(n: &NodeRecord, ifaces: &HashMap<String, EntityRecord>) -> Option<Type> {
-    let t = ifaces.get(&n.entity)?.interface.output.clone()?;
-    Some(if n.kind == "map" {
-        Type::List(Box::new(t))
-    } else {
-        t
-    })
-}
-
 fn node_json(n: &Node, exec: &ExecutionSummary, ifaces: &HashMap<String, EntityRecord>) -> Json {
-    let r = &n.record;
-    let ty = output_type(r, ifaces);
-    json!({
-        "path": r.path,
-        "execution": exec.id.as_str(),
-        "entity": r.entity,
-        "kind": r.kind,
-        "status": r.status.as_str(),
-        "attempts": r.attempts,
-        "cached": r.cached,
-        "start_us": r.start_us,
-        "end_us": r.end_us,
-        "output": r.output.as_ref().map(|v| value_json(v, ty.as_ref())),
-    })
+    node_record_json(&n.record, exec.id.as_str(), ifaces)
 }
 
 /// Failed attempts by (execution, node key), oldest first: the tree lists their messages.

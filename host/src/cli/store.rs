@@ -6,7 +6,7 @@ use anyhow::Context;
 use sandflow_contract::{Interface, Type, Value};
 use sandflow_host::json;
 use sandflow_host::store::{
-    self, EntityRecord, ExecutionId, ExecutionSummary, SqliteStore, StoreRead,
+    self, EntityRecord, ExecutionId, ExecutionSummary, NodeRecord, SqliteStore, StoreRead,
 };
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -78,15 +78,7 @@ pub fn fmt_ms(ms: i64) -> String {
 }
 
 /// A duration in microseconds as the execution tree shows them: `850µs`, `2.5ms`, `1.25s`.
-pub fn fmt_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
-    }
-}
+pub use sandflow_host::scheduler::fmt_us;
 
 /// `30s`, `15m`, `12h`, `7d`: a clap value parser, so a bad one is a usage error.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
@@ -113,6 +105,38 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 
 /// The interfaces of a module's entities, by name; empty if the store has none for it (an
 /// execution is shown untyped rather than not at all).
+/// The output type of a node: its entity's, a list of them for a map node.
+pub fn output_type(n: &NodeRecord, ifaces: &HashMap<String, EntityRecord>) -> Option<Type> {
+    let t = ifaces.get(&n.entity)?.interface.output.clone()?;
+    Some(if n.kind == "map" {
+        Type::List(Box::new(t))
+    } else {
+        t
+    })
+}
+
+/// A node record as `show --json` and the console's API give it: its output as JSON typed by
+/// its entity's interface (from `ifaces`, the interfaces of its module).
+pub fn node_record_json(
+    r: &NodeRecord,
+    execution: &str,
+    ifaces: &HashMap<String, EntityRecord>,
+) -> Json {
+    let ty = output_type(r, ifaces);
+    serde_json::json!({
+        "path": r.path,
+        "execution": execution,
+        "entity": r.entity,
+        "kind": r.kind,
+        "status": r.status.as_str(),
+        "attempts": r.attempts,
+        "cached": r.cached,
+        "start_us": r.start_us,
+        "end_us": r.end_us,
+        "output": r.output.as_ref().map(|v| value_json(v, ty.as_ref())),
+    })
+}
+
 pub fn interfaces(
     store: &SqliteStore,
     module: &str,

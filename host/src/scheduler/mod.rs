@@ -35,7 +35,7 @@ pub use protocol::{
     AttemptFailure, Command, Event, ExecId, Failure, NodeId, Options, Outcome, RunTask, StartError,
     TaskOverrides, Timing, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_PARALLELISM,
 };
-pub use tree::{render_tree, AttemptOutput, TreeNode, TreeOptions};
+pub use tree::{fmt_us, render_tree, AttemptOutput, TreeNode, TreeOptions};
 
 /// Where a node is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -264,7 +264,8 @@ fn line(n: &TreeNode, lead: &str, child_lead: &str, out: &mut String) {
     }
 }
 
-fn fmt_us(us: u64) -> String {
+/// A duration in microseconds as the execution tree shows them: `850µs`, `2.5ms`, `1.25s`.
+pub fn fmt_us(us: u64) -> String {
     if us < 1_000 {
         format!("{us}µs")
     } else if us < 1_000_000 {

@@ -2,13 +2,14 @@
 //! Store reads are blocking SQLite calls: each runs on tokio's blocking pool.
 
 use crate::cli::executions::summary_json;
-use crate::cli::store::{descendants, inputs_json, interfaces, natural_cmp, value_json};
+use crate::cli::store::{
+    descendants, inputs_json, interfaces, natural_cmp, node_record_json, value_json,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sandflow_contract::Type;
 use sandflow_host::store::{
     ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, SqliteStore, StoreError,
     StoreRead,
@@ -216,29 +217,9 @@ pub async fn nodes(
                 ifaces.insert(n.module.clone(), interfaces(store, &n.module)?);
             }
             let r = &n.record;
-            let ty = ifaces[&n.module]
-                .get(&r.entity)
-                .and_then(|e| e.interface.output.clone())
-                .map(|t| {
-                    if r.kind == "map" {
-                        Type::List(Box::new(t))
-                    } else {
-                        t
-                    }
-                });
-            list.push(json!({
-                "path": r.path,
-                "execution": n.exec.as_str(),
-                "entity": r.entity,
-                "kind": r.kind,
-                "status": r.status.as_str(),
-                "attempts": r.attempts,
-                "cached": r.cached,
-                "start_us": r.start_us,
-                "end_us": r.end_us,
-                "has_children": with_children.contains(r.path.as_str()),
-                "output": r.output.as_ref().map(|v| value_json(v, ty.as_ref())),
-            }));
+            let mut j = node_record_json(r, n.exec.as_str(), &ifaces[&n.module]);
+            j["has_children"] = json!(with_children.contains(r.path.as_str()));
+            list.push(j);
         }
         Ok(Json(json!({
             "execution": exec.id.as_str(),
