@@ -327,11 +327,8 @@ impl RunObserver for Recorder {
 
     fn cache_get_many(&mut self, keys: &[[u8; 32]]) -> Vec<Option<CallResult>> {
         let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        match self.store.cache_get_many(&refs) {
-            Ok(entries) => entries
-                .into_iter()
-                .map(|e| e.and_then(cached_result))
-                .collect(),
+        match self.store.cache_outputs(&refs) {
+            Ok(outputs) => outputs.into_iter().map(|o| cached_result(o?)).collect(),
             // A cache that cannot be read is all misses: the tasks run.
             Err(_) => vec![None; keys.len()],
         }
@@ -342,7 +339,7 @@ impl RunObserver for Recorder {
             .cache_get(key)
             .ok()
             .flatten()
-            .and_then(cached_result)
+            .and_then(|e| cached_result(e.output?))
     }
 
     fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {
@@ -368,9 +365,9 @@ impl RunObserver for Recorder {
 /// A cache entry's call result: the cache keeps the encoded result (a task's output or a
 /// dynamic's graph). An entry that cannot be read is a miss: the task runs, and its result
 /// replaces it.
-fn cached_result(entry: crate::store::CacheEntry) -> Option<CallResult> {
-    match entry.output {
-        Some(Value::Bytes(bytes)) => codec::decode::<CallResult>(&bytes).ok(),
+fn cached_result(output: Value) -> Option<CallResult> {
+    match output {
+        Value::Bytes(bytes) => codec::decode::<CallResult>(&bytes).ok(),
         _ => None,
     }
 }

@@ -4,7 +4,7 @@
 //! `protocol`.
 
 use super::logs::{tail, AttemptLog};
-use super::{budget, task_config, Child, Command, NodeId, Parent, Scheduler, ScopeId, State};
+use super::{budget, Child, Command, NodeId, Parent, Scheduler, ScopeId, State};
 use super::{AttemptFailure, Failure, Timing};
 use sandflow_contract::FailurePolicy;
 
@@ -27,7 +27,7 @@ impl Scheduler {
         dropped_tail: Option<String>,
     ) {
         let n = &self.nodes[id as usize];
-        let cfg = task_config(&self.decl, &self.opts.overrides, n.entity);
+        let cfg = &self.configs[n.entity as usize].0;
         let retries = cfg.retries;
         let kept = self.logs.message(self.opts.max_log_bytes, &failure.message);
         let n = &mut self.nodes[id as usize];

@@ -96,7 +96,13 @@ pub struct NodeView<'a> {
 /// The task cache's key for a call of `entity` on `inputs`, formed as Flyte forms it: the
 /// task's name, its cache version, a hash of its interface and a hash of its input values,
 /// leaving out the inputs `cache.ignore` names.
-pub fn cache_key(entity: &EntityDecl, cache: &CacheConfig, inputs: &[Value]) -> [u8; 32] {
+/// `interface` is [`interface_hash`] of `entity`, which a run works out once per entity.
+pub fn cache_key(
+    entity: &EntityDecl,
+    cache: &CacheConfig,
+    interface: &[u8; 32],
+    inputs: &[Value],
+) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"sandflow task cache v1\0");
@@ -104,10 +110,7 @@ pub fn cache_key(entity: &EntityDecl, cache: &CacheConfig, inputs: &[Value]) -> 
     h.update([0]);
     h.update(cache.version.as_bytes());
     h.update([0]);
-    // The codec's bytes are deterministic: the same interface and values, the same bytes.
-    if let Ok(bytes) = codec::encode(&entity.interface) {
-        h.update(Sha256::digest(&bytes));
-    }
+    h.update(interface);
     let mut values = Sha256::new();
     for (p, v) in entity.interface.inputs.iter().zip(inputs) {
         if cache.ignore.contains(&p.name) {
@@ -121,6 +124,18 @@ pub fn cache_key(entity: &EntityDecl, cache: &CacheConfig, inputs: &[Value]) -> 
     }
     h.update(values.finalize());
     h.finalize().into()
+}
+
+/// The sha256 of `entity`'s encoded interface, a part of its cache keys. The codec's bytes
+/// are deterministic: the same interface, the same bytes.
+pub fn interface_hash(entity: &EntityDecl) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    match codec::encode(&entity.interface) {
+        Ok(bytes) => Sha256::digest(&bytes).into(),
+        // An interface the codec cannot encode has nothing to key on but its entity's name
+        // (never seen: it was decoded from the same codec).
+        Err(_) => [0; 32],
+    }
 }
 
 /// FNV-1a, 64 bits: stable across processes, platforms and versions, which a hasher of the

@@ -198,6 +198,9 @@ pub struct Scheduler {
     journal: Option<Vec<journal::Change>>,
     /// The cache keys of the cached tasks running now.
     cache_keys: std::collections::HashMap<NodeId, [u8; 32]>,
+    /// Each entity's task configuration with the run's overrides applied, and the hash of
+    /// its interface when it is cached: worked out once, not for every attempt.
+    configs: Vec<(TaskConfig, Option<[u8; 32]>)>,
 }
 
 impl Scheduler {
@@ -231,6 +234,16 @@ impl Scheduler {
             _ => opts.max_parallelism,
         };
         let budget = budget::Budget::new(opts.max_run_memory_bytes);
+        let configs = (0..decl.entities.len() as u32)
+            .map(|i| {
+                let c = task_config(&decl, &opts.overrides, i);
+                let iface = c
+                    .cache
+                    .as_ref()
+                    .map(|_| journal::interface_hash(&decl.entities[i as usize]));
+                (c, iface)
+            })
+            .collect();
         let mut s = Scheduler {
             decl,
             opts,
@@ -250,6 +263,7 @@ impl Scheduler {
             budget,
             journal: None,
             cache_keys: Default::default(),
+            configs,
         };
         s.nodes
             .push(Node::new(idx as u32, Parent::Root, 0, u32::MAX));
@@ -359,7 +373,7 @@ impl Scheduler {
             if n.state != State::Queued {
                 continue;
             }
-            let cfg = task_config(&self.decl, &self.opts.overrides, n.entity);
+            let (cfg, iface) = &self.configs[n.entity as usize];
             let retries = cfg.retries;
             n.attempts += 1;
             n.state = State::Running;
@@ -380,7 +394,8 @@ impl Scheduler {
             let cache_key = cfg
                 .cache
                 .as_ref()
-                .map(|c| journal::cache_key(entity, c, &inputs));
+                .zip(iface.as_ref())
+                .map(|(c, iface)| journal::cache_key(entity, c, iface, &inputs));
             if let Some(k) = cache_key {
                 self.cache_keys.insert(id, k);
             }

@@ -77,6 +77,15 @@ pub trait StoreRead: Send + Sync {
     fn cache_get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<CacheEntry>>, StoreError> {
         keys.iter().map(|k| self.cache_get(k)).collect()
     }
+    /// Just the outputs of the entries for `keys`, in order: what a run's cache lookups need
+    /// (an entry whose output is missing or unreadable is `None`, a miss).
+    fn cache_outputs(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, StoreError> {
+        Ok(self
+            .cache_get_many(keys)?
+            .into_iter()
+            .map(|e| e.and_then(|e| e.output))
+            .collect())
+    }
     /// Entries (of `task`, or all), without their outputs.
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError>;
 }

@@ -88,16 +88,9 @@ fn opt(k: Option<u64>) -> Option<i64> {
     k.map(key)
 }
 
-/// Stores `value` (or finds it stored) and returns its hash.
-pub(crate) fn put_value(tx: &Transaction, st: &mut State, value: &Value) -> OpResult<Hash> {
-    st.buf.clear();
-    codec::encode_to(value, &mut st.buf).map_err(|e| format!("encoding a value: {e}"))?;
-    put_encoded(tx, st)
-}
-
 /// An execution's inputs or output as its row keeps them: the encoding itself when it is
 /// shorter than a hash (a child execution's `[42]`: one insert less per launch plan call),
-/// else the hash of the value stored once by [`put_value`]. The length tells them apart:
+/// else the hash of the value, stored once. The length tells them apart:
 /// a hash is always 32 bytes, an inline value fewer.
 pub(crate) fn put_small_inline(
     tx: &Transaction,
@@ -338,7 +331,8 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
             }
         }
         WriteOp::CachePut(c) => {
-            let output = put_value(tx, st, &c.output)?;
+            // A small output in the row: a hit is then one index seek less.
+            let output = put_small_inline(tx, st, &c.output)?;
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO cache (key, task, cache_version, output, created_ms, \
                  execution, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -234,8 +234,9 @@ impl SqliteStore {
         let Some((task, cache_version, created_ms, execution, node, hash, bytes)) = row else {
             return Ok(None);
         };
-        let whose = format!("the cache entry {} of task {task}", hex(key));
-        let output = joined_value(&self.path, Some(hash), bytes, &whose)?;
+        let output = self.cache_output(hash, bytes, || {
+            format!("the cache entry {} of task {task}", hex(key))
+        })?;
         Ok(Some(CacheEntry {
             key: key.to_vec(),
             task,
@@ -245,6 +246,31 @@ impl SqliteStore {
             node: node as u64,
             output,
         }))
+    }
+
+    /// A cache entry's output from its `output` column and the joined value bytes: kept in
+    /// the row when its encoding is shorter than a hash (see `ops::put_small_inline`).
+    fn cache_output(
+        &self,
+        hash: Vec<u8>,
+        bytes: Option<Vec<u8>>,
+        whose: impl FnOnce() -> String,
+    ) -> Result<Option<Value>, StoreError> {
+        if hash.len() < 32 {
+            return decode_value(&self.path, &hash, &whose()).map(Some);
+        }
+        match bytes {
+            Some(b) => codec::decode(&b).map(Some).map_err(|e| {
+                corrupt(
+                    &self.path,
+                    format!("the value of {} does not decode: {e}", whose()),
+                )
+            }),
+            None => Err(corrupt(
+                &self.path,
+                format!("the value {} of {} is missing", hex(&hash), whose()),
+            )),
+        }
     }
 
     fn value_at(&self, conn: &Connection, hash: &[u8], whose: &str) -> Result<Value, StoreError> {
@@ -614,6 +640,48 @@ impl StoreRead for SqliteStore {
             .collect::<Result<Vec<_>, _>>()?;
         drop(tx);
         Ok(rows)
+    }
+
+    fn cache_outputs(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>, StoreError> {
+        let conn = self.read();
+        let err = || StoreError::sqlite(&self.path, "reading the task cache");
+        // One read transaction for all of them (see `cache_get_many`), begun and ended by
+        // prepared statements: a lookup of 25 keys is a few microseconds, and parsing
+        // BEGIN and COMMIT again each time was a good part of it.
+        conn.prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .map_err(err())?;
+        let rows = (|| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT c.output, v.bytes FROM cache c \
+                     LEFT JOIN value_bytes v ON length(c.output) = 32 AND v.hash = c.output \
+                     WHERE c.key = ?1",
+                )
+                .map_err(err())?;
+            keys.iter()
+                .map(|k| {
+                    let row = stmt
+                        .query_row([k], |r| {
+                            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                        })
+                        .optional()
+                        .map_err(err())?;
+                    // An entry that cannot be read is a miss: the task runs, and its result
+                    // replaces the entry.
+                    Ok(row.and_then(|(hash, bytes)| {
+                        self.cache_output(hash, bytes, || format!("the cache entry {}", hex(k)))
+                            .ok()
+                            .flatten()
+                    }))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })();
+        // Ends the read transaction whatever happened (it wrote nothing).
+        let _ = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        rows
     }
 
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError> {

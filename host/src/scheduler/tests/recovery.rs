@@ -114,8 +114,11 @@ fn a_recovery_of_a_run_stopped_midway_runs_only_what_did_not_finish() {
 
 #[test]
 fn the_cache_key_changes_with_the_version_the_interface_and_the_inputs_it_does_not_ignore() {
-    use crate::scheduler::journal::cache_key;
-    use sandflow_contract::CacheConfig;
+    use crate::scheduler::journal::interface_hash;
+    use sandflow_contract::{CacheConfig, EntityDecl};
+    let cache_key = |e: &EntityDecl, c: &CacheConfig, inputs: &[Value]| {
+        crate::scheduler::journal::cache_key(e, c, &interface_hash(e), inputs)
+    };
     let t = task(
         "t",
         &[("x", Type::Int), ("note", Type::Str)],
