@@ -106,6 +106,12 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
         ),
         _ => None,
     };
+    // The execution is committed before the line that names it: whoever reads the id (the
+    // console, `sandflow cancel`) finds it in the store. A failed write is kept by the
+    // writer and reported when the run ends (`Recorder::close`), as any other.
+    if let Some(store) = &launch.store {
+        let _ = store.flush();
+    }
     // The line a supervisor (or a test, or the console) waits for before it may cancel the run.
     eprintln!(
         "{}",
