@@ -78,3 +78,49 @@ pub fn watch(
         thread: Some(thread),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ModuleRecord, NewExecution, Owner, SqliteStore, StoreWrite, WriteOp};
+    use sandflow_contract::Value;
+    use std::time::Instant;
+
+    #[test]
+    fn a_request_in_the_store_sets_the_runs_cancel_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path().join("w.db")).unwrap());
+        let id = ExecutionId::generate();
+        store.write_batch(vec![
+            WriteOp::PutModule(ModuleRecord {
+                digest: "d".into(),
+                bytes: vec![],
+                entities: vec![],
+            }),
+            WriteOp::StartExecution(NewExecution {
+                id: id.clone(),
+                parent: None,
+                root: id.clone(),
+                entity: "wf".into(),
+                module: "d".into(),
+                inputs: Value::List(vec![]),
+                started_ms: 0,
+                owner: Owner::current(),
+                recovered_from: None,
+            }),
+        ]);
+        store.flush().unwrap();
+        let controls = Arc::new(RunControls::default());
+        let w = watch(store.clone(), id.clone(), controls.clone()).unwrap();
+        std::thread::sleep(POLL * 2);
+        assert!(!controls.cancel.load(Ordering::Relaxed), "nobody asked");
+        store.request_cancel(&id).unwrap();
+        let t0 = Instant::now();
+        while !controls.cancel.load(Ordering::Relaxed) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the request was not seen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Dropping the watch ends its thread (the join returns).
+        drop(w);
+    }
+}
