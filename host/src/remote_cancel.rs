@@ -117,7 +117,10 @@ mod tests {
         store.request_cancel(&id).unwrap();
         let t0 = Instant::now();
         while !controls.cancel.load(Ordering::Relaxed) {
-            assert!(t0.elapsed() < Duration::from_secs(10), "the request was not seen");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the request was not seen"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         // Dropping the watch ends its thread (the join returns).

@@ -47,17 +47,17 @@ fn start_seed(db: &Path, n: i64) -> (Child, String) {
         .expect("sandflow run starts");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
-    loop {
+    while lines.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("(execution ") {
         line.clear();
-        let n = lines.read_line(&mut line).expect("stderr reads");
-        assert!(n > 0, "the run ended before it started");
-        if let Some(rest) = line.split("(execution ").nth(1) {
-            let id = rest.trim_end().trim_end_matches(')').to_string();
-            // Keep reading, so the run never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-            return (child, id);
-        }
     }
+    let id = line
+        .split("(execution ")
+        .nth(1)
+        .map(|rest| rest.trim_end().trim_end_matches(')').to_string())
+        .unwrap_or_default();
+    // Keep reading, so the run never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+    (child, id)
 }
 
 /// Waits (at most a minute: "not hanging") for `child` to exit.
@@ -67,7 +67,10 @@ fn exit_of(child: &mut Child) -> ExitStatus {
         if let Some(status) = child.try_wait().expect("waits") {
             return status;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "the run did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the run did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -80,7 +83,10 @@ fn ended(addr: &str, id: &str) -> Json {
         if e["status"] != "running" {
             return e;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "{id} still runs: {e}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "{id} still runs: {e}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -90,11 +96,24 @@ fn ended(addr: &str, id: &str) -> Json {
 fn cancel_a_running_child(addr: &str, id: &str) -> Json {
     let t0 = Instant::now();
     loop {
-        assert!(t0.elapsed() < Duration::from_secs(60), "no running child of {id}");
-        let e = get_json(addr, &format!("/api/executions/{id}"));
-        assert_eq!(e["status"], "running", "the run ended first: {e}");
-        let children = e["children"].as_array().cloned().unwrap_or_default();
-        let Some(child) = children.iter().find(|c| c["status"] == "running") else {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no running child of {id}"
+        );
+        // Running executions, children included: the cheap way to find a running child
+        // among thousands.
+        let list = get_json(
+            addr,
+            "/api/executions?children=true&status=running&limit=20",
+        );
+        let rows = list["executions"].as_array().cloned().unwrap_or_default();
+        let Some(child) = rows.iter().find(|r| r["root"] == id && r["id"] != id) else {
+            let tops = get_json(addr, "/api/executions?status=running");
+            let running = tops["executions"].as_array().cloned().unwrap_or_default();
+            assert!(
+                running.iter().any(|r| r["id"] == id),
+                "the run ended first: {tops}"
+            );
             std::thread::sleep(Duration::from_millis(5));
             continue;
         };
@@ -126,6 +145,7 @@ fn a_running_execution_cancelled_from_the_api_ends_cancelled_and_recovers_throug
     let a = server.addr.as_str();
     let n = 10_000;
     let (mut run, id) = start_seed(&db, n);
+    assert!(!id.is_empty(), "the run never named its execution");
 
     // Cancel a child execution (a launch plan call): its whole run stops, as on Ctrl-C.
     let r = cancel_a_running_child(a, &id);
@@ -138,9 +158,18 @@ fn a_running_execution_cancelled_from_the_api_ends_cancelled_and_recovers_throug
     // Not running any more: a clear conflict, naming the status.
     let again = post(a, &format!("/api/executions/{id}/cancel"), &Json::Null);
     assert_eq!(again.status, 409, "{}", again.body);
-    assert!(again.body.contains("cancelled, not running"), "{}", again.body);
+    assert!(
+        again.body.contains("cancelled, not running"),
+        "{}",
+        again.body
+    );
 
-    let r = post_ok(a, &format!("/api/executions/{id}/recover"), &Json::Null, 201);
+    let r = post_ok(
+        a,
+        &format!("/api/executions/{id}/recover"),
+        &Json::Null,
+        201,
+    );
     assert_eq!(r["recovers"], id.as_str());
     let new = r["execution"].as_str().expect("the new execution's id");
     assert_ne!(new, id);
@@ -154,8 +183,10 @@ fn a_running_execution_cancelled_from_the_api_ends_cancelled_and_recovers_throug
 fn sandflow_cancel_stops_a_run_in_another_process_and_recover_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = empty_store(dir.path());
-    let n = 10_000;
+    // Long enough (seconds) that the run is still going when `sandflow cancel` starts.
+    let n = 20_000;
     let (mut run, id) = start_seed(&db, n);
+    assert!(!id.is_empty(), "the run never named its execution");
     let out = sandflow_command()
         .args(["cancel", &id[..10], "--db"])
         .arg(&db)
@@ -201,10 +232,16 @@ fn a_killed_run_recovers_through_the_api() {
     let a = server.addr.as_str();
     let n = 2_000;
     let (mut run, id) = start_seed(&db, n);
+    assert!(!id.is_empty(), "the run never named its execution");
     run.kill().expect("SIGKILL");
     let _ = run.wait();
     assert_eq!(ended(a, &id)["status"], "interrupted");
-    let r = post_ok(a, &format!("/api/executions/{id}/recover"), &Json::Null, 201);
+    let r = post_ok(
+        a,
+        &format!("/api/executions/{id}/recover"),
+        &Json::Null,
+        201,
+    );
     let e = ended(a, r["execution"].as_str().unwrap());
     assert_eq!(e["status"], "succeeded", "{e}");
     assert_eq!(e["output"], seed_output(n));
@@ -230,7 +267,11 @@ fn a_relaunch_with_an_edited_input_gives_the_new_output() {
     let e = ended(a, r["execution"].as_str().unwrap());
     assert_eq!(e["status"], "succeeded", "{e}");
     assert_eq!(e["output"], json!([13, 23, 33]));
-    assert_eq!(e["inputs"]["chunk"], json!(2), "the other input is kept: {e}");
+    assert_eq!(
+        e["inputs"]["chunk"],
+        json!(2),
+        "the other input is kept: {e}"
+    );
 
     // A bad input is refused with the CLI's message, and nothing runs.
     let bad = post(
@@ -239,7 +280,11 @@ fn a_relaunch_with_an_edited_input_gives_the_new_output() {
         &json!({ "inputs": { "l": "ten" } }),
     );
     assert_eq!(bad.status, 400, "{}", bad.body);
-    assert!(bad.body.contains("l") && bad.body.contains("list"), "{}", bad.body);
+    assert!(
+        bad.body.contains("l") && bad.body.contains("list"),
+        "{}",
+        bad.body
+    );
     let bad = post(
         a,
         &format!("/api/executions/{id}/relaunch"),
@@ -332,7 +377,11 @@ fn launch_runs_an_entity_of_a_stored_module_and_bad_requests_get_clear_errors() 
     ] {
         let r = post(a, "/api/launch", &body);
         assert_eq!(r.status, status, "{body}: {}", r.body);
-        assert!(r.body.contains(says), "{body}: expected {says:?} in {}", r.body);
+        assert!(
+            r.body.contains(says),
+            "{body}: expected {says:?} in {}",
+            r.body
+        );
     }
 
     // Unknown executions, and actions on ones that are not running or ended as they must be.

@@ -77,7 +77,10 @@ pub fn cancel(args: CancelArgs) -> anyhow::Result<u8> {
     let whose = if r.execution == r.root {
         format!("execution {}", r.root)
     } else {
-        format!("execution {} (a child of {}, whose run it is)", r.execution, r.root)
+        format!(
+            "execution {} (a child of {}, whose run it is)",
+            r.execution, r.root
+        )
     };
     eprintln!(
         "sandflow: asked the run of {whose} (process {} on {}) to stop",

@@ -101,8 +101,12 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
     // Ctrl-C does; the watch ends when it is dropped, after the run.
     let watch = match (&launch.store, &recorder) {
         (Some(store), Some(r)) => Some(
-            remote_cancel::watch(store.clone(), r.execution().clone(), launch.controls.clone())
-                .context("starting the thread that watches for cancel requests")?,
+            remote_cancel::watch(
+                store.clone(),
+                r.execution().clone(),
+                launch.controls.clone(),
+            )
+            .context("starting the thread that watches for cancel requests")?,
         ),
         _ => None,
     };

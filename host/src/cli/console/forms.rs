@@ -134,7 +134,9 @@ pub async fn interface(
         let stored = crate::cli::store::interfaces(&a.store, &s.module)?;
         let values = inputs_json(&exec.inputs, stored.get(&s.entity).map(|e| &e.interface));
         let mut entity = entity.clone();
-        if let (Some(inputs), JsonValue::Object(values)) = (entity["inputs"].as_array_mut(), &values) {
+        if let (Some(inputs), JsonValue::Object(values)) =
+            (entity["inputs"].as_array_mut(), &values)
+        {
             for input in inputs {
                 let name = input["name"].as_str().unwrap_or_default().to_string();
                 input["value"] = values.get(&name).cloned().unwrap_or(JsonValue::Null);

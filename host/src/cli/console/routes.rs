@@ -1,11 +1,11 @@
 //! The console's router: the JSON API under /api, the embedded page everywhere else, every
 //! request through the security check first.
 
+use super::actions::Actions;
 use super::security::{check, Access};
+use super::{actions, forms};
 use super::{api, assets};
 use axum::extract::Request;
-use super::actions::Actions;
-use super::{actions, forms};
 use axum::routing::{get, post};
 use axum::Router;
 use sandflow_host::store::SqliteStore;

@@ -64,7 +64,9 @@ pub fn start(exe: &Path, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<St
     let mut text = Vec::new();
     let mut scanned = 0;
     loop {
-        let ended = child.try_wait().map_err(|e| failed("watching the run", e))?;
+        let ended = child
+            .try_wait()
+            .map_err(|e| failed("watching the run", e))?;
         read_more(&log, &mut text).map_err(|e| failed("reading the run's log", e))?;
         // Complete lines only: a line half written is read whole at the next poll.
         let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -83,7 +85,10 @@ pub fn start(exe: &Path, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<St
                 .collect::<Vec<_>>()
                 .join("; ");
             let why = if why.is_empty() {
-                format!("the run ended ({status}) before it started: {}", said.trim())
+                format!(
+                    "the run ended ({status}) before it started: {}",
+                    said.trim()
+                )
             } else {
                 why
             };
