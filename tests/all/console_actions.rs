@@ -91,33 +91,31 @@ fn ended(addr: &str, id: &str) -> Json {
     }
 }
 
-/// Cancels one of the running child executions of `id` (one that ends first is a 409, and
-/// the next is tried); the answer.
-fn cancel_a_running_child(addr: &str, id: &str) -> Json {
+/// Cancels one of the running child executions of `id` through the API (one that ends
+/// first is a 409, and the next is tried); the answer. The child is found in the store
+/// itself: listing thousands of running executions over the API is slower than the run.
+fn cancel_a_running_child(addr: &str, db: &Path, id: &str) -> Json {
+    let conn = rusqlite::Connection::open(db).expect("the store opens");
+    conn.busy_timeout(Duration::from_secs(10)).expect("timeout");
     let t0 = Instant::now();
     loop {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
             "no running child of {id}"
         );
-        // Running executions, children included: the cheap way to find a running child
-        // among thousands.
-        let list = get_json(
-            addr,
-            "/api/executions?children=true&status=running&limit=20",
-        );
-        let rows = list["executions"].as_array().cloned().unwrap_or_default();
-        let Some(child) = rows.iter().find(|r| r["root"] == id && r["id"] != id) else {
-            let tops = get_json(addr, "/api/executions?status=running");
-            let running = tops["executions"].as_array().cloned().unwrap_or_default();
-            assert!(
-                running.iter().any(|r| r["id"] == id),
-                "the run ended first: {tops}"
-            );
+        let child: Option<String> = conn
+            .query_row(
+                "SELECT id FROM executions WHERE root = ?1 AND parent IS NOT NULL \
+                 AND status = 'running' ORDER BY seq DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .ok();
+        let Some(child) = child else {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         };
-        let target = format!("/api/executions/{}/cancel", child["id"].as_str().unwrap());
+        let target = format!("/api/executions/{child}/cancel");
         let r = post(addr, &target, &Json::Null);
         match r.status {
             202 => return serde_json::from_str(&r.body).expect("JSON"),
@@ -143,12 +141,13 @@ fn a_running_execution_cancelled_from_the_api_ends_cancelled_and_recovers_throug
     let db = empty_store(dir.path());
     let server = serve(&db, &[]);
     let a = server.addr.as_str();
-    let n = 10_000;
+    // Long enough (seconds) that the run is still going when the request comes.
+    let n = 20_000;
     let (mut run, id) = start_seed(&db, n);
     assert!(!id.is_empty(), "the run never named its execution");
 
     // Cancel a child execution (a launch plan call): its whole run stops, as on Ctrl-C.
-    let r = cancel_a_running_child(a, &id);
+    let r = cancel_a_running_child(a, &db, &id);
     assert_eq!(r["root"], id.as_str(), "{r}");
     assert_ne!(r["execution"], id.as_str(), "{r}");
     assert_eq!(exit_of(&mut run).code(), Some(130), "exits as on Ctrl-C");
