@@ -306,3 +306,27 @@ fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thre
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{started_execution, started_line};
+    use sandflow_host::store::ExecutionId;
+
+    #[test]
+    fn the_started_line_gives_back_its_execution_id() {
+        let id = ExecutionId::generate();
+        let line = started_line("multi_wf", Some(&id));
+        assert_eq!(started_execution(&line), Some(id.as_str()));
+        assert_eq!(started_execution(&format!("{line}\n")), Some(id.as_str()));
+        // No store, another line, or something that is not an id: no execution.
+        assert_eq!(started_execution(&started_line("multi_wf", None)), None);
+        assert_eq!(
+            started_execution("sandflow: multi_wf succeeded in 1 ms"),
+            None
+        );
+        assert_eq!(
+            started_execution("sandflow: running x (execution ../../etc)"),
+            None
+        );
+    }
+}

@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use sandflow_host::runner::RunControls;
 use sandflow_host::scheduler::Options;
-use sandflow_host::store::{SqliteStore, Store, StoreRead};
+use sandflow_host::store::{SqliteStore, Store, StoreError, StoreRead};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -49,31 +49,57 @@ pub struct LaunchArgs {
     max_parallelism: Option<u32>,
 }
 
+/// Why no stored module was found for a digest prefix.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleLookupError {
+    #[error("module {prefix:?}: expected a module's sha256 digest (hex), or a prefix of one")]
+    NotADigest { prefix: String },
+    #[error(
+        "no module {prefix} in the execution store {} (a module is stored when a run uses it)",
+        path.display()
+    )]
+    Unknown { prefix: String, path: PathBuf },
+    #[error(
+        "module prefix {prefix} is ambiguous in the execution store {}: {} modules start with \
+         it ({}); give more of the digest",
+        path.display(),
+        matches.len(),
+        matches.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+    )]
+    Ambiguous {
+        prefix: String,
+        path: PathBuf,
+        matches: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The digest of the one stored module whose digest starts with `prefix`, or why not.
-pub fn resolve_module(store: &SqliteStore, prefix: &str) -> anyhow::Result<String> {
+pub fn resolve_module(store: &SqliteStore, prefix: &str) -> Result<String, ModuleLookupError> {
     let wanted = prefix.to_ascii_lowercase();
     if wanted.is_empty() || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("module {prefix:?}: expected a module's sha256 digest (hex), or a prefix of one");
+        return Err(ModuleLookupError::NotADigest {
+            prefix: prefix.to_string(),
+        });
     }
-    let found: Vec<String> = store
+    let mut found: Vec<String> = store
         .modules()?
         .into_iter()
         .map(|m| m.digest)
         .filter(|d| d.starts_with(&wanted))
         .collect();
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!(
-            "no module {prefix} in the execution store {} (a module is stored when a run uses it)",
-            store.path().display()
-        ),
-        many => bail!(
-            "module prefix {prefix} is ambiguous in the execution store {}: {} modules start \
-             with it ({}); give more of the digest",
-            store.path().display(),
-            many.len(),
-            many.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        ),
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(ModuleLookupError::Unknown {
+            prefix: prefix.to_string(),
+            path: store.path().to_path_buf(),
+        }),
+        _ => Err(ModuleLookupError::Ambiguous {
+            prefix: prefix.to_string(),
+            path: store.path().to_path_buf(),
+            matches: found,
+        }),
     }
 }
 

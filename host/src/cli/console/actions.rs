@@ -10,7 +10,7 @@
 use super::api::ApiError;
 use super::spawn::{start, StartError};
 use crate::cli::cancel::{request, CancelError};
-use crate::cli::launch::resolve_module;
+use crate::cli::launch::{resolve_module, ModuleLookupError};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -95,6 +95,18 @@ fn run_child(a: &Actions, args: Vec<OsString>, stdin: Option<Vec<u8>>) -> Result
 /// The `--db` arguments of every child: the console's own store.
 fn db_args(a: &Actions) -> [OsString; 2] {
     ["--db".into(), a.store.path().as_os_str().to_owned()]
+}
+
+/// A failed module lookup as the API answers it: 404 for no such module, 400 for a prefix
+/// that is not one or names several.
+pub(super) fn lookup_error(e: ModuleLookupError) -> ApiError {
+    match e {
+        ModuleLookupError::Store(s) => ApiError::from(s),
+        ModuleLookupError::Unknown { .. } => bad(StatusCode::NOT_FOUND, e.to_string()),
+        ModuleLookupError::NotADigest { .. } | ModuleLookupError::Ambiguous { .. } => {
+            bad(StatusCode::BAD_REQUEST, e.to_string())
+        }
+    }
 }
 
 pub async fn cancel(
@@ -205,14 +217,7 @@ pub async fn launch(
     };
     let (module, entity) = (field("module")?, field("entity")?);
     blocking(move || {
-        let digest = resolve_module(&a.store, &module).map_err(|e| {
-            let status = if e.to_string().starts_with("no module") {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            bad(status, crate::cli::render_error(&e))
-        })?;
+        let digest = resolve_module(&a.store, &module).map_err(lookup_error)?;
         let names: Vec<String> = a
             .store
             .entities(&digest)?

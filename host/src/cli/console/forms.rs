@@ -7,7 +7,7 @@
 //! describe exports, so a `sandflow describe --stored --json` child process does it, never
 //! the server. Its answer is kept by digest: a module never changes under its digest.
 
-use super::actions::{blocking, Shared};
+use super::actions::{blocking, lookup_error, Shared};
 use super::api::ApiError;
 use crate::cli::executions::summary_json;
 use crate::cli::launch::resolve_module;
@@ -96,14 +96,7 @@ pub async fn module(
     Path(prefix): Path<String>,
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(move || {
-        let digest = resolve_module(&a.store, &prefix).map_err(|e| {
-            let status = if e.to_string().starts_with("no module") {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            ApiError(status, crate::cli::render_error(&e))
-        })?;
+        let digest = resolve_module(&a.store, &prefix).map_err(lookup_error)?;
         Ok(Json((*described(&a, &digest)?).clone()))
     })
     .await
