@@ -7,7 +7,8 @@
 //!   compiler; [`load`]: a module loaded, described and modelled;
 //! - [`scheduler`]: the pure state machine; [`runner`]: drives it with a worker pool;
 //! - [`json`]: JSON inputs and outputs, typed by the interfaces;
-//! - [`store`]: the durable record of executions (SQLite), read back by recovery and the CLI.
+//! - [`store`]: the durable record of executions (SQLite), read back by recovery and the CLI;
+//!   [`remote_cancel`]: a run stopped from another process through it.
 //! - [`guest_build`]: building guest crates for wasm32-wasip1 (the CLI, tests and bench).
 
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod json;
 pub mod load;
 pub mod module;
 pub mod record;
+pub mod remote_cancel;
 pub mod runner;
 pub mod sandbox;
 pub mod scheduler;

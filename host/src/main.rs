@@ -32,6 +32,8 @@ enum Command {
     Cache(cli::cache::CacheArgs),
     Recover(cli::again::RecoverArgs),
     Relaunch(cli::again::RelaunchArgs),
+    Launch(cli::launch::LaunchArgs),
+    Cancel(cli::cancel::CancelArgs),
     Ui(cli::ui::UiArgs),
 }
 
@@ -46,6 +48,8 @@ fn main() {
             Command::Cache(a) => cli::cache::cache(a),
             Command::Recover(a) => cli::again::recover(a),
             Command::Relaunch(a) => cli::again::relaunch(a),
+            Command::Launch(a) => cli::launch::launch(a),
+            Command::Cancel(a) => cli::cancel::cancel(a),
             Command::Ui(a) => cli::ui::ui(a),
         }
     });

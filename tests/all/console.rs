@@ -10,9 +10,9 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// A running `sandflow ui`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Server {
@@ -24,7 +24,7 @@ impl Drop for Server {
 
 /// Starts `sandflow ui --db <db> --addr 127.0.0.1:0 <extra>` and reads the bound address
 /// from the URL it prints.
-fn serve(db: &Path, extra: &[&str]) -> Server {
+pub(crate) fn serve(db: &Path, extra: &[&str]) -> Server {
     let mut child = sandflow_command()
         .args(["ui", "--addr", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -47,15 +47,26 @@ fn serve(db: &Path, extra: &[&str]) -> Server {
     Server { child, addr }
 }
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     head: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// One request on a new connection; reads the head and up to `Content-Length` (or, for a
 /// stream, what the first read brings).
 fn request(addr: &str, method: &str, target: &str, headers: &[&str]) -> Reply {
+    request_with_body(addr, method, target, headers, "")
+}
+
+/// [`request`] with a body (sent with its length when not empty).
+pub(crate) fn request_with_body(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &str,
+) -> Reply {
     let mut s = TcpStream::connect(addr).expect("connect to the console");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -63,7 +74,11 @@ fn request(addr: &str, method: &str, target: &str, headers: &[&str]) -> Reply {
         req.push_str(h);
         req.push_str("\r\n");
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
+    req.push_str(body);
     s.write_all(req.as_bytes()).unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65536];
@@ -116,14 +131,14 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn get_json(addr: &str, target: &str) -> Json {
+pub(crate) fn get_json(addr: &str, target: &str) -> Json {
     let r = request(addr, "GET", target, &[]);
     assert_eq!(r.status, 200, "GET {target}: {}", r.body);
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {target}: {e}: {}", r.body))
 }
 
 /// A store with one recorded run of the seed; returns its execution id.
-fn recorded(dir: &Path) -> (std::path::PathBuf, String) {
+pub(crate) fn recorded(dir: &Path) -> (std::path::PathBuf, String) {
     let db = dir.join("ui.db");
     let out = sandflow_command()
         .arg("run")

@@ -5,6 +5,7 @@
 mod cache;
 mod cli;
 mod console;
+mod console_actions;
 mod durable;
 mod enums;
 mod errors;

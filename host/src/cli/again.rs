@@ -7,7 +7,7 @@
 //! with some inputs replaced if given.
 
 use super::execute::{execute, Launch};
-use super::run::{input_pairs, on_ctrl_c, start_host};
+use super::run::{input_pairs, inputs_file, on_ctrl_c, pair_json, start_host};
 use super::store::open_store;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -62,6 +62,10 @@ pub struct RelaunchArgs {
         value_name = "INPUTS"
     )]
     rest: Vec<String>,
+    /// A JSON object of inputs to replace (`-`: read it from standard input); `--name`
+    /// flags override its keys
+    #[arg(long)]
+    inputs: Option<PathBuf>,
 }
 
 /// The store, the execution (its whole tree's root) and what is needed to run it again.
@@ -188,9 +192,23 @@ pub fn recover(args: RecoverArgs) -> anyhow::Result<u8> {
 pub fn relaunch(args: RelaunchArgs) -> anyhow::Result<u8> {
     let rec = open(&args.again)?;
     let pairs = input_pairs(args.rest)?;
+    // Read before the run starts: standard input is the console's form.
+    let file = match &args.inputs {
+        Some(f) => inputs_file(f)?,
+        None => serde_json::Map::new(),
+    };
     let inputs = |e: &sandflow_contract::EntityDecl| -> anyhow::Result<Vec<Value>> {
         let mut values = recorded_inputs(&rec, e.interface.inputs.len())?;
+        // The file's keys, then the flags (which override them).
+        let mut given: Vec<(String, Json)> = file
+            .into_iter()
+            .filter(|(k, _)| !pairs.iter().any(|(n, _)| n == k))
+            .collect();
         for (name, raw) in pairs {
+            let j = pair_json(e, &name, raw)?;
+            given.push((name, j));
+        }
+        for (name, j) in given {
             let Some(k) = e.interface.inputs.iter().position(|p| p.name == name) else {
                 bail!(
                     "unknown input `{name}`; {} takes {}",
@@ -199,11 +217,6 @@ pub fn relaunch(args: RelaunchArgs) -> anyhow::Result<u8> {
                 );
             };
             let ty = &e.interface.inputs[k].ty;
-            let j = match serde_json::from_str::<Json>(&raw) {
-                Ok(j) => j,
-                Err(_) if json::takes_bare_word(ty) => Json::String(raw),
-                Err(err) => bail!("--{name}: not valid JSON ({err})"),
-            };
             values[k] = json::from_json(&j, ty, &name, &mut String::new())?;
         }
         Ok(values)

@@ -6,18 +6,43 @@ use sandflow_contract::{EntityDecl, EntityKind, EnumType, RecordType, Type};
 use sandflow_host::json;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
+use sandflow_host::store::StoreRead;
+use serde_json::{json, Value as Json};
 use std::path::PathBuf;
 
 #[derive(Args)]
 /// List the entities of a module with their typed interfaces
 pub struct DescribeArgs {
-    /// A .wasm module, or a guest crate directory to build first
+    /// A .wasm module, or a guest crate directory to build first (with --stored: a module's
+    /// digest, or a prefix of it, in the execution store)
     module: PathBuf,
+    /// Print JSON: each entity's inputs (name, type, default), output and launch plan
+    #[arg(long)]
+    json: bool,
+    /// MODULE is a module kept in the execution store, by its digest
+    #[arg(long)]
+    stored: bool,
+    /// The execution store of --stored (default: $SANDFLOW_DB, else
+    /// ~/.local/share/sandflow/sandflow.db)
+    #[arg(long, value_name = "PATH", requires = "stored")]
+    db: Option<PathBuf>,
 }
 
 pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
     let host = Host::new(1)?;
-    let sandbox = host.load(&module_path(&args.module)?)?;
+    let sandbox = if args.stored {
+        let store = super::store::open_existing_store(args.db.clone())?;
+        let prefix = args.module.to_string_lossy();
+        let digest = super::launch::resolve_module(&store, &prefix)?;
+        let bytes = store.module(&digest)?;
+        host.load_bytes(&bytes, &PathBuf::from(format!("<stored module {digest}>")))?
+    } else {
+        host.load(&module_path(&args.module)?)?
+    };
+    if args.json {
+        super::print_stdout(&describe_json(&sandbox.decl).to_string());
+        return Ok(0);
+    }
     let mut text: Vec<String> = sandbox
         .decl
         .entities
@@ -135,4 +160,59 @@ fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {
         e.kind.name(),
         e.name
     )
+}
+
+/// The module's entities as JSON, for forms (the console's launch and relaunch): types as
+/// the text above renders them, defaults and fixed values as JSON typed by them.
+pub fn describe_json(decl: &ModuleDecl) -> Json {
+    let entities: Vec<Json> = decl
+        .entities
+        .iter()
+        .map(|e| {
+            let index = decl.index(&e.name);
+            let inputs: Vec<Json> = e
+                .interface
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let default = index.and_then(|i| decl.default_input(i, k));
+                    json!({
+                        "name": p.name,
+                        "type": p.ty.to_string(),
+                        "default": default.map(|v| json::to_json(v, &p.ty)),
+                    })
+                })
+                .collect();
+            let mut j = json!({
+                "name": e.name,
+                "kind": e.kind.name(),
+                "inputs": inputs,
+                "output": e.interface.output.as_ref().map(|t| t.to_string()),
+            });
+            if let EntityKind::LaunchPlan(lp) = &e.kind {
+                // Fixed values are typed by the workflow's interface: the plan's leaves them out.
+                let wf = decl.get(&lp.workflow);
+                let fixed: Vec<Json> = lp
+                    .fixed
+                    .iter()
+                    .map(|(n, v)| {
+                        let ty = wf.and_then(|w| w.interface.input(n)).map(|p| &p.ty);
+                        json!({
+                            "name": n,
+                            "type": ty.map(|t| t.to_string()),
+                            "value": ty.map_or(Json::Null, |t| json::to_json(v, t)),
+                        })
+                    })
+                    .collect();
+                j["launch_plan"] = json!({
+                    "workflow": lp.workflow,
+                    "fixed": fixed,
+                    "max_parallelism": lp.max_parallelism,
+                });
+            }
+            j
+        })
+        .collect();
+    json!({ "entities": entities })
 }

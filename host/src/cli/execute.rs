@@ -7,6 +7,7 @@ use clap::Args;
 use sandflow_contract::{Type, Value};
 use sandflow_host::json;
 use sandflow_host::record::{module_record, Recorder};
+use sandflow_host::remote_cancel;
 use sandflow_host::runner::{Host, RunControls};
 use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{render_tree, Failure, Options, Scheduler, TreeNode, TreeOptions};
@@ -55,6 +56,23 @@ pub struct Launch {
     pub run_started: Arc<AtomicBool>,
 }
 
+/// What a run prints on stderr when it has started: `sandflow: running <entity> (execution
+/// <id>)`. A supervisor waits for it before it cancels the run; the console reads the id from
+/// it ([`started_execution`]).
+pub fn started_line(entity: &str, execution: Option<&ExecutionId>) -> String {
+    match execution {
+        Some(id) => format!("sandflow: running {entity} (execution {id})"),
+        None => format!("sandflow: running {entity}"),
+    }
+}
+
+/// The execution id in a [`started_line`], if `line` is one.
+pub fn started_execution(line: &str) -> Option<&str> {
+    let rest = line.trim_end().strip_prefix("sandflow: running ")?;
+    let id = rest.strip_suffix(')')?.rsplit_once(" (execution ")?.1;
+    sandflow_host::store::is_id_text(id).then_some(id)
+}
+
 /// Runs `launch` to the end; the process exit code: 0 success, 1 failed (or not recorded),
 /// 130 cancelled.
 pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
@@ -79,15 +97,30 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
         .is_terminal()
         .then(|| show_progress(launch.controls.clone(), done.clone()));
     launch.run_started.store(true, Ordering::Relaxed);
-    // The line a supervisor (or a test) waits for before it may cancel the run.
-    match &recorder {
-        Some(r) => eprintln!(
-            "sandflow: running {} (execution {})",
-            launch.entity,
-            r.execution()
+    // A request from another process (`sandflow cancel`, the console) stops the run as
+    // Ctrl-C does; the watch ends when it is dropped, after the run.
+    let watch = match (&launch.store, &recorder) {
+        (Some(store), Some(r)) => Some(
+            remote_cancel::watch(
+                store.clone(),
+                r.execution().clone(),
+                launch.controls.clone(),
+            )
+            .context("starting the thread that watches for cancel requests")?,
         ),
-        None => eprintln!("sandflow: running {}", launch.entity),
+        _ => None,
+    };
+    // The execution is committed before the line that names it: whoever reads the id (the
+    // console, `sandflow cancel`) finds it in the store. A failed write is kept by the
+    // writer and reported when the run ends (`Recorder::close`), as any other.
+    if let Some(store) = &launch.store {
+        let _ = store.flush();
     }
+    // The line a supervisor (or a test, or the console) waits for before it may cancel the run.
+    eprintln!(
+        "{}",
+        started_line(&launch.entity, recorder.as_ref().map(|r| r.execution()))
+    );
     let inputs = std::mem::take(&mut launch.inputs);
     let opts = launch.opts.clone();
     let controls = Some(launch.controls.clone());
@@ -101,6 +134,7 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
             .host
             .run(&launch.sandbox, &launch.entity, inputs, opts, controls),
     };
+    drop(watch);
     done.store(true, Ordering::Relaxed);
     if let Some(p) = progress {
         let _ = p.join();
@@ -271,4 +305,28 @@ fn show_progress(controls: Arc<RunControls>, done: Arc<AtomicBool>) -> std::thre
             eprint!("\r\x1b[2K");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{started_execution, started_line};
+    use sandflow_host::store::ExecutionId;
+
+    #[test]
+    fn the_started_line_gives_back_its_execution_id() {
+        let id = ExecutionId::generate();
+        let line = started_line("multi_wf", Some(&id));
+        assert_eq!(started_execution(&line), Some(id.as_str()));
+        assert_eq!(started_execution(&format!("{line}\n")), Some(id.as_str()));
+        // No store, another line, or something that is not an id: no execution.
+        assert_eq!(started_execution(&started_line("multi_wf", None)), None);
+        assert_eq!(
+            started_execution("sandflow: multi_wf succeeded in 1 ms"),
+            None
+        );
+        assert_eq!(
+            started_execution("sandflow: running x (execution ../../etc)"),
+            None
+        );
+    }
 }

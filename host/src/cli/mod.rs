@@ -3,10 +3,12 @@
 pub mod again;
 pub mod build;
 pub mod cache;
+pub mod cancel;
 mod console;
 pub mod describe;
 pub mod execute;
 pub mod executions;
+pub mod launch;
 pub mod logs;
 pub mod run;
 pub mod show;

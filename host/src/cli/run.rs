@@ -13,7 +13,7 @@ use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{Options, TaskOverrides};
 use serde_json::Value as Json;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -32,7 +32,8 @@ pub struct RunArgs {
         value_name = "INPUTS"
     )]
     rest: Vec<String>,
-    /// A JSON object of inputs; `--name` flags override its keys
+    /// A JSON object of inputs (`-`: read it from standard input); `--name` flags override
+    /// its keys
     #[arg(long)]
     inputs: Option<PathBuf>,
     /// Print the execution tree to stderr
@@ -109,7 +110,7 @@ fn declared_options<A: Args>() -> Vec<(String, bool)> {
         .collect()
 }
 
-/// `sandflow run`'s (and `relaunch`'s) arguments with the options given among the inputs moved before the module
+/// `sandflow run`'s (and `relaunch`'s and `launch`'s) arguments with the options given among the inputs moved before the module
 /// (`run [options] <module> <entity> -- <inputs>`), so clap parses every option, wherever it
 /// stands, and `rest` holds only the inputs. Other commands' arguments are returned as they are.
 pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
@@ -117,6 +118,7 @@ pub fn hoist_options(argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     let (known, wanted) = match argv.get(1).and_then(|a| a.to_str()) {
         Some("run") => (declared_options::<RunArgs>(), 2),
         Some("relaunch") => (declared_options::<super::again::RelaunchArgs>(), 1),
+        Some("launch") => (declared_options::<super::launch::LaunchArgs>(), 2),
         _ => return Ok(argv),
     };
     // What `token` is: a declared option with its value next (`Some(true)`), a declared
@@ -296,48 +298,68 @@ pub(super) fn start_host(workers: usize) -> anyhow::Result<Host> {
     })
 }
 
-/// The entity's inputs: the `--inputs` file's keys, overridden by the `--name` pairs.
-fn gather_inputs(
-    args: &RunArgs,
+/// The JSON object of inputs in `--inputs <file>` (`-`: standard input, which is how the
+/// console hands a form's values to the run it starts), by name.
+pub(super) fn inputs_file(file: &Path) -> anyhow::Result<serde_json::Map<String, Json>> {
+    let from = if file == Path::new("-") {
+        "--inputs - (standard input)".to_string()
+    } else {
+        format!("--inputs {}", file.display())
+    };
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).with_context(|| from.clone())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| from.clone())?
+    };
+    let obj: Json =
+        serde_json::from_str(&text).with_context(|| format!("{from}: not valid JSON"))?;
+    let Json::Object(map) = obj else {
+        bail!(
+            "{from}: expected a JSON object of inputs, found {}",
+            clip(&obj.to_string())
+        );
+    };
+    Ok(map)
+}
+
+/// `--name <value>` as JSON: a bare word is taken as a string where the input takes one.
+pub(super) fn pair_json(entity: &EntityDecl, name: &str, raw: String) -> anyhow::Result<Json> {
+    let is_str = entity
+        .interface
+        .input(name)
+        .is_some_and(|p| json::takes_bare_word(&p.ty));
+    match serde_json::from_str::<Json>(&raw) {
+        Ok(j) => Ok(j),
+        Err(_) if is_str => Ok(Json::String(raw)),
+        Err(e) => bail!("--{name} {}: not valid JSON ({e})", clip(&raw)),
+    }
+}
+
+/// The entity's inputs: the `--inputs` file's keys, overridden by the `--name` pairs;
+/// `usage` is the command line an error shows (`sandflow run m.wasm`).
+pub(super) fn gather_inputs(
+    file: Option<&Path>,
+    usage: &str,
     sandbox: &Sandbox,
     entity: &EntityDecl,
     pairs: Vec<(String, String)>,
 ) -> anyhow::Result<Vec<Value>> {
     let mut given: Vec<(String, Json)> = Vec::new();
-    if let Some(file) = &args.inputs {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("--inputs {}", file.display()))?;
-        let obj: Json = serde_json::from_str(&text)
-            .with_context(|| format!("--inputs {}: not valid JSON", file.display()))?;
-        let Json::Object(map) = obj else {
-            bail!(
-                "--inputs {}: expected a JSON object of inputs, found {}",
-                file.display(),
-                clip(&obj.to_string())
-            );
-        };
+    if let Some(file) = file {
         // Flags override the file's keys.
         given.extend(
-            map.into_iter()
+            inputs_file(file)?
+                .into_iter()
                 .filter(|(k, _)| !pairs.iter().any(|(n, _)| n == k)),
         );
     }
     for (name, raw) in pairs {
-        let is_str = entity
-            .interface
-            .input(&name)
-            .is_some_and(|p| json::takes_bare_word(&p.ty));
-        let j = match serde_json::from_str::<Json>(&raw) {
-            Ok(j) => j,
-            Err(_) if is_str => Json::String(raw),
-            Err(e) => bail!("--{name} {}: not valid JSON ({e})", clip(&raw)),
-        };
+        let j = pair_json(entity, &name, raw)?;
         given.push((name, j));
     }
     inputs_from_json(&sandbox.decl, entity, &given).map_err(|e| {
         anyhow::anyhow!(
-            "{e}; usage: sandflow run {} {} {}",
-            args.module.display(),
+            "{e}; usage: {usage} {} {}",
             entity.name,
             json::signature(entity)
         )
@@ -366,7 +388,8 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
             sandbox.decl.names()
         );
     };
-    let inputs = gather_inputs(&args, &sandbox, entity, pairs)?;
+    let usage = format!("sandflow run {}", args.module.display());
+    let inputs = gather_inputs(args.inputs.as_deref(), &usage, &sandbox, entity, pairs)?;
     let entity_name = entity.name.clone();
 
     let launch = Launch {

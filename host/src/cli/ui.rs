@@ -46,6 +46,8 @@ pub fn ui(args: UiArgs) -> anyhow::Result<u8> {
         );
     }
     let store = Arc::new(open_existing_store(args.db)?);
+    // The actions start runs with this very binary.
+    let exe = std::env::current_exe().context("finding the sandflow binary to start runs with")?;
     let access = Access {
         token: token.clone(),
         loopback_only: loopback && token.is_none(),
@@ -67,7 +69,7 @@ pub fn ui(args: UiArgs) -> anyhow::Result<u8> {
             "sandflow console on http://{bound}/{query} (store {}); Ctrl-C stops it",
             store.path().display()
         ));
-        axum::serve(listener, router(store, access))
+        axum::serve(listener, router(store, access, exe))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -144,6 +144,10 @@ impl StoreWrite for SqliteStore {
         Ok(n as u64)
     }
 
+    fn request_cancel(&self, id: &ExecutionId) -> Result<(), StoreError> {
+        self.request_cancel_row(id)
+    }
+
     fn prune(&self, older_than: Duration) -> Result<PruneReport, StoreError> {
         let cutoff = now_ms().saturating_sub(older_than.as_millis().min(i64::MAX as u128) as i64);
         let mut conn = self.read();
@@ -188,6 +192,7 @@ impl StoreWrite for SqliteStore {
                 report.logs += del("logs")?;
                 del("graphs")?;
                 del("events")?;
+                del("cancel_requests")?;
                 tx.execute("DELETE FROM executions WHERE seq = ?1", [seq])
                     .map_err(StoreError::sqlite(
                         &self.path,

@@ -11,8 +11,10 @@
 //! - [`sqlite`]: opening the file; [`schema`]: the versioned schema and its migrations;
 //! - [`writer`]: the group-commit thread; [`reads`]: the queries;
 //! - [`maintenance`]: prune, cache clear, interrupted executions;
-//! - [`ids`]: execution ids; [`owner`]: which process runs an execution, and is it alive.
+//! - [`ids`]: execution ids; [`owner`]: which process runs an execution, and is it alive;
+//! - [`cancel`]: requests to stop a run from another process, and the module list.
 
+mod cancel;
 mod error;
 mod ids;
 mod maintenance;
@@ -88,6 +90,11 @@ pub trait StoreRead: Send + Sync {
     }
     /// Entries (of `task`, or all), without their outputs.
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError>;
+    /// Whether someone asked the execution `id` (exact) to stop ([`StoreWrite::request_cancel`]).
+    /// The run that owns it asks this a few times a second: it must be a point read.
+    fn cancel_requested(&self, id: &ExecutionId) -> Result<bool, StoreError>;
+    /// Every module stored, the most recently used first.
+    fn modules(&self) -> Result<Vec<ModuleSummary>, StoreError>;
 }
 
 /// What a run and the maintenance commands write.
@@ -102,6 +109,10 @@ pub trait StoreWrite: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Records as `interrupted` every `running` execution whose process is gone.
     fn mark_interrupted_if_dead(&self) -> Result<Vec<ExecutionId>, StoreError>;
+    /// Records a request that the execution `id` (exact; a top-level one, since a run stops
+    /// as a whole) stop, committed before it returns. Whether it is running is the caller's
+    /// to check: a request for an execution that already ended is never read.
+    fn request_cancel(&self, id: &ExecutionId) -> Result<(), StoreError>;
     /// Removes the cache entries (of `task`, or all); returns how many.
     fn cache_clear(&self, task: Option<&str>) -> Result<u64, StoreError>;
     /// Removes execution trees that started before `older_than` ago and are not running, and

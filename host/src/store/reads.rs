@@ -684,6 +684,14 @@ impl StoreRead for SqliteStore {
         rows
     }
 
+    fn cancel_requested(&self, id: &ExecutionId) -> Result<bool, StoreError> {
+        self.cancel_requested_row(id)
+    }
+
+    fn modules(&self) -> Result<Vec<ModuleSummary>, StoreError> {
+        self.module_rows()
+    }
+
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError> {
         let conn = self.read();
         conn.prepare_cached(

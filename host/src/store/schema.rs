@@ -127,6 +127,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes_appended RENAME TO nodes;
     CREATE INDEX nodes_execution ON nodes (execution);
     ",
+    // 3: requests to stop a running execution, from another process (`sandflow cancel`, the
+    // console); the run that owns the execution polls for its own row.
+    "
+    CREATE TABLE cancel_requests (
+        execution INTEGER PRIMARY KEY,
+        requested_ms INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The version this build writes.

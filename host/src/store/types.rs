@@ -239,3 +239,17 @@ pub struct PruneReport {
 
 /// A dynamic's recorded graph, by node key.
 pub type Graphs = std::collections::HashMap<u64, GraphSpec>;
+
+/// A module in the store, as `GET /api/modules` lists them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModuleSummary {
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its entities' names and kinds, by name.
+    pub entities: Vec<(String, String)>,
+    /// Executions recorded with it.
+    pub executions: u64,
+    /// When the newest of them started, in ms since the Unix epoch.
+    pub last_started_ms: Option<i64>,
+}

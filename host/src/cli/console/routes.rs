@@ -1,15 +1,32 @@
 //! The console's router: the JSON API under /api, the embedded page everywhere else, every
 //! request through the security check first.
 
+use super::actions::Actions;
 use super::security::{check, Access};
+use super::{actions, forms};
 use super::{api, assets};
 use axum::extract::Request;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use sandflow_host::store::SqliteStore;
 use std::sync::Arc;
 
-pub fn router(store: Arc<SqliteStore>, access: Access) -> Router {
+/// The router; `exe` is the `sandflow` binary the actions start runs with.
+pub fn router(store: Arc<SqliteStore>, access: Access, exe: std::path::PathBuf) -> Router {
+    let acting = Arc::new(Actions {
+        store: store.clone(),
+        exe,
+        described: Default::default(),
+    });
+    let actions = Router::new()
+        .route("/api/executions/{id}/cancel", post(actions::cancel))
+        .route("/api/executions/{id}/recover", post(actions::recover))
+        .route("/api/executions/{id}/relaunch", post(actions::relaunch))
+        .route("/api/launch", post(actions::launch))
+        .route("/api/executions/{id}/interface", get(forms::interface))
+        .route("/api/modules", get(forms::modules))
+        .route("/api/modules/{digest}", get(forms::module))
+        .with_state(acting);
     Router::new()
         .route("/api/executions", get(api::executions))
         .route("/api/executions/{id}", get(api::execution))
@@ -17,6 +34,7 @@ pub fn router(store: Arc<SqliteStore>, access: Access) -> Router {
         .route("/api/executions/{id}/logs", get(api::logs))
         .route("/api/events", get(api::events))
         .with_state(store)
+        .merge(actions)
         // Any other path: an embedded asset or 404 (`serve` maps no path to a file).
         .fallback(|req: Request| async move { assets::serve(req.uri().path()) })
         .layer(axum::middleware::from_fn_with_state(

@@ -1,5 +1,6 @@
 //! Tests of the SQLite store, each in a temporary directory of its own.
 
+mod cancel;
 mod concurrency;
 mod faults;
 mod prune;
