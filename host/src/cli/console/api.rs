@@ -23,7 +23,7 @@ use std::time::Duration;
 type Store = Arc<SqliteStore>;
 
 /// An error as the API answers it: a status and `{"error": "..."}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -9,6 +9,7 @@ mod api;
 mod assets;
 mod routes;
 mod security;
+mod view;
 
 pub use routes::router;
 pub use security::Access;

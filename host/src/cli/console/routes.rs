@@ -2,7 +2,7 @@
 //! request through the security check first.
 
 use super::security::{check, Access};
-use super::{api, assets};
+use super::{api, assets, view};
 use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
@@ -15,6 +15,9 @@ pub fn router(store: Arc<SqliteStore>, access: Access) -> Router {
         .route("/api/executions/{id}", get(api::execution))
         .route("/api/executions/{id}/nodes", get(api::nodes))
         .route("/api/executions/{id}/logs", get(api::logs))
+        .route("/api/executions/{id}/node", get(view::node))
+        .route("/api/executions/{id}/graphs", get(view::graphs))
+        .route("/api/executions/{id}/timeline", get(view::timeline))
         .route("/api/events", get(api::events))
         .with_state(store)
         // Any other path: an embedded asset or 404 (`serve` maps no path to a file).
