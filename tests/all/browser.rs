@@ -166,10 +166,10 @@ impl Browser {
     }
 
     /// Waits until `script` (a function body) returns something truthy, and returns it.
-    pub fn wait_until(&self, what: &str, script: &str) -> Json {
+    pub fn wait_until(&self, what: &str, script: &str, args: &[Json]) -> Json {
         let start = Instant::now();
         loop {
-            let v = self.eval(script, &[]);
+            let v = self.eval(script, args);
             if !(v.is_null() || v == false || v == "" || v == 0) {
                 return v;
             }
@@ -180,6 +180,31 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Clicks the element matching `css` once there is one; a live redraw can replace the
+    /// element between finding and clicking it, so that is tried again.
+    pub fn click_on(&self, css: &str) {
+        let start = Instant::now();
+        loop {
+            let e = self.wait_for(css);
+            let path = format!("/session/{}/element/{}/click", self.session, e.0);
+            match call(&self.addr, "POST", &path, Some(&json!({}))) {
+                Ok(_) => return,
+                Err(why) if why.starts_with("stale element") && start.elapsed() < PATIENCE => {}
+                Err(why) => panic!("clicking {css:?}: {why}"),
+            }
+        }
+    }
+
+    /// The text of the element matching `css`, once there is one.
+    pub fn text_of(&self, css: &str) -> String {
+        let v = self.wait_until(
+            &format!("an element matching {css:?}"),
+            "const e = document.querySelector(arguments[0]); return e ? [e.innerText] : null;",
+            &[json!(css)],
+        );
+        v[0].as_str().unwrap_or_default().to_string()
     }
 
     pub fn click(&self, e: &Element) {

@@ -6,6 +6,7 @@ mod browser;
 mod cache;
 mod cli;
 mod console;
+mod console_page;
 mod durable;
 mod enums;
 mod errors;

@@ -209,6 +209,11 @@ pub async fn nodes(
                 .cmp(&failed(b))
                 .then_with(|| natural_cmp(&a.record.path, &b.record.path))
         });
+        // Counts per phase of the level, so a map's node shows them without paging through.
+        let mut phases: std::collections::BTreeMap<&str, usize> = Default::default();
+        for n in &under {
+            *phases.entry(n.record.status.as_str()).or_default() += 1;
+        }
         let (limit, offset) = (page(q.limit), q.offset.unwrap_or(0));
         let mut ifaces: HashMap<String, HashMap<String, _>> = HashMap::new();
         let mut list = Vec::new();
@@ -225,6 +230,7 @@ pub async fn nodes(
             "execution": exec.id.as_str(),
             "parent": parent,
             "total": under.len(),
+            "phases": phases,
             "offset": offset,
             "limit": limit,
             "nodes": list,
