@@ -207,10 +207,6 @@ impl Browser {
         v[0].as_str().unwrap_or_default().to_string()
     }
 
-    pub fn click(&self, e: &Element) {
-        self.session_call("POST", &format!("/element/{}/click", e.0), Some(&json!({})));
-    }
-
     pub fn text(&self, e: &Element) -> String {
         let v = self.session_call("GET", &format!("/element/{}/text", e.0), None);
         v.as_str().unwrap_or_default().to_string()
