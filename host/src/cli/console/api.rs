@@ -11,12 +11,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandflow_host::store::{
-    ExecStatus, ExecutionFilter, ExecutionId, ExecutionSummary, NodeRecord, NodeStatus,
-    SqliteStore, StoreError, StoreRead,
+    ExecStatus, ExecutionFilter, ExecutionSummary, NodeRecord, NodeStatus, SqliteStore, StoreError,
+    StoreRead,
 };
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,28 +149,29 @@ pub struct NodesQuery {
 /// A node of the execution's tree and the execution that recorded it (the execution itself
 /// or one of its child executions: their nodes hang under the launch plan node that called
 /// them, as `sandflow show` draws them).
-struct Found {
-    exec: ExecutionId,
-    module: String,
-    record: NodeRecord,
+pub(super) struct Found {
+    pub(super) exec: Arc<ExecutionSummary>,
+    pub(super) record: NodeRecord,
 }
 
 /// The node whose path is the longest prefix of `path` that ends where a path segment (`/`)
 /// or a map index (`[`) starts, if any.
-fn parent_of<'a>(path: &'a str, paths: &HashSet<&str>) -> Option<&'a str> {
+fn parent_of<'a>(path: &'a str, recorded: impl Fn(&str) -> bool) -> Option<&'a str> {
     path.char_indices()
         .rev()
         .filter(|&(i, c)| i > 0 && (c == '/' || c == '['))
         .map(|(i, _)| &path[..i])
-        .find(|p| paths.contains(p))
+        .find(|p| recorded(p))
 }
 
 /// An execution tree's nodes with each level's children in display order: failed first
 /// (what one opens the console for), then as people count (`t[2]` before `t[10]`). Built in
 /// one pass, so a level of a 1 000 000-element map is a slice, not a sort per request.
-struct Levels {
-    exec: ExecutionSummary,
-    all: Vec<Found>,
+pub(super) struct Levels {
+    pub(super) exec: ExecutionSummary,
+    pub(super) all: Vec<Found>,
+    /// Path -> index into `all`.
+    pub(super) by_path: HashMap<String, usize>,
     /// Parent path ("" for the top) -> indices into `all`.
     children: HashMap<String, Vec<usize>>,
 }
@@ -180,19 +181,21 @@ impl Levels {
         let exec = store.execution(id)?.summary;
         let mut all: Vec<Found> = Vec::new();
         for s in std::iter::once(exec.clone()).chain(descendants(store, &exec.id)?) {
+            let s = Arc::new(s);
             all.extend(store.nodes(&s.id)?.into_iter().map(|record| Found {
-                exec: s.id.clone(),
-                module: s.module.clone(),
+                exec: s.clone(),
                 record,
             }));
         }
+        let by_path: HashMap<String, usize> = all
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.record.path.clone(), i))
+            .collect();
         let mut children: HashMap<String, Vec<usize>> = HashMap::new();
-        {
-            let paths: HashSet<&str> = all.iter().map(|n| n.record.path.as_str()).collect();
-            for (i, n) in all.iter().enumerate() {
-                let up = parent_of(&n.record.path, &paths).unwrap_or("");
-                children.entry(up.to_string()).or_default().push(i);
-            }
+        for (i, n) in all.iter().enumerate() {
+            let up = parent_of(&n.record.path, |p| by_path.contains_key(p)).unwrap_or("");
+            children.entry(up.to_string()).or_default().push(i);
         }
         for list in children.values_mut() {
             // Keys computed once per node: a million comparisons of paths chunk by chunk
@@ -205,8 +208,13 @@ impl Levels {
         Ok(Levels {
             exec,
             all,
+            by_path,
             children,
         })
+    }
+
+    pub(super) fn get(&self, path: &str) -> Option<&Found> {
+        self.by_path.get(path).map(|&i| &self.all[i])
     }
 
     /// Whether every execution of the tree has ended: then its nodes no longer change.
@@ -249,7 +257,7 @@ fn natural_key(path: &str) -> Vec<Chunk<'_>> {
 
 /// The levels of the last settled tree asked for: paging through a big map reads the store
 /// once. A running tree is read on every request (it changes).
-fn levels(store: &SqliteStore, id: &str) -> Result<Arc<Levels>, ApiError> {
+pub(super) fn levels(store: &SqliteStore, id: &str) -> Result<Arc<Levels>, ApiError> {
     static LAST: std::sync::Mutex<Option<Arc<Levels>>> = std::sync::Mutex::new(None);
     if let Ok(last) = LAST.lock() {
         if let Some(l) = last.as_ref().filter(|l| l.exec.id.as_str() == id) {
@@ -278,7 +286,7 @@ pub async fn nodes(
         let under: &[usize] = match lv.children.get(&key) {
             Some(list) => list,
             None if parent.is_none() => &[],
-            None if lv.all.iter().any(|n| n.record.path == key) => &[],
+            None if lv.by_path.contains_key(&key) => &[],
             None => {
                 return Err(ApiError(
                     StatusCode::NOT_FOUND,
@@ -296,11 +304,12 @@ pub async fn nodes(
         let mut list = Vec::new();
         for &i in under.iter().skip(offset).take(limit) {
             let n = &lv.all[i];
-            if !ifaces.contains_key(&n.module) {
-                ifaces.insert(n.module.clone(), interfaces(store, &n.module)?);
+            let module = &n.exec.module;
+            if !ifaces.contains_key(module) {
+                ifaces.insert(module.clone(), interfaces(store, module)?);
             }
             let r = &n.record;
-            let mut j = node_record_json(r, n.exec.as_str(), &ifaces[&n.module]);
+            let mut j = node_record_json(r, n.exec.id.as_str(), &ifaces[module]);
             j["has_children"] = json!(lv.children.contains_key(r.path.as_str()));
             list.push(j);
         }
@@ -440,12 +449,13 @@ mod tests {
 
     #[test]
     fn a_nodes_parent_is_the_longest_recorded_prefix() {
-        let paths: HashSet<&str> = ["wf", "wf/m", "wf/m[3]", "wf/m[3]/lp/t"].into();
-        assert_eq!(parent_of("wf/m", &paths), Some("wf"));
-        assert_eq!(parent_of("wf/m[3]", &paths), Some("wf/m"));
+        let recorded: HashSet<&str> = ["wf", "wf/m", "wf/m[3]", "wf/m[3]/lp/t"].into();
+        let paths = |p: &str| recorded.contains(p);
+        assert_eq!(parent_of("wf/m", paths), Some("wf"));
+        assert_eq!(parent_of("wf/m[3]", paths), Some("wf/m"));
         // The child execution's nodes hang under the nearest recorded node.
-        assert_eq!(parent_of("wf/m[3]/lp/t", &paths), Some("wf/m[3]"));
-        assert_eq!(parent_of("wf", &paths), None);
-        assert_eq!(parent_of("wf/mm", &paths), Some("wf"));
+        assert_eq!(parent_of("wf/m[3]/lp/t", paths), Some("wf/m[3]"));
+        assert_eq!(parent_of("wf", paths), None);
+        assert_eq!(parent_of("wf/mm", paths), Some("wf"));
     }
 }

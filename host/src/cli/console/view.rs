@@ -4,15 +4,15 @@
 //! console nobody opens): they are resolved here from the graph's bindings, the execution's
 //! inputs and the upstream nodes' recorded outputs.
 
-use super::api::ApiError;
-use crate::cli::store::{descendants, interfaces, natural_cmp, node_record_json, value_json};
+use super::api::{levels, ApiError, Found, Levels};
+use crate::cli::store::{interfaces, natural_cmp, node_record_json, value_json};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sandflow_contract::{Binding, EntityDecl, EntityKind, GraphSpec, Value};
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
-use sandflow_host::store::{ExecutionId, ExecutionSummary, NodeRecord, SqliteStore, StoreRead};
+use sandflow_host::store::{ExecutionId, ExecutionSummary, SqliteStore, StoreRead};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use std::collections::{HashMap, HashSet};
@@ -38,48 +38,9 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// A recorded node and the execution (of the tree) that recorded it.
-struct Found {
-    exec: ExecutionSummary,
-    record: NodeRecord,
-}
-
-/// Every node of the execution tree under `id` (child executions' nodes included), by path.
-struct Tree {
-    root: ExecutionSummary,
-    nodes: Vec<Found>,
-    by_path: HashMap<String, usize>,
-}
-
-impl Tree {
-    fn read(store: &SqliteStore, id: &str) -> Result<Tree, ApiError> {
-        let root = store.execution(id)?.summary;
-        let mut nodes = Vec::new();
-        for s in std::iter::once(root.clone()).chain(descendants(store, &root.id)?) {
-            for record in store.nodes(&s.id)? {
-                nodes.push(Found {
-                    exec: s.clone(),
-                    record,
-                });
-            }
-        }
-        let by_path = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.record.path.clone(), i))
-            .collect();
-        Ok(Tree {
-            root,
-            nodes,
-            by_path,
-        })
-    }
-
-    fn get(&self, path: &str) -> Option<&Found> {
-        self.by_path.get(path).map(|&i| &self.nodes[i])
-    }
-}
-
+/// Every node of the execution tree (child executions' nodes included), by path: the
+/// nodes API's read, shared (and kept for a settled tree).
+type Tree = Arc<Levels>;
 /// The console's own host, started on first need, only to read modules' declarations (a
 /// workflow's graph is declared by its module, not recorded per run).
 fn host() -> Result<&'static Host, ApiError> {
@@ -191,11 +152,11 @@ pub async fn graphs(
     Query(q): Query<GraphsQuery>,
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(store, move |store| {
-        let tree = Tree::read(store, &id)?;
-        let dynamics = store.graphs(&tree.root.id)?;
+        let tree = levels(store, &id)?;
+        let dynamics = store.graphs(&tree.exec.id)?;
         let Some(owner) = q.owner.filter(|o| !o.is_empty()) else {
             let mut owners: Vec<&Found> = tree
-                .nodes
+                .all
                 .iter()
                 .filter(|n| match n.record.kind.as_str() {
                     "dynamic" => dynamics.contains_key(&n.record.key),
@@ -210,12 +171,12 @@ pub async fn graphs(
                 .take(MAX_OWNERS)
                 .map(|n| json!({ "path": n.record.path, "kind": n.record.kind, "entity": n.record.entity }))
                 .collect();
-            return Ok(Json(json!({ "execution": tree.root.id.as_str(), "total": total, "owners": list })));
+            return Ok(Json(json!({ "execution": tree.exec.id.as_str(), "total": total, "owners": list })));
         };
         let n = tree.get(&owner).ok_or_else(|| {
             bad(
                 StatusCode::NOT_FOUND,
-                format!("execution {} has no node {owner:?}", tree.root.id),
+                format!("execution {} has no node {owner:?}", tree.exec.id),
             )
         })?;
         let g = graph_of(store, n, &dynamics)?.ok_or_else(|| {
@@ -257,7 +218,7 @@ pub async fn graphs(
             upstream(b, &mut out_nodes);
         }
         Ok(Json(json!({
-            "execution": tree.root.id.as_str(),
+            "execution": tree.exec.id.as_str(),
             "owner": owner,
             "kind": n.record.kind,
             "entity": n.record.entity,
@@ -286,15 +247,15 @@ pub async fn timeline(
     Query(q): Query<TimelineQuery>,
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(store, move |store| {
-        let tree = Tree::read(store, &id)?;
+        let tree = levels(store, &id)?;
         let mut spans: Vec<JsonValue> = Vec::new();
         let mut kept: HashSet<String> = HashSet::new();
-        let mut execs: Vec<ExecutionId> = vec![tree.root.id.clone()];
+        let mut execs: Vec<ExecutionId> = vec![tree.exec.id.clone()];
         execs.extend(
-            tree.nodes
+            tree.all
                 .iter()
                 .map(|n| n.exec.id.clone())
-                .filter(|x| *x != tree.root.id),
+                .filter(|x| *x != tree.exec.id),
         );
         execs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         execs.dedup();
@@ -309,25 +270,34 @@ pub async fn timeline(
                 }));
             }
         }
-        for n in &tree.nodes {
+        // Only the first `limit` tasks by start become JSON: a big map has a million.
+        let mut tasks: Vec<(u64, &Found)> = tree
+            .all
+            .iter()
+            .filter(|n| {
+                let r = &n.record;
+                r.kind == "task" && !r.cached && !kept.contains(&r.path)
+            })
+            .filter_map(|n| Some((n.record.start_us?, n)))
+            .collect();
+        let total = spans.len() + tasks.len();
+        let limit = q.limit.unwrap_or(TIMELINE_DEFAULT).clamp(1, TIMELINE_MAX);
+        if tasks.len() > limit {
+            tasks.select_nth_unstable_by_key(limit, |(start, _)| *start);
+            tasks.truncate(limit);
+        }
+        for (start, n) in tasks {
             let r = &n.record;
-            if r.kind != "task" || kept.contains(&r.path) || r.cached {
-                continue;
-            }
-            if let Some(start) = r.start_us {
-                spans.push(json!({
-                    "path": r.path, "execution": n.exec.id.as_str(), "attempt": r.attempts.max(1),
-                    "outcome": r.status.as_str(), "start_us": start, "end_us": r.end_us,
-                    "worker": null,
-                }));
-            }
+            spans.push(json!({
+                "path": r.path, "execution": n.exec.id.as_str(), "attempt": r.attempts.max(1),
+                "outcome": r.status.as_str(), "start_us": start, "end_us": r.end_us,
+                "worker": null,
+            }));
         }
         spans.sort_by_key(|s| s["start_us"].as_u64().unwrap_or(0));
-        let total = spans.len();
-        let limit = q.limit.unwrap_or(TIMELINE_DEFAULT).clamp(1, TIMELINE_MAX);
         spans.truncate(limit);
         Ok(Json(json!({
-            "execution": tree.root.id.as_str(),
+            "execution": tree.exec.id.as_str(),
             "total": total,
             "spans": spans,
         })))
@@ -347,11 +317,11 @@ pub async fn node(
     Query(q): Query<NodeQuery>,
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(store, move |store| {
-        let tree = Tree::read(store, &id)?;
+        let tree = levels(store, &id)?;
         let n = tree.get(&q.path).ok_or_else(|| {
             bad(
                 StatusCode::NOT_FOUND,
-                format!("execution {} has no node {:?}", tree.root.id, q.path),
+                format!("execution {} has no node {:?}", tree.exec.id, q.path),
             )
         })?;
         let ifaces = interfaces(store, &n.exec.module)?;
@@ -359,7 +329,7 @@ pub async fn node(
         let mut r = Resolver {
             store,
             tree: &tree,
-            dynamics: store.graphs(&tree.root.id)?,
+            dynamics: store.graphs(&tree.exec.id)?,
             depth: 0,
         };
         match r.inputs(&q.path) {
@@ -413,8 +383,8 @@ impl Resolver<'_> {
             .get(path)
             .ok_or_else(|| format!("node {path:?} is not recorded"))?;
         // The top of the execution: its recorded inputs.
-        if n.exec.id == self.tree.root.id && !path.contains('/') && !path.contains('[') {
-            return self.exec_inputs(&self.tree.root.clone());
+        if n.exec.id == self.tree.exec.id && !path.contains('/') && !path.contains('[') {
+            return self.exec_inputs(&self.tree.exec.clone());
         }
         // A map element: the map's inputs, its mapped lists at the element's index.
         if let Some((map_path, idx)) = path
@@ -550,14 +520,14 @@ impl Resolver<'_> {
         if o.record.kind == "launch plan" {
             let child = self
                 .tree
-                .nodes
+                .all
                 .iter()
                 .find(|n| {
                     n.exec.id != o.exec.id
                         && n.record.path.starts_with(owner)
                         && n.record.path[owner.len()..].starts_with('/')
                 })
-                .map(|n| n.exec.clone())
+                .map(|n| (*n.exec).clone())
                 .ok_or_else(|| format!("the child execution of {owner:?} is not recorded"))?;
             return self.exec_inputs(&child);
         }
