@@ -156,7 +156,7 @@ pub(super) struct Found {
 
 /// The node whose path is the longest prefix of `path` that ends where a path segment (`/`)
 /// or a map index (`[`) starts, if any.
-fn parent_of<'a>(path: &'a str, recorded: impl Fn(&str) -> bool) -> Option<&'a str> {
+fn parent_of(path: &str, recorded: impl Fn(&str) -> bool) -> Option<&str> {
     path.char_indices()
         .rev()
         .filter(|&(i, c)| i > 0 && (c == '/' || c == '['))
