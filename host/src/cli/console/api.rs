@@ -16,7 +16,7 @@ use sandflow_host::store::{
 };
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +174,8 @@ pub(super) struct Levels {
     pub(super) by_path: HashMap<String, usize>,
     /// Parent path ("" for the top) -> indices into `all`.
     children: HashMap<String, Vec<usize>>,
+    /// Parent path -> its children's count per status, so a map's counts cost no pass.
+    phases: HashMap<String, BTreeMap<&'static str, usize>>,
 }
 
 impl Levels {
@@ -205,11 +207,22 @@ impl Levels {
                 (r.status != NodeStatus::Failed, natural_key(&r.path))
             });
         }
+        let phases = children
+            .iter()
+            .map(|(parent, list)| {
+                let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+                for &i in list {
+                    *counts.entry(all[i].record.status.as_str()).or_default() += 1;
+                }
+                (parent.clone(), counts)
+            })
+            .collect();
         Ok(Levels {
             exec,
             all,
             by_path,
             children,
+            phases,
         })
     }
 
@@ -295,10 +308,7 @@ pub async fn nodes(
             }
         };
         // Counts per phase of the level, so a map's node shows them without paging through.
-        let mut phases: std::collections::BTreeMap<&str, usize> = Default::default();
-        for &i in under {
-            *phases.entry(lv.all[i].record.status.as_str()).or_default() += 1;
-        }
+        let phases = lv.phases.get(&key).cloned().unwrap_or_default();
         let (limit, offset) = (page(q.limit), q.offset.unwrap_or(0));
         let mut ifaces: HashMap<String, HashMap<String, _>> = HashMap::new();
         let mut list = Vec::new();
