@@ -144,6 +144,9 @@ pub struct NodesQuery {
     parent: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// `outputs=false` leaves the outputs out (the page's tree shows none; a map's output
+    /// can hold a million items).
+    outputs: Option<bool>,
 }
 
 /// A node of the execution's tree and the execution that recorded it (the execution itself
@@ -319,7 +322,28 @@ pub async fn nodes(
                 ifaces.insert(module.clone(), interfaces(store, module)?);
             }
             let r = &n.record;
-            let mut j = node_record_json(r, n.exec.id.as_str(), &ifaces[module]);
+            let mut j = if q.outputs == Some(false) {
+                // Built field by field: cloning the record would copy the output first.
+                let bare = NodeRecord {
+                    key: r.key,
+                    path: r.path.clone(),
+                    entity: r.entity.clone(),
+                    kind: r.kind.clone(),
+                    status: r.status,
+                    attempts: r.attempts,
+                    output: None,
+                    cached: r.cached,
+                    start_us: r.start_us,
+                    end_us: r.end_us,
+                };
+                let mut j = node_record_json(&bare, n.exec.id.as_str(), &ifaces[module]);
+                if let Some(o) = j.as_object_mut() {
+                    o.remove("output");
+                }
+                j
+            } else {
+                node_record_json(r, n.exec.id.as_str(), &ifaces[module])
+            };
             j["has_children"] = json!(lv.children.contains_key(r.path.as_str()));
             list.push(j);
         }

@@ -261,16 +261,33 @@ function executionPage(main, id, params) {
     loadGraphs(graphSel, graphBox, state);
     drawTimeline(timeline, state);
   });
-  onExecutions = throttle(async (list) => {
-    const ended = await refreshHead();
-    drawTree(tree, state);
-    if (state.selected) selectNode(state, state.selected);
-    if (ended) {
-      drawTimeline(timeline, state);
-      drawGraph(graphBox, state);
+  // One refresh at a time (a big tree takes a while to read); changes during one bring
+  // one more after it.
+  let busy = false;
+  let again = false;
+  const refresh = async () => {
+    if (busy) {
+      again = true;
+      return;
     }
-  }, 1000);
-  const all = onExecutions;
+    busy = true;
+    try {
+      const ended = await refreshHead();
+      await drawTree(tree, state);
+      if (state.selected) await selectNode(state, state.selected);
+      if (ended) {
+        drawTimeline(timeline, state);
+        drawGraph(graphBox, state);
+      }
+    } finally {
+      busy = false;
+      if (again) {
+        again = false;
+        setTimeout(refresh, 500);
+      }
+    }
+  };
+  const all = throttle(refresh, 1000);
   // Only updates of this execution's tree matter here.
   onExecutions = (list) => {
     if (list.some((e) => e.id === state.root || e.root === state.root || e.id === id)) all(list);
@@ -312,7 +329,7 @@ async function drawTree(tree, state) {
 }
 
 async function loadLevel(ul, state, parent, offset) {
-  const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(parent)}&limit=100&offset=${offset}`);
+  const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(parent)}&limit=100&offset=${offset}&outputs=false`);
   const opening = [];
   for (const n of body.nodes) {
     const li = nodeItem(state, n);
@@ -385,7 +402,7 @@ async function expand(li, state, n) {
 // A map's counts per phase of its elements (failed ones are listed first when opened).
 async function mapPhases(li, state, n) {
   try {
-    const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(n.path)}&limit=1`);
+    const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(n.path)}&limit=1&outputs=false`);
     const parts = Object.entries(body.phases || {}).map(([k, v]) => `${v} ${k}`);
     li.querySelector(".phases").textContent = `${body.total} elements: ${parts.join(", ")}`;
   } catch (err) {
