@@ -239,6 +239,23 @@ fn a_hostile_tasks_strings_run_nothing_in_the_page() {
     let msg = b.text_of(".attempt pre.message");
     assert!(msg.contains("<script>"), "{msg}");
 
+    // The executions page filters by status, and by entity through its form.
+    b.goto(&format!("{}/#/?status=failed", c.url));
+    b.text_of(&format!("tr.exec[data-id=\"{parse}\"]"));
+    let ids = "return [...document.querySelectorAll('tr.exec')].map(r => r.dataset.id)";
+    assert_eq!(b.eval(ids, &[]), json!([parse]));
+    b.eval(
+        "document.getElementById('filter-status').value = ''; \
+         document.getElementById('filter-entity').value = 'greet'; \
+         document.querySelector('form.filters button').click();",
+        &[],
+    );
+    b.wait_until(
+        "only greet's execution listed",
+        &format!("{ids}.join() === '{greet}'"),
+        &[],
+    );
+
     // Nothing ran, and no element came from the payload.
     assert_eq!(
         b.eval("return typeof window.pwned", &[]),
@@ -251,4 +268,46 @@ fn a_hostile_tasks_strings_run_nothing_in_the_page() {
         ),
         json!(0)
     );
+}
+
+#[test]
+fn a_maps_failed_elements_come_first_with_its_counts_per_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("map.db");
+    // non_negative fails on -4; the map needs only 2 successes.
+    let id = run(&db, "fixtures", "min_success_map", &["--l", "[1,2,3,-4,5]"]);
+    let c = console(&db);
+    let b = Browser::start();
+    b.goto(&format!("{}/#/x/{id}", c.url));
+    open(&b, "min_success_map");
+    let phases = b.wait_until(
+        "the map's counts per phase",
+        "const p = document.querySelector(arguments[0]); return p && p.textContent;",
+        &[json!(
+            "li.node[data-path=\"min_success_map/non_negative\"] .phases"
+        )],
+    );
+    assert_eq!(phases, json!("5 elements: 1 failed, 4 succeeded"));
+    open(&b, "min_success_map/non_negative");
+    b.text_of("li.node[data-path=\"min_success_map/non_negative[0]\"]");
+    let order = b.eval(
+        "return [...document.querySelectorAll('li.node[data-path^=\"min_success_map/non_negative[\"]')]\
+         .map(n => n.dataset.path + ' ' + n.dataset.status)",
+        &[],
+    );
+    assert_eq!(
+        order,
+        json!([
+            "min_success_map/non_negative[3] failed",
+            "min_success_map/non_negative[0] succeeded",
+            "min_success_map/non_negative[1] succeeded",
+            "min_success_map/non_negative[2] succeeded",
+            "min_success_map/non_negative[4] succeeded",
+        ])
+    );
+    // The failed element's panel: its error, and its input resolved from the map's list.
+    b.click_on("li.node[data-path=\"min_success_map/non_negative[3]\"] > .row .entity");
+    let inputs: Json = serde_json::from_str(&b.text_of("#node-inputs")).expect("JSON inputs");
+    assert_eq!(inputs, json!({ "a": -4 }));
+    assert!(!b.text_of(".attempt pre.message").is_empty());
 }
