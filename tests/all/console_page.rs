@@ -93,7 +93,23 @@ fn the_page_browses_the_seeds_run_down_to_a_step2_leaf() {
         text.contains("succeeded") && text.contains("multi_wf"),
         "{text}"
     );
+    // With child executions: the six launch plan calls, each linking to its parent.
+    b.goto(&format!("{}/#/?children=1", c.url));
+    let parents = b.wait_until(
+        "the child executions listed",
+        "const r = [...document.querySelectorAll('tr.exec')]; \
+         return r.length === 7 && r.map(x => x.querySelector('td:last-child').textContent);",
+        &[],
+    );
+    let linked = parents
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.as_str() == Some(id.as_str()))
+        .count();
+    assert_eq!(linked, 6, "{parents}");
     b.screenshot(&docs().join("console-executions.png"));
+    b.goto(&format!("{}/#/", c.url));
 
     b.click_on(&format!("tr.exec[data-id=\"{id}\"] a"));
     b.wait_for("#exec-status");
