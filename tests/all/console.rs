@@ -212,6 +212,9 @@ fn the_console_serves_a_recorded_run_through_its_api() {
     assert_eq!(leaf["status"], "succeeded", "{leaf}");
     assert!(!leaf["output"].is_null(), "{leaf}");
     assert_eq!(leaf["has_children"], false);
+    let bare = get_json(a, &format!("/api/executions/{id}/nodes?outputs=false"));
+    assert!(bare["nodes"][0].get("output").is_none(), "{bare}");
+    assert_eq!(bare["phases"]["succeeded"], 1, "{bare}");
     let unknown = request(
         a,
         "GET",

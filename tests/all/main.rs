@@ -2,10 +2,12 @@
 //! wasm32-wasip1 once, runs them through the host (library and CLI), and checks outputs,
 //! execution trees and errors. One binary, linked once.
 
+mod browser;
 mod cache;
 mod cli;
 mod console;
 mod console_actions;
+mod console_page;
 mod durable;
 mod enums;
 mod errors;

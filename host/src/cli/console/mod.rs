@@ -14,6 +14,7 @@ mod forms;
 mod routes;
 mod security;
 mod spawn;
+mod view;
 
 pub use routes::router;
 pub use security::Access;

@@ -4,7 +4,7 @@
 use super::actions::Actions;
 use super::security::{check, Access};
 use super::{actions, forms};
-use super::{api, assets};
+use super::{api, assets, view};
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,6 +32,9 @@ pub fn router(store: Arc<SqliteStore>, access: Access, exe: std::path::PathBuf) 
         .route("/api/executions/{id}", get(api::execution))
         .route("/api/executions/{id}/nodes", get(api::nodes))
         .route("/api/executions/{id}/logs", get(api::logs))
+        .route("/api/executions/{id}/node", get(view::node))
+        .route("/api/executions/{id}/graphs", get(view::graphs))
+        .route("/api/executions/{id}/timeline", get(view::timeline))
         .route("/api/events", get(api::events))
         .with_state(store)
         .merge(actions)
