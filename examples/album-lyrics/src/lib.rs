@@ -48,25 +48,14 @@ pub fn songs(album: Album) -> Vec<Song> {
 pub fn count_words(song: Song, min_len: i64, lowercase: bool) -> SongStats {
     let mut counts = BTreeMap::new();
     let mut words = 0;
-    for w in song
-        .lyrics
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-    {
-        let w = if lowercase {
-            w.to_lowercase()
-        } else {
-            w.to_string()
-        };
+    for w in song.lyrics.split(|c: char| !c.is_alphanumeric() && c != '\'') {
+        let w = if lowercase { w.to_lowercase() } else { w.to_string() };
         if w.chars().count() as i64 >= min_len.max(1) {
             words += 1;
             *counts.entry(w).or_insert(0) += 1;
         }
     }
-    SongStats {
-        title: song.title,
-        words,
-        counts,
-    }
+    SongStats { title: song.title, words, counts }
 }
 
 #[task]
@@ -78,17 +67,9 @@ pub fn summarize(album: Album, songs: Vec<SongStats>) -> AlbumSummary {
         }
     }
     // Most used; ties go to the alphabetically first word, so the result is deterministic.
-    let top_word = all
-        .iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-        .map(|(w, _)| w.to_string());
+    let top_word = all.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map(|(w, _)| w.to_string());
     let words = songs.iter().map(|s| s.words).sum();
-    AlbumSummary {
-        album: album.name,
-        words,
-        songs,
-        top_word,
-    }
+    AlbumSummary { album: album.name, words, songs, top_word }
 }
 
 #[workflow]
@@ -101,12 +82,7 @@ pub fn album_wf(album: Album, min_len: i64, lowercase: bool) -> AlbumSummary {
 }
 
 /// One child execution per album: words of 3+ letters by default, always case-folded.
-#[launch_plan(
-    album_wf,
-    defaults(min_len = 3),
-    fixed(lowercase = true),
-    max_parallelism = 8
-)]
+#[launch_plan(album_wf, defaults(min_len = 3), fixed(lowercase = true), max_parallelism = 8)]
 pub fn album_lp(album: Album) -> AlbumSummary;
 
 #[dynamic]
@@ -138,14 +114,7 @@ mod tests {
 
     #[test]
     fn tasks_are_plain_functions() {
-        let s = count_words(
-            Song {
-                title: "t".into(),
-                lyrics: "La la LA, land!".into(),
-            },
-            2,
-            true,
-        );
+        let s = count_words(Song { title: "t".into(), lyrics: "La la LA, land!".into() }, 2, true);
         assert_eq!(s.words, 4);
         assert_eq!(s.counts["la"], 3);
     }
