@@ -3,7 +3,7 @@
 //! in its sandbox with real inputs. Either way the calls it makes are recorded as nodes.
 
 use crate::types::SfType;
-use sandflow_contract::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
+use sandflow_contract::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec, Value};
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
@@ -161,6 +161,15 @@ impl<T> Promise<Vec<T>> {
     /// # fn main() {}
     /// ```
     pub fn at(self, index: u32) -> Promise<T> {
+        if let Some(part) = known_part(self.src, |b| match b {
+            Binding::List(items) => items.get(index as usize).cloned(),
+            Binding::Literal(Value::List(items)) => {
+                items.get(index as usize).cloned().map(Binding::Literal)
+            }
+            _ => None,
+        }) {
+            return expr(part);
+        }
         expr(Binding::Index {
             of: Box::new(self.src.binding()),
             index,
@@ -172,10 +181,7 @@ impl<T> Promise<std::collections::BTreeMap<String, T>> {
     /// The value under `key` of the map this promise gives (Flyte's `res["key"]`), read by the
     /// host without a task; a missing key fails the node that reads it.
     pub fn get(self, key: &str) -> Promise<T> {
-        expr(Binding::Key {
-            of: Box::new(self.src.binding()),
-            key: key.to_string(),
-        })
+        key_of(self.src, key)
     }
 }
 
@@ -200,25 +206,48 @@ impl<T> Promise<std::collections::HashMap<String, T>> {
     /// # fn main() {}
     /// ```
     pub fn get(self, key: &str) -> Promise<T> {
-        expr(Binding::Key {
-            of: Box::new(self.src.binding()),
-            key: key.to_string(),
-        })
+        key_of(self.src, key)
     }
+}
+
+/// The part `pick` finds of a constant or a value built from promises (`src`), known while
+/// the graph is built: reading it needs no binding of its own. `None` for a node's output or a
+/// workflow input, which the host reads when the node that needs it is ready.
+fn known_part(src: Src, pick: impl FnOnce(&Binding) -> Option<Binding>) -> Option<Binding> {
+    let Src::Expr(i) = src else { return None };
+    EXPRS.with(|e| e.borrow().get(i as usize).and_then(pick))
+}
+
+fn key_of<T>(src: Src, key: &str) -> Promise<T> {
+    if let Some(part) = known_part(src, |b| match b {
+        Binding::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, b)| b.clone()),
+        Binding::Literal(Value::Map(m)) => m.get(key).cloned().map(Binding::Literal),
+        _ => None,
+    }) {
+        return expr(part);
+    }
+    expr(Binding::Key {
+        of: Box::new(src.binding()),
+        key: key.to_string(),
+    })
 }
 
 /// A promise of field `index` (named `name`) of the record `of` promises: what the accessor
 /// methods `#[derive(SfType)]` adds (`res.slope()`) and [`Promise::split`] call.
 pub fn field<R, T>(of: Promise<R>, name: &str, index: u32) -> Promise<T> {
-    // A field of a record built from promises is the promise it was built from.
-    if let Src::Expr(i) = of.src {
-        let part = EXPRS.with(|e| match e.borrow().get(i as usize) {
-            Some(Binding::Record(items)) => items.get(index as usize).cloned(),
-            _ => None,
-        });
-        if let Some(part) = part {
-            return expr(part);
+    // A field of a record built from promises is the promise it was built from; a field of
+    // a constant is a constant.
+    if let Some(part) = known_part(of.src, |b| match b {
+        Binding::Record(items) => items.get(index as usize).cloned(),
+        Binding::Literal(Value::Record(vals)) => {
+            vals.get(index as usize).cloned().map(Binding::Literal)
         }
+        _ => None,
+    }) {
+        return expr(part);
     }
     expr(Binding::Field {
         of: Box::new(of.src.binding()),
