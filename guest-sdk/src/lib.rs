@@ -27,10 +27,11 @@
 
 mod abi;
 mod builder;
+mod names;
 mod types;
 mod wire;
 
-pub use builder::{map, Entity, IntoBinding, MapBuilder, Promise};
+pub use builder::{map, Entity, IntoBinding, MapBuilder, Promise, UseDefault};
 pub use sandflow_macros::{dynamic, launch_plan, task, workflow, SfType};
 pub use types::{Bytes, SfType};
 
@@ -38,7 +39,9 @@ pub use types::{Bytes, SfType};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::{call_entity, decl_entity, encode_call_result, encode_output, Args};
-    pub use crate::builder::{add_node, build_graph, input_promise, into_output};
+    pub use crate::builder::{add_node, build_graph, field, input_promise, into_output, record};
+    pub use crate::names::entity_name;
+    pub use sandflow_contract::Binding;
     pub use sandflow_contract::{
         self as contract, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, TaskConfig,
         Type, Value,

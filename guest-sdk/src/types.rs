@@ -222,3 +222,39 @@ impl<T: SfType> SfType for HashMap<i64, T> {
         BTreeMap::<i64, T>::from_value(v).map(|m| m.into_iter().collect())
     }
 }
+
+/// A tuple is a record whose fields are named by position (`0`, `1`, ..), and whose type is
+/// named as Rust writes it (`(f64, f64)`): an entity may return several values as a tuple.
+macro_rules! tuple_type {
+    ($n:literal; $($t:ident $i:tt),+) => {
+        impl<$($t: SfType),+> SfType for ($($t,)+) {
+            fn sf_type() -> Type {
+                let fields = vec![$((stringify!($i).to_string(), $t::sf_type())),+];
+                let names: Vec<String> = fields.iter().map(|(_, t)| t.to_string()).collect();
+                Type::Record(sandflow_contract::RecordType {
+                    name: format!("({})", names.join(", ")),
+                    fields,
+                })
+            }
+            fn into_value(self) -> Value {
+                Value::Record(vec![$(self.$i.into_value()),+])
+            }
+            fn from_value(v: Value) -> Result<Self, String> {
+                match v {
+                    Value::Record(vals) if vals.len() == $n => {
+                        let mut it = vals.into_iter();
+                        Ok(($(
+                            $t::from_value(it.next().expect("length checked"))
+                                .map_err(|e| format!(".{}: {e}", $i))?,
+                        )+))
+                    }
+                    other => mismatch(&Self::sf_type(), &other),
+                }
+            }
+        }
+    };
+}
+
+tuple_type!(2; A 0, B 1);
+tuple_type!(3; A 0, B 1, C 2);
+tuple_type!(4; A 0, B 1, C 2, D 3);

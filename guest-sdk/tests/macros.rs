@@ -27,15 +27,15 @@ mod path_qualified {
     #[launch_plan(stats::inc_wf)]
     pub fn inc_lp(a: i64) -> i64;
 
-    /// Entity names are global in a module: a path locates the workflow, its last segment
-    /// names it.
+    /// A path locates the workflow; the workflow is named by its module path less the crate.
     #[test]
-    fn a_launch_plan_names_a_path_qualified_workflow_by_its_last_segment() {
+    fn a_launch_plan_names_a_path_qualified_workflow_by_its_module_path() {
         let decl = inc_lp::__decl();
         let sandflow::__private::EntityKind::LaunchPlan(lp) = decl.kind else {
             panic!("not a launch plan");
         };
-        assert_eq!(lp.workflow, "inc_wf");
+        assert_eq!(lp.workflow, "path_qualified::stats::inc_wf");
+        assert_eq!(inc_lp::NAME, "path_qualified::inc_lp");
     }
 }
 
@@ -58,7 +58,7 @@ mod map_typo {
         let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
         assert_eq!(
             msg,
-            "map(scale).fixed(\"factr\", ..): scale has no input `factr`; its inputs are: a, factor"
+            "map(map_typo::scale).fixed(\"factr\", ..): map_typo::scale has no input `factr`; its inputs are: a, factor"
         );
     }
 }

@@ -252,33 +252,13 @@ fn check_binding(
 ) -> Result<(), String> {
     match b {
         Binding::Literal(v) => v.check(expected).map_err(|e| format!("literal {e}")),
-        Binding::Input(name) => {
-            let Some(inputs) = inputs else {
-                return Err(format!(
-                    "refers to workflow input `{name}`, but a dynamic's graph has no inputs"
-                ));
-            };
-            let p = inputs
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or_else(|| format!("unknown workflow input `{name}`"))?;
-            same(&p.ty, expected, || format!("workflow input `{name}`"))
-        }
-        Binding::Node(j) => {
-            let j = *j as usize;
-            if j >= types.len() {
-                return Err(format!(
-                    "refers to node n{j}, but the graph has {} nodes",
-                    types.len()
-                ));
-            }
-            if j == node {
-                return Err(format!("node n{j} refers to its own output"));
-            }
-            match &types[j] {
-                None => Err(format!("node n{j} returns nothing")),
-                Some(t) => same(t, expected, || format!("the output of node n{j}")),
-            }
+        Binding::Input(_)
+        | Binding::Node(_)
+        | Binding::Field { .. }
+        | Binding::Index { .. }
+        | Binding::Key { .. } => {
+            let found = binding_type(types, node, b, inputs)?;
+            same(&found, expected, || what(b))
         }
         Binding::List(items) => {
             let Type::List(elem) = expected else {
@@ -300,7 +280,138 @@ fn check_binding(
             }
             Ok(())
         }
+        Binding::Record(items) => {
+            let Type::Record(r) = expected else {
+                return Err(format!("expected {expected}, found a record"));
+            };
+            if items.len() != r.fields.len() {
+                return Err(format!(
+                    "a record of {} fields built where {} ({} fields: {}) is expected",
+                    items.len(),
+                    r.name,
+                    r.fields.len(),
+                    field_names(r)
+                ));
+            }
+            for (item, (name, ty)) in items.iter().zip(&r.fields) {
+                check_binding(types, node, item, ty, inputs)
+                    .map_err(|m| format!(".{name}: {m}"))?;
+            }
+            Ok(())
+        }
     }
+}
+
+/// The type of what a binding reads (a workflow input, a node's output, or a field, element
+/// or entry of one). Built values (literals, lists, maps, records) take the type expected
+/// where they are bound, and are not read into.
+fn binding_type(
+    types: &[Option<Type>],
+    node: usize,
+    b: &Binding,
+    inputs: Option<&[Param]>,
+) -> Result<Type, String> {
+    match b {
+        Binding::Input(name) => {
+            let Some(inputs) = inputs else {
+                return Err(format!(
+                    "refers to workflow input `{name}`, but a dynamic's graph has no inputs"
+                ));
+            };
+            let p = inputs
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| format!("unknown workflow input `{name}`"))?;
+            Ok(p.ty.clone())
+        }
+        Binding::Node(j) => {
+            let j = *j as usize;
+            if j >= types.len() {
+                return Err(format!(
+                    "refers to node n{j}, but the graph has {} nodes",
+                    types.len()
+                ));
+            }
+            if j == node {
+                return Err(format!("node n{j} refers to its own output"));
+            }
+            types[j]
+                .clone()
+                .ok_or_else(|| format!("node n{j} returns nothing"))
+        }
+        Binding::Field { of, name, index } => match binding_type(types, node, of, inputs)? {
+            Type::Record(r) => match r.fields.get(*index as usize) {
+                Some((n, ty)) if n == name => Ok(ty.clone()),
+                _ => Err(format!(
+                    "{} has no field `{name}` (at position {index}); {} has: {}",
+                    place(b),
+                    r.name,
+                    field_names(&r)
+                )),
+            },
+            other => Err(format!(
+                "{} reads field `{name}` of {}, which has type {other}, not a record",
+                place(b),
+                place(of)
+            )),
+        },
+        Binding::Index { of, .. } => match binding_type(types, node, of, inputs)? {
+            Type::List(elem) => Ok(*elem),
+            other => Err(format!(
+                "{} indexes {}, which has type {other}, not a list",
+                place(b),
+                place(of)
+            )),
+        },
+        Binding::Key { of, .. } => match binding_type(types, node, of, inputs)? {
+            Type::Map(elem) => Ok(*elem),
+            other => Err(format!(
+                "{} reads a key of {}, which has type {other}, not a map with string keys",
+                place(b),
+                place(of)
+            )),
+        },
+        Binding::Literal(_) | Binding::List(_) | Binding::Map(_) | Binding::Record(_) => {
+            Err(format!(
+                "{} reads a part of a value built in the graph; field, element and key \
+                 access read a node's output or a workflow input",
+                place(b)
+            ))
+        }
+    }
+}
+
+/// What a binding reads, for messages: `workflow input `x``, `the output of node n3`,
+/// `n3.slope`.
+fn what(b: &Binding) -> String {
+    match b {
+        Binding::Input(name) => format!("workflow input `{name}`"),
+        Binding::Node(j) => format!("the output of node n{j}"),
+        other => place(other),
+    }
+}
+
+/// A binding as a path: `x`, `n3`, `n3.slope`, `n3[0]`, `n3["fruit"]`.
+pub fn place(b: &Binding) -> String {
+    match b {
+        Binding::Input(name) => name.clone(),
+        Binding::Node(j) => format!("n{j}"),
+        Binding::Field { of, name, .. } => format!("{}.{name}", place(of)),
+        Binding::Index { of, index } => format!("{}[{index}]", place(of)),
+        Binding::Key { of, key } => format!("{}[{key:?}]", place(of)),
+        Binding::Literal(_) => "a literal".into(),
+        Binding::List(_) => "a list built in the graph".into(),
+        Binding::Map(_) => "a map built in the graph".into(),
+        Binding::Record(_) => "a record built in the graph".into(),
+    }
+}
+
+fn field_names(r: &sandflow_contract::RecordType) -> String {
+    r.fields
+        .iter()
+        .map(|(n, t)| format!("{n}: {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn same(found: &Type, expected: &Type, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -360,6 +471,10 @@ pub fn each_dep(nodes: &[NodeSpec], mut f: impl FnMut(usize, usize)) {
             }
             Binding::List(items) => items.iter().for_each(|b| walk(b, i, seen_by, f)),
             Binding::Map(items) => items.iter().for_each(|(_, b)| walk(b, i, seen_by, f)),
+            Binding::Record(items) => items.iter().for_each(|b| walk(b, i, seen_by, f)),
+            Binding::Field { of, .. } | Binding::Index { of, .. } | Binding::Key { of, .. } => {
+                walk(of, i, seen_by, f)
+            }
             Binding::Literal(_) | Binding::Input(_) => {}
         }
     }
@@ -794,5 +909,138 @@ mod tests {
         assert_eq!(g.deps, [0, 0, 2]);
         assert_eq!(g.dependents[0], [2]);
         assert_eq!(g.dependents[1], [2]);
+    }
+
+    /// A task `make` returning a `Fruit { name: string }`, and `show(message: string)`.
+    fn fruit_module() -> Tasks {
+        let fruit = Type::Record(sandflow_contract::RecordType {
+            name: "Fruit".into(),
+            fields: vec![("name".into(), Type::Str)],
+        });
+        let mut make = task("make", vec![]);
+        make.interface.output = Some(fruit);
+        let show = task(
+            "show",
+            vec![Param {
+                name: "message".into(),
+                ty: Type::Str,
+                default: None,
+            }],
+        );
+        Tasks(vec![make, show])
+    }
+
+    fn reading(b: Binding) -> GraphSpec {
+        GraphSpec {
+            nodes: vec![
+                node("make", vec![]),
+                node("show", vec![("message".into(), b)]),
+            ],
+            output: None,
+            on_failure: FailurePolicy::FailFast,
+        }
+    }
+
+    fn field(of: Binding, name: &str, index: u32) -> Binding {
+        Binding::Field {
+            of: Box::new(of),
+            name: name.into(),
+            index,
+        }
+    }
+
+    #[test]
+    fn a_field_of_a_nodes_output_type_checks_by_name_and_position() {
+        let decl = fruit_module();
+        let ok = reading(field(Binding::Node(0), "name", 0));
+        check_graph(&decl, &ok, None, None, "wf").unwrap();
+        let g = CompiledGraph::new(&decl, ok).unwrap();
+        assert_eq!(g.deps, [0, 1], "reading a field of n0 waits for n0");
+    }
+
+    #[test]
+    fn a_field_that_does_not_exist_is_a_load_error_naming_node_input_and_fields() {
+        let decl = fruit_module();
+        let e = check_graph(
+            &decl,
+            &reading(field(Binding::Node(0), "colour", 0)),
+            None,
+            None,
+            "wf",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "wf: node n1 (show): input `message`: n0.colour has no field `colour` (at position \
+             0); Fruit has: name: string"
+        );
+        let e = check_graph(
+            &decl,
+            &reading(field(Binding::Node(0), "name", 3)),
+            None,
+            None,
+            "wf",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("n0.name has no field `name` (at position 3)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reading_into_what_is_not_a_record_list_or_map_is_a_load_error() {
+        let decl = fruit_module();
+        let nested = field(field(Binding::Node(0), "name", 0), "x", 0);
+        let e = check_graph(&decl, &reading(nested), None, None, "wf").unwrap_err();
+        assert!(
+            e.message.contains(
+                "n0.name.x reads field `x` of n0.name, which has type string, not a record"
+            ),
+            "{e}"
+        );
+        let index = Binding::Index {
+            of: Box::new(Binding::Node(0)),
+            index: 0,
+        };
+        let e = check_graph(&decl, &reading(index), None, None, "wf").unwrap_err();
+        assert!(
+            e.message
+                .contains("n0[0] indexes n0, which has type Fruit, not a list"),
+            "{e}"
+        );
+        let built = field(Binding::Record(vec![]), "name", 0);
+        let e = check_graph(&decl, &reading(built), None, None, "wf").unwrap_err();
+        assert!(
+            e.message
+                .contains("reads a part of a value built in the graph"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_record_built_from_bindings_has_one_binding_of_each_fields_type() {
+        let mut decl = fruit_module();
+        decl.0[1].interface.inputs[0].ty = decl.0[0].interface.output.clone().unwrap();
+        let ok = reading(Binding::Record(vec![Binding::Literal(Value::Str(
+            "kiwi".into(),
+        ))]));
+        check_graph(&decl, &ok, None, None, "wf").unwrap();
+        let e =
+            check_graph(&decl, &reading(Binding::Record(vec![])), None, None, "wf").unwrap_err();
+        assert!(
+            e.message.contains(
+                "a record of 0 fields built where Fruit (1 fields: name: string) is expected"
+            ),
+            "{e}"
+        );
+        let wrong = reading(Binding::Record(vec![Binding::Literal(Value::Int(1))]));
+        let e = check_graph(&decl, &wrong, None, None, "wf").unwrap_err();
+        assert!(
+            e.message
+                .contains(".name: literal expected string, found an integer"),
+            "{e}"
+        );
     }
 }

@@ -38,6 +38,15 @@ pub enum ModuleError {
     Compile { path: PathBuf, source: CompileError },
 }
 
+/// Why [`ModuleDecl::find`] found no entity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    #[error("unknown entity `{name}`; the module has: {available}")]
+    Unknown { name: String, available: String },
+    #[error("`{name}` names more than one entity: {candidates}; give the full name")]
+    Ambiguous { name: String, candidates: String },
+}
+
 /// The entities of one module, by name.
 #[derive(Debug, Default)]
 pub struct ModuleDecl {
@@ -241,6 +250,36 @@ impl ModuleDecl {
     /// The index of the entity named `name`.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
+    }
+
+    /// The entity a user names on the command line: the one of that full name
+    /// (`conditional::t1`), or else the one whose name ends in `::name` (`t1`) if only one
+    /// does; more than one is an error listing them.
+    pub fn find(&self, name: &str) -> Result<&EntityDecl, FindError> {
+        if let Some(e) = self.get(name) {
+            return Ok(e);
+        }
+        let suffix = format!("::{name}");
+        let matches: Vec<&EntityDecl> = self
+            .entities
+            .iter()
+            .filter(|e| e.name.ends_with(&suffix))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(FindError::Unknown {
+                name: name.to_string(),
+                available: self.names(),
+            }),
+            many => Err(FindError::Ambiguous {
+                name: name.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// The names of all entities, for "unknown entity" messages.

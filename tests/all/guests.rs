@@ -108,10 +108,11 @@ pub fn load(name: &str) -> Arc<Sandbox> {
 /// Runs `entity` of guest `guest` on JSON `inputs` (an object) with `opts`.
 pub fn run_with(guest: &str, entity: &str, inputs: Json, opts: Options) -> Report {
     let sandbox = load(guest);
+    // The short name, as on the command line, while it is unique.
     let decl = sandbox
         .decl
-        .get(entity)
-        .unwrap_or_else(|| panic!("{guest} has no {entity}"));
+        .find(entity)
+        .unwrap_or_else(|e| panic!("{guest}: {e}"));
     let given: Vec<(String, Json)> = inputs
         .as_object()
         .expect("inputs are an object")
@@ -121,7 +122,7 @@ pub fn run_with(guest: &str, entity: &str, inputs: Json, opts: Options) -> Repor
     let values =
         inputs_from_json(&sandbox.decl, decl, &given).unwrap_or_else(|e| panic!("inputs: {e}"));
     host()
-        .run_blocking(&sandbox, entity, values, opts)
+        .run_blocking(&sandbox, &decl.name, values, opts)
         .expect("the run starts")
 }
 
@@ -137,7 +138,8 @@ pub fn run(guest: &str, entity: &str, inputs: Json) -> Result<Json, Failure> {
 pub fn output(guest: &str, entity: &str, report: Report) -> Result<Json, Failure> {
     let ty = load(guest)
         .decl
-        .get(entity)
+        .find(entity)
+        .ok()
         .and_then(|e| e.interface.output.clone());
     report.result.map(|v| match (v, ty) {
         (Some(v), Some(t)) => sandflow_host::json::to_json(&v, &t),

@@ -1288,3 +1288,55 @@ fn a_memory_limit_below_what_the_module_needs_is_the_users_error_not_retried_as_
         f.message
     );
 }
+
+#[test]
+fn two_exports_declaring_one_entity_fail_the_load_naming_both() {
+    // The guest's second symbol declares `t` again (the SDK's symbols are Rust paths, unique
+    // in a crate: only a hand-made module can do this).
+    let decl = codec::encode(&int_task("t")).expect("a declaration encodes");
+    let e = load_err(
+        HOSTILE,
+        &guest_wat(&format!(
+            r#"(func (export "sandflow:decl:other::t") (result i64) i64.const {packed})
+               (func (export "sandflow:call:t") (param i32 i32) (result i64) i64.const 0)"#,
+            packed = abi::pack(DECL_AT, decl.len() as u32)
+        )),
+    );
+    assert_eq!(
+        e.to_string(),
+        "hostile.wasm: invalid WebAssembly module: two exports declare the entity `t`: \
+         `sandflow:decl:t` and `sandflow:decl:other::t`"
+    );
+}
+
+#[test]
+fn a_call_export_is_found_under_the_symbol_its_entity_was_declared_under() {
+    // Declared under `my_crate::t`, named `t`: its call export carries the symbol.
+    let decl = codec::encode(&int_task("t")).expect("a declaration encodes");
+    let answer = codec::encode(&CallResult::Output(Some(Value::Int(42)))).unwrap();
+    let wat = format!(
+        r#"(module
+          (memory (export "memory") 512)
+          (global $heap (mut i32) (i32.const {HEAP_AT}))
+          (func (export "sandflow_abi_version") (result i32) i32.const {version})
+          (func (export "sandflow_alloc") (param $n i32) (result i32)
+            (global.get $heap)
+            (global.set $heap (i32.add (global.get $heap) (local.get $n))))
+          (data (i32.const {DECL_AT}) "{decl_data}")
+          (func (export "sandflow:decl:my_crate::t") (result i64) i64.const {decl_packed})
+          (data (i32.const {DATA_AT}) "{answer_data}")
+          (func (export "sandflow:call:my_crate::t") (param i32 i32) (result i64) i64.const {answer_packed}))"#,
+        version = abi::ABI_VERSION,
+        decl_data = wat_str(&decl),
+        decl_packed = abi::pack(DECL_AT, decl.len() as u32),
+        answer_data = wat_str(&answer),
+        answer_packed = abi::pack(DATA_AT, answer.len() as u32),
+    );
+    assert_eq!(run_wat(&wat), Ok(Some(Value::Int(42))));
+    // Its call export missing under the symbol is named.
+    let e = load_err(
+        HOSTILE,
+        &wat.replace("sandflow:call:my_crate::t", "sandflow:call:t"),
+    );
+    assert!(e.to_string().contains("sandflow:call:my_crate::t"), "{e}");
+}

@@ -64,6 +64,28 @@ pub enum Binding {
     List(Vec<Binding>),
     /// A string-keyed map built from bindings.
     Map(Vec<(String, Binding)>),
+    /// A record built from bindings, one per field in the record type's order (a tuple is a
+    /// record whose fields are named `0`, `1`, ..). Its type is the type expected where it is
+    /// bound.
+    Record(Vec<Binding>),
+    /// Field `index` of the record `of` reads, named `name` (checked against the record's type
+    /// when the graph is compiled).
+    Field {
+        of: Box<Binding>,
+        name: String,
+        index: u32,
+    },
+    /// Element `index` of the list `of` reads; out of range fails the node reading it.
+    Index {
+        of: Box<Binding>,
+        index: u32,
+    },
+    /// The value under `key` of the string-keyed map `of` reads; a missing key fails the node
+    /// reading it.
+    Key {
+        of: Box<Binding>,
+        key: String,
+    },
 }
 
 // Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
@@ -76,6 +98,22 @@ enum BindingDef {
     Node(u32),
     List(Vec<Binding>),
     Map(#[serde(deserialize_with = "crate::depth::pairs")] Vec<(String, Binding)>),
+    Record(Vec<Binding>),
+    Field {
+        of: Box<Binding>,
+        #[serde(deserialize_with = "crate::depth::heap_string")]
+        name: String,
+        index: u32,
+    },
+    Index {
+        of: Box<Binding>,
+        index: u32,
+    },
+    Key {
+        of: Box<Binding>,
+        #[serde(deserialize_with = "crate::depth::heap_string")]
+        key: String,
+    },
 }
 
 impl<'de> Deserialize<'de> for Binding {

@@ -53,6 +53,10 @@ impl Binding {
                 .iter()
                 .map(|(k, b)| name_bytes(k) + b.memory_bytes())
                 .sum(),
+            Binding::Record(items) => items.iter().map(Binding::memory_bytes).sum(),
+            Binding::Field { of, name, .. } => of.memory_bytes() + name.len() as u64,
+            Binding::Index { of, .. } => of.memory_bytes(),
+            Binding::Key { of, key } => of.memory_bytes() + key.len() as u64,
         }
     }
 }

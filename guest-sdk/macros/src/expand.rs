@@ -328,15 +328,10 @@ fn launch_plan_parts(e: &Entity) -> KindParts {
     let p = private();
     let opts = &e.opts;
     let wf = opts.workflow.as_ref().expect("checked in parse_options");
-    // Entity names are global in a module: a path (`stats::inc_wf`) locates the workflow in
-    // Rust, its last segment is its name. `check` makes a wrong path a compile error rather
-    // than a load-time one.
-    let wf_str = wf
-        .segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default();
-    let wf_entity = quote_spanned!(wf.span()=> #wf::entity);
+    // The workflow's path is written from the launch plan's module; its name is read there
+    // (`check`), so a wrong path is a compile error rather than a load-time one.
+    let wf_name = quote_spanned!(wf.span()=> #wf::NAME);
+    let wf_const = quote::format_ident!("__sandflow_workflow_of_{}", e.name());
     let lit = |pairs: &[(Ident, Expr)]| {
         let items = pairs.iter().map(|(n, e)| {
             let n = n.to_string();
@@ -354,15 +349,15 @@ fn launch_plan_parts(e: &Entity) -> KindParts {
         .unwrap_or(quote!(None));
     KindParts {
         kind_decl: quote!(#p::EntityKind::LaunchPlan(#p::LaunchPlanSpec {
-            workflow: #wf_str.to_string(),
+            workflow: super::#wf_const.to_string(),
             defaults: #defaults,
             fixed: #fixed,
             max_parallelism: #maxp,
         })),
         check: quote! {
-            const _: () = {
-                let _ = #wf_entity;
-            };
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            const #wf_const: &str = #wf_name;
         },
         ..KindParts::default()
     }
@@ -374,14 +369,14 @@ fn invoke_fn(e: &Entity, invoke: &TokenStream2) -> TokenStream2 {
         return TokenStream2::new();
     }
     let p = private();
-    let (name_str, n_args) = (e.name_str(), e.args.len());
+    let n_args = e.args.len();
     let (arg_names, arg_strs, arg_tys) = (e.arg_names(), e.arg_strs(), e.arg_tys());
     quote! {
         #[allow(dead_code)]
         fn __invoke(__bytes: &[u8]) -> i64 {
             let __fail = |e: String| #p::encode_call_result(&#p::contract::CallResult::Error(e));
             #[allow(unused_mut)]
-            let mut __args = match #p::Args::new(__bytes, #name_str, #n_args) {
+            let mut __args = match #p::Args::new(__bytes, NAME, #n_args) {
                 Ok(a) => a,
                 Err(e) => return __fail(e),
             };
@@ -400,18 +395,17 @@ fn invoke_fn(e: &Entity, invoke: &TokenStream2) -> TokenStream2 {
 }
 
 /// The wasm32 exports, named as the contract's ABI says ([`abi::DECL_PREFIX`],
-/// [`abi::CALL_PREFIX`]). They carry the entity's name span: two entities of one name (in
-/// different Rust modules) make rustc report "symbol `sandflow:decl:x` is already defined" at
-/// the second.
+/// [`abi::CALL_PREFIX`]) with the companion module's Rust path as the symbol
+/// (`my_crate::conditional::t1`): unique in the crate, so two entities of one short name in
+/// different Rust modules export different symbols.
 fn exports(e: &Entity) -> TokenStream2 {
     let p = private();
-    let (name, name_str) = (e.name(), e.name_str());
-    let decl_export = format!("{}{name_str}", abi::DECL_PREFIX);
+    let name = e.name();
+    let (decl_prefix, call_prefix) = (abi::DECL_PREFIX, abi::CALL_PREFIX);
     let call_fn = if e.has_call_export() {
-        let export = format!("{}{name_str}", abi::CALL_PREFIX);
         quote_spanned! {name.span()=>
             #[cfg(target_arch = "wasm32")]
-            #[export_name = #export]
+            #[export_name = concat!(#call_prefix, module_path!())]
             extern "C" fn __call_export(ptr: u32, len: u32) -> i64 {
                 // SAFETY: the host calls this export with a buffer from `sandflow_alloc`.
                 unsafe { #p::call_entity(ptr, len, __invoke) }
@@ -423,7 +417,7 @@ fn exports(e: &Entity) -> TokenStream2 {
     quote_spanned! {name.span()=>
         #call_fn
         #[cfg(target_arch = "wasm32")]
-        #[export_name = #decl_export]
+        #[export_name = concat!(#decl_prefix, module_path!())]
         extern "C" fn __decl_export() -> i64 {
             #p::decl_entity(__decl)
         }
@@ -474,20 +468,24 @@ fn companion_module(e: &Entity, parts: KindParts) -> TokenStream2 {
             #[allow(unused_imports)]
             use super::*;
 
+            /// The entity's name: its Rust module path less the crate
+            /// (`conditional::shape_properties`).
+            pub const NAME: &str = #p::entity_name(module_path!());
+
             /// Adds a call of this entity to the graph being built and returns its promise.
             #[allow(clippy::too_many_arguments)]
             pub fn call(#(#call_args),*) -> ::sandflow::Promise<#out_ty> {
-                #p::add_node(#name_str, vec![#( (#arg_strs, ::sandflow::IntoBinding::<#arg_tys>::into_binding(#arg_names)) ),*], None)
+                #p::add_node(NAME, vec![#( (#arg_strs, ::sandflow::IntoBinding::<#arg_tys>::into_input(#arg_names)) ),*], None)
             }
 
             /// This entity as a value, for `sandflow::map`.
             pub fn entity() -> ::sandflow::Entity<(#(#arg_tys,)*), #out_ty> {
-                ::sandflow::Entity { name: #name_str, inputs: &[#(#arg_strs),*], _t: ::core::marker::PhantomData }
+                ::sandflow::Entity { name: NAME, inputs: &[#(#arg_strs),*], _t: ::core::marker::PhantomData }
             }
 
             #[doc(hidden)]
             pub fn __decl() -> #p::EntityDecl {
-                #p::EntityDecl { name: #name_str.to_string(), interface: #interface, kind: #kind_decl }
+                #p::EntityDecl { name: NAME.to_string(), interface: #interface, kind: #kind_decl }
             }
 
             #extra

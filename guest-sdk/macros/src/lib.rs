@@ -470,7 +470,60 @@ fn derive(item: TokenStream2) -> syn::Result<TokenStream2> {
     let n = idents.len();
     let tmp: Vec<Ident> = idents.iter().map(|i| format_ident!("__f_{}", i)).collect();
     let p = quote!(::sandflow::__private);
+    let vis = &s.vis;
+    let fields_trait = format_ident!("{}Fields", name);
+    let promises = format_ident!("{}Promises", name);
+    let indices: Vec<u32> = (0..n as u32).collect();
+    let fields_doc = format!(
+        "The fields of a `Promise<{name_str}>`, each a promise read by the host without a task \
+         (Flyte's `res.field`). Added by `#[derive(SfType)]`; import it where the promise is used."
+    );
+    let promises_doc = format!(
+        "A `{name_str}` built from promises or values, one per field (Flyte's \
+         `{name_str}(field=promise, ..)`): bind it where a `{name_str}` is expected, or make it a \
+         `Promise<{name_str}>` with `.into()`. Added by `#[derive(SfType)]`."
+    );
+    let field_docs: Vec<String> = strs
+        .iter()
+        .map(|f| format!("A promise of field `{f}`."))
+        .collect();
     Ok(quote! {
+        #[doc = #fields_doc]
+        #[allow(dead_code)]
+        #vis trait #fields_trait {
+            #( #[doc = #field_docs] fn #idents(&self) -> ::sandflow::Promise<#tys>; )*
+        }
+
+        impl #fields_trait for ::sandflow::Promise<#name> {
+            #( fn #idents(&self) -> ::sandflow::Promise<#tys> {
+                #p::field(*self, #strs, #indices)
+            } )*
+        }
+
+        #[doc = #promises_doc]
+        #[allow(dead_code)]
+        #vis struct #promises {
+            #( pub #idents: ::sandflow::Promise<#tys> ),*
+        }
+
+        impl ::sandflow::IntoBinding<#name> for #promises {
+            fn into_binding(self) -> #p::Binding {
+                #p::Binding::Record(vec![#( ::sandflow::IntoBinding::<#tys>::into_binding(self.#idents) ),*])
+            }
+        }
+
+        impl ::core::convert::From<#promises> for ::sandflow::Promise<#name> {
+            fn from(p: #promises) -> Self {
+                #p::record(vec![#( ::sandflow::IntoBinding::<#tys>::into_binding(p.#idents) ),*])
+            }
+        }
+
+        impl ::sandflow::IntoBinding<#name> for #name {
+            fn into_binding(self) -> #p::Binding {
+                #p::Binding::Literal(::sandflow::SfType::into_value(self))
+            }
+        }
+
         impl ::sandflow::SfType for #name {
             fn sf_type() -> #p::Type {
                 #p::Type::Record(#p::contract::RecordType {
@@ -524,6 +577,12 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
     let listing = format!("{name_str} (one of {})", strs.join(", "));
     let p = quote!(::sandflow::__private);
     Ok(quote! {
+        impl ::sandflow::IntoBinding<#name> for #name {
+            fn into_binding(self) -> #p::Binding {
+                #p::Binding::Literal(::sandflow::SfType::into_value(self))
+            }
+        }
+
         impl ::sandflow::SfType for #name {
             fn sf_type() -> #p::Type {
                 #p::Type::Enum(#p::contract::EnumType {

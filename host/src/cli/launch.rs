@@ -114,13 +114,10 @@ pub fn launch(mut args: LaunchArgs) -> anyhow::Result<u8> {
     let host = start_host(args.workers.unwrap_or(0))?;
     let origin = PathBuf::from(format!("<stored module {digest}>"));
     let sandbox = host.load_bytes(&module_bytes, &origin)?;
-    let Some(entity) = sandbox.decl.get(&args.entity) else {
-        bail!(
-            "unknown entity `{}`; module {digest} has: {}",
-            args.entity,
-            sandbox.decl.names()
-        );
-    };
+    let entity = sandbox
+        .decl
+        .find(&args.entity)
+        .map_err(|e| anyhow::anyhow!("module {digest}: {e}"))?;
     let usage = format!("sandflow launch {}", &digest[..digest.len().min(12)]);
     let inputs = gather_inputs(args.inputs.as_deref(), &usage, &sandbox, entity, pairs)?;
     let mut opts = Options::default();

@@ -380,14 +380,10 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         source,
     })?;
     let sandbox = host.load_bytes(&module_bytes, &path)?;
-    let Some(entity) = sandbox.decl.get(&args.entity) else {
-        bail!(
-            "unknown entity `{}`; {} has: {}",
-            args.entity,
-            args.module.display(),
-            sandbox.decl.names()
-        );
-    };
+    let entity = sandbox
+        .decl
+        .find(&args.entity)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.module.display()))?;
     let usage = format!("sandflow run {}", args.module.display());
     let inputs = gather_inputs(args.inputs.as_deref(), &usage, &sandbox, entity, pairs)?;
     let entity_name = entity.name.clone();

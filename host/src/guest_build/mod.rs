@@ -6,7 +6,6 @@
 
 mod fresh;
 
-use sandflow_contract::abi;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -242,19 +241,6 @@ fn hint(diagnostics: &str) -> String {
     {
         return format!("; the {TARGET} target is not installed for this toolchain: `rustup target add {TARGET}`");
     }
-    // Two entities of one name export one symbol: rustc says only "symbol `sandflow:call:x`
-    // is already defined".
-    let dup = [abi::CALL_PREFIX, abi::DECL_PREFIX]
-        .iter()
-        .find_map(|prefix| {
-            let rest = diagnostics.split_once(&format!("symbol `{prefix}"))?.1;
-            rest.split_once('`').map(|(name, _)| name)
-        });
-    if let Some(name) = dup {
-        return format!(
-            "; two entities are named `{name}`: entity names are global in a module (across Rust modules too), rename one of them"
-        );
-    }
     String::new()
 }
 
@@ -303,13 +289,5 @@ mod tests {
     fn the_target_hint_comes_only_when_std_is_missing() {
         assert!(hint("error[E0463]: can't find crate for `std`\n").contains("rustup target add"));
         assert_eq!(hint("error[E0308]: mismatched types\n"), "");
-    }
-
-    #[test]
-    fn a_duplicate_entity_symbol_names_the_entity() {
-        let h = hint("error: symbol `sandflow:call:t1` is already defined\n");
-        assert!(h.contains("two entities are named `t1`"), "{h}");
-        let h = hint("error: symbol `sandflow:decl:wf` is already defined\n");
-        assert!(h.contains("two entities are named `wf`"), "{h}");
     }
 }

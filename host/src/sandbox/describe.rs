@@ -8,6 +8,7 @@ use super::{CallLimits, Ctx, SandboxConfig};
 use crate::cache;
 use crate::module::ModuleError;
 use sandflow_contract::{abi, codec, EntityDecl, EntityKind};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use wasmtime::{Engine, Instance, ModuleExport, Store};
@@ -26,8 +27,9 @@ pub struct Described {
     pub lanes: Lanes,
 }
 
-/// A module's lanes, not yet bound to a module model.
-pub struct Lanes(pub(super) Vec<Lane>);
+/// A module's lanes, not yet bound to a module model, and the call export of each entity
+/// that runs (by entity name).
+pub struct Lanes(pub(super) Vec<Lane>, pub(super) HashMap<String, String>);
 
 /// Loads `bytes` (a wasm module) from `origin` (for messages) into each of `engines`,
 /// compiling it or taking the compiled form from the on-disk cache, checks its imports and
@@ -39,10 +41,10 @@ pub fn describe(
     origin: &Path,
 ) -> Result<Described, ModuleError> {
     let lanes = compile_lanes(engines, config, bytes, origin)?;
-    let entities = describe_entities(&lanes[0], origin)?;
+    let (entities, calls) = describe_entities(&lanes[0], origin)?;
     Ok(Described {
         entities,
-        lanes: Lanes(lanes),
+        lanes: Lanes(lanes, calls),
     })
 }
 
@@ -85,8 +87,11 @@ fn compile_lanes(
 }
 
 /// Reads the ABI version and every entity's declaration from one instance in `lane`, and
-/// checks that every entity that runs has a call export.
-fn describe_entities(lane: &Lane, origin: &Path) -> Result<Vec<EntityDecl>, ModuleError> {
+/// checks that every entity that runs has a call export; returns the entities and the call
+/// export of each that runs, by entity name.
+type Calls = HashMap<String, String>;
+
+fn describe_entities(lane: &Lane, origin: &Path) -> Result<(Vec<EntityDecl>, Calls), ModuleError> {
     let (mut store, instance) = lane
         .instantiate(&CallLimits {
             timeout: Some(DESCRIBE_TIMEOUT),
@@ -95,28 +100,37 @@ fn describe_entities(lane: &Lane, origin: &Path) -> Result<Vec<EntityDecl>, Modu
         .map_err(|f| invalid(origin, f.message))?;
     check_abi_version(lane, &mut store, &instance, origin)?;
     let mut entities = Vec::new();
+    // The symbol each entity was declared under, by name: its call export has the same one.
+    let mut symbols: HashMap<String, String> = HashMap::new();
     let mut declared = 0u64;
-    for (name, export) in decl_exports(lane.module()) {
+    for (symbol, export) in decl_exports(lane.module()) {
         match describe_entity(lane, &mut store, &instance, &export, &mut declared) {
-            Ok(d) if d.name == name => entities.push(d),
             Ok(d) => {
-                return Err(invalid(
-                    origin,
-                    format!("export for `{name}` declares `{}`", d.name),
-                ))
+                if let Some(first) = symbols.insert(d.name.clone(), symbol.clone()) {
+                    return Err(invalid(
+                        origin,
+                        format!(
+                            "two exports declare the entity `{}`: `{}{first}` and `{}{symbol}`",
+                            d.name,
+                            abi::DECL_PREFIX,
+                            abi::DECL_PREFIX
+                        ),
+                    ));
+                }
+                entities.push(d)
             }
             Err(reason) => {
                 return Err(ModuleError::Describe {
                     path: origin.to_path_buf(),
-                    entity: name,
+                    entity: symbol,
                     reason,
                 })
             }
         }
     }
     entities.sort_by(|a, b| a.name.cmp(&b.name));
-    check_call_exports(lane.module(), &entities, origin)?;
-    Ok(entities)
+    let calls = check_call_exports(lane.module(), &entities, &symbols, origin)?;
+    Ok((entities, calls))
 }
 
 fn invalid(origin: &Path, reason: String) -> ModuleError {
@@ -169,7 +183,8 @@ fn check_abi_version(
     Ok(())
 }
 
-/// Each decl export of `module`, in the module's export order, with the entity name it is for.
+/// Each decl export of `module`, in the module's export order, with its symbol (the export
+/// name less the prefix).
 fn decl_exports(module: &wasmtime::Module) -> Vec<(String, ModuleExport)> {
     module
         .exports()
@@ -210,20 +225,29 @@ fn describe_entity(
     Ok(d)
 }
 
-/// Refuses a module in which an entity that runs (a task or a dynamic) has no call export.
+/// Refuses a module in which an entity that runs (a task or a dynamic) has no call export
+/// under the symbol it was declared under; returns those call exports by entity name.
 fn check_call_exports(
     module: &wasmtime::Module,
     entities: &[EntityDecl],
+    symbols: &HashMap<String, String>,
     origin: &Path,
-) -> Result<(), ModuleError> {
+) -> Result<Calls, ModuleError> {
+    let mut calls = HashMap::new();
     for d in entities {
-        let runs = matches!(d.kind, EntityKind::Task(_) | EntityKind::Dynamic(_));
-        let export = format!("{}{}", abi::CALL_PREFIX, d.name);
-        if runs && module.get_export_index(&export).is_none() {
+        if !matches!(d.kind, EntityKind::Task(_) | EntityKind::Dynamic(_)) {
+            continue;
+        }
+        let symbol = symbols
+            .get(&d.name)
+            .expect("every entity was declared under a symbol");
+        let export = format!("{}{symbol}", abi::CALL_PREFIX);
+        if module.get_export_index(&export).is_none() {
             return Err(missing(origin, &export));
         }
+        calls.insert(d.name.clone(), export);
     }
-    Ok(())
+    Ok(calls)
 }
 
 /// Fails once a module's declarations, `declared` bytes so far, take more than `limit`.

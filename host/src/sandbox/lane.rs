@@ -99,11 +99,20 @@ impl Lane {
 
     /// Finds the call export of each of `entities` (the module model's order), once, so that
     /// calls name their entity by index.
-    pub(super) fn bind(&mut self, entities: &[EntityDecl]) {
+    /// `calls` names the call export of each entity that runs (see [`super::Lanes`]).
+    pub(super) fn bind(
+        &mut self,
+        entities: &[EntityDecl],
+        calls: &std::collections::HashMap<String, String>,
+    ) {
         let module = self.pre.module();
         self.calls = entities
             .iter()
-            .map(|e| module.get_export_index(&format!("{}{}", abi::CALL_PREFIX, e.name)))
+            .map(|e| {
+                calls
+                    .get(&e.name)
+                    .and_then(|export| module.get_export_index(export))
+            })
             .collect();
     }
 

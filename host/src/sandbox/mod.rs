@@ -45,9 +45,9 @@ impl Sandbox {
     /// they described: each lane finds every entity's call export once, so calls name their
     /// entity by its index in `decl`.
     pub fn new(lanes: Lanes, decl: Arc<ModuleDecl>) -> Sandbox {
-        let mut lanes = lanes.0;
+        let Lanes(mut lanes, calls) = lanes;
         for lane in &mut lanes {
-            lane.bind(&decl.entities);
+            lane.bind(&decl.entities, &calls);
         }
         Sandbox { lanes, decl }
     }

@@ -161,33 +161,10 @@ impl Scheduler {
         Ok(())
     }
 
-    /// The value binding `b` reads in scope `s`: a literal, a workflow input, a node's output.
+    /// The value binding `b` reads in scope `s`: a literal, a workflow input, a node's output
+    /// or a part of one, or a list, map or record built from bindings.
     fn resolve(&self, s: ScopeId, b: &Binding) -> Result<Value, String> {
-        let scope = &self.scopes[s.index()];
         Ok(match b {
-            Binding::Literal(v) => v.clone(),
-            Binding::Input(name) => {
-                let owner = self.nodes[scope.owner as usize].entity as usize;
-                let wf = &self.decl.entities[self.decl.launch_target(owner).unwrap_or(owner)];
-                let pos = wf
-                    .interface
-                    .inputs
-                    .iter()
-                    .position(|p| &p.name == name)
-                    .ok_or_else(|| format!("no input {name}"))?;
-                scope
-                    .inputs
-                    .get(pos)
-                    .cloned()
-                    .ok_or_else(|| format!("no input {name}"))?
-            }
-            Binding::Node(j) => {
-                let id = scope.node(*j).ok_or_else(|| format!("no node n{j}"))?;
-                self.nodes[id as usize]
-                    .output
-                    .clone()
-                    .ok_or_else(|| format!("node n{j} has no output"))?
-            }
             Binding::List(items) => Value::List(
                 items
                     .iter()
@@ -200,7 +177,94 @@ impl Scheduler {
                     .map(|(k, b)| Ok((k.clone(), self.resolve(s, b)?)))
                     .collect::<Result<_, String>>()?,
             ),
+            Binding::Record(items) => Value::Record(
+                items
+                    .iter()
+                    .map(|b| self.resolve(s, b))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // Only the part read is cloned, not the whole output it is taken from.
+            read => self.read(s, read)?.clone(),
         })
+    }
+
+    /// The value a reading binding (literal, workflow input, node output, or a field, element
+    /// or entry of one) stands for in scope `s`, borrowed where it lives.
+    fn read<'a>(&'a self, s: ScopeId, b: &'a Binding) -> Result<&'a Value, String> {
+        let scope = &self.scopes[s.index()];
+        match b {
+            Binding::Literal(v) => Ok(v),
+            Binding::Input(name) => {
+                let owner = self.nodes[scope.owner as usize].entity as usize;
+                let wf = &self.decl.entities[self.decl.launch_target(owner).unwrap_or(owner)];
+                let pos = wf
+                    .interface
+                    .inputs
+                    .iter()
+                    .position(|p| &p.name == name)
+                    .ok_or_else(|| format!("no input {name}"))?;
+                scope
+                    .inputs
+                    .get(pos)
+                    .ok_or_else(|| format!("no input {name}"))
+            }
+            Binding::Node(j) => {
+                let id = scope.node(*j).ok_or_else(|| format!("no node n{j}"))?;
+                self.nodes[id as usize]
+                    .output
+                    .as_ref()
+                    .ok_or_else(|| format!("node n{j} has no output"))
+            }
+            Binding::Field { of, name, index } => match self.read(s, of)? {
+                Value::Record(fields) => fields.get(*index as usize).ok_or_else(|| {
+                    format!(
+                        "{}: the record has no field `{name}`",
+                        crate::compile::place(b)
+                    )
+                }),
+                other => Err(format!(
+                    "{}: expected a record, found {}",
+                    crate::compile::place(b),
+                    other.kind()
+                )),
+            },
+            Binding::Index { of, index } => match self.read(s, of)? {
+                Value::List(items) => items.get(*index as usize).ok_or_else(|| {
+                    format!(
+                        "{}: index {index} is out of range of a list of {} elements",
+                        crate::compile::place(b),
+                        items.len()
+                    )
+                }),
+                other => Err(format!(
+                    "{}: expected a list, found {}",
+                    crate::compile::place(b),
+                    other.kind()
+                )),
+            },
+            Binding::Key { of, key } => match self.read(s, of)? {
+                Value::Map(entries) => entries.get(key).ok_or_else(|| {
+                    let keys: Vec<&str> = entries.keys().map(String::as_str).take(10).collect();
+                    format!(
+                        "{}: the map has no key {key:?} (its keys: {})",
+                        crate::compile::place(b),
+                        if keys.is_empty() {
+                            "none".to_string()
+                        } else {
+                            keys.join(", ")
+                        }
+                    )
+                }),
+                other => Err(format!(
+                    "{}: expected a map, found {}",
+                    crate::compile::place(b),
+                    other.kind()
+                )),
+            },
+            Binding::List(_) | Binding::Map(_) | Binding::Record(_) => {
+                Err(format!("{} is built, not read", crate::compile::place(b)))
+            }
+        }
     }
 
     /// Node `j` of scope `s` has all it reads: resolve its inputs and start it.
@@ -235,7 +299,10 @@ impl Scheduler {
             };
             match self.resolve(s, b) {
                 Ok(v) => inputs.push(v),
-                Err(m) => return self.fail_node(id, self.graph_failure(id, m)),
+                Err(m) => {
+                    let m = format!("input `{name}`: {m}");
+                    return self.fail_node(id, self.graph_failure(id, m));
+                }
             }
             mapped.push(
                 spec.map

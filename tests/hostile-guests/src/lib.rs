@@ -232,7 +232,7 @@ pub fn panicking_dynamic(n: i64) -> i64 {
 pub fn bad_graph(n: i64) -> i64 {
     let _ = sandflow::__private::add_node::<i64>(
         "no_such_entity",
-        vec![("a", sandflow::IntoBinding::<i64>::into_binding(n))],
+        vec![("a", Some(sandflow::IntoBinding::<i64>::into_binding(n)))],
         None,
     );
     ok::call(n)

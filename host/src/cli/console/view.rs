@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use sandflow_contract::{Binding, EntityDecl, EntityKind, GraphSpec, Value};
+use sandflow_host::compile;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
 use sandflow_host::store::{ExecutionId, ExecutionSummary, SqliteStore, StoreRead};
@@ -133,6 +134,10 @@ fn upstream(b: &Binding, out: &mut Vec<u32>) {
         Binding::Node(j) => out.push(*j),
         Binding::List(items) => items.iter().for_each(|i| upstream(i, out)),
         Binding::Map(pairs) => pairs.iter().for_each(|(_, i)| upstream(i, out)),
+        Binding::Record(items) => items.iter().for_each(|i| upstream(i, out)),
+        Binding::Field { of, .. } | Binding::Index { of, .. } | Binding::Key { of, .. } => {
+            upstream(of, out)
+        }
         Binding::Literal(_) | Binding::Input(_) => {}
     }
 }
@@ -507,6 +512,31 @@ impl Resolver<'_> {
                     .map(|(k, i)| Ok((k.clone(), self.bind(owner, paths, i)?)))
                     .collect::<Result<_, String>>()?,
             ),
+            Binding::Record(items) => Value::Record(
+                items
+                    .iter()
+                    .map(|i| self.bind(owner, paths, i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // A part of an upstream output, read as the scheduler reads it.
+            Binding::Field { of, index, .. } => match self.bind(owner, paths, of)? {
+                Value::Record(mut fields) if (*index as usize) < fields.len() => {
+                    fields.swap_remove(*index as usize)
+                }
+                _ => return Err(format!("{} cannot be read", compile::place(b))),
+            },
+            Binding::Index { of, index } => match self.bind(owner, paths, of)? {
+                Value::List(mut items) if (*index as usize) < items.len() => {
+                    items.swap_remove(*index as usize)
+                }
+                _ => return Err(format!("{} cannot be read", compile::place(b))),
+            },
+            Binding::Key { of, key } => match self.bind(owner, paths, of)? {
+                Value::Map(mut entries) => entries
+                    .remove(key)
+                    .ok_or_else(|| format!("{} cannot be read", compile::place(b)))?,
+                _ => return Err(format!("{} cannot be read", compile::place(b))),
+            },
         })
     }
 

@@ -7,6 +7,7 @@ mod limits;
 mod logs;
 mod maps;
 mod parallelism;
+mod parts;
 mod recovery;
 mod replay;
 mod seed;
