@@ -175,6 +175,7 @@ pub fn add_node<T>(entity: &str, inputs: Vec<(&str, Binding)>, map: Option<MapSp
                 .collect(),
             map,
             after: Vec::new(),
+            conditional: None,
         });
         nodes.len() - 1
     });

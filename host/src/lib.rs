@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod compile;
+mod compile_conditional;
 pub mod guest_build;
 pub mod json;
 pub mod load;
