@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 thread_local! {
     /// The nodes of the graph being built; `None` outside a workflow or dynamic body.
-    static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
+    pub(crate) static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
 }
 
 /// The future output of a node, of type `T`. Pass it to other calls (it is `Copy`, so one
@@ -30,19 +30,19 @@ thread_local! {
 /// # fn main() {}
 /// ```
 pub struct Promise<T> {
-    src: Src,
-    _t: PhantomData<fn() -> T>,
+    pub(crate) src: Src,
+    pub(crate) _t: PhantomData<fn() -> T>,
 }
 
 /// Where a promise's value will come from.
 #[derive(Clone, Copy, Debug)]
-enum Src {
+pub(crate) enum Src {
     Node(u32),
     Input(&'static str),
 }
 
 impl Src {
-    fn binding(self) -> Binding {
+    pub(crate) fn binding(self) -> Binding {
         match self {
             Src::Node(i) => Binding::Node(i),
             Src::Input(name) => Binding::Input(name.to_string()),

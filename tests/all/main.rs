@@ -8,6 +8,7 @@ mod console;
 mod durable;
 mod enums;
 mod errors;
+mod flyte_conditional;
 mod guest_builds;
 mod guests;
 mod hostile;

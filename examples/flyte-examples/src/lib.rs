@@ -2,3 +2,5 @@
 //! Python file, keeping Flyte's entity and input names so that the two read side by side.
 //! Entities are named by their module path (`named_outputs::simple_wf`); the tests in
 //! `tests/all/flyte_examples.rs` run them against flytekit's outputs.
+
+pub mod conditional;
