@@ -283,6 +283,11 @@ impl From<Promise<bool>> for Cond {
 }
 
 /// The types a condition compares: `i64`, `f64`, `bool` (only `eq`/`ne`) and `String`.
+#[diagnostic::on_unimplemented(
+    message = "a condition cannot compare a `{Self}`",
+    label = "a promise of `{Self}`",
+    note = "conditions compare promises of i64, f64, bool or String; test an Option with is_some()/is_none()"
+)]
 pub trait Primitive: crate::SfType {}
 impl Primitive for i64 {}
 impl Primitive for f64 {}
@@ -291,11 +296,14 @@ impl Primitive for String {}
 
 macro_rules! comparisons {
     ($($name:ident => $op:ident, $doc:literal;)*) => {
-        impl<T: Primitive> Promise<T> {
+        impl<T> Promise<T> {
             $(
                 #[doc = $doc]
                 #[allow(clippy::should_implement_trait)] // a promise has no value to compare yet
-                pub fn $name(self, other: impl IntoBinding<T>) -> Cond {
+                pub fn $name(self, other: impl IntoBinding<T>) -> Cond
+                where
+                    T: Primitive,
+                {
                     Cond(Condition::Compare(
                         self.src.binding(),
                         Comparison::$op,

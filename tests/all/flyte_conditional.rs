@@ -223,3 +223,22 @@ fn run_tree_and_show_list_the_skipped_branches() {
         "{text}"
     );
 }
+
+#[test]
+fn conditionals_run_in_a_dynamics_graph_and_in_each_element_of_a_map() {
+    assert_eq!(
+        run("fixtures", "collatz_steps", json!({"l": [6, 7, 1, 0, -3]})).unwrap(),
+        json!([3, 22, 4, 0, -8])
+    );
+    assert_eq!(
+        run("fixtures", "collatz_dyn", json!({"n": 6})).unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        run("fixtures", "collatz_dyn", json!({"n": 3})).unwrap(),
+        json!(5)
+    );
+    let f = run("fixtures", "collatz_dyn", json!({"n": 2})).unwrap_err();
+    assert_eq!(f.message, "reached 1");
+    assert_eq!(f.path, "collatz_dyn/again");
+}
