@@ -3,6 +3,7 @@
 //! refusals of conditionals that cannot run.
 
 use super::support::*;
+use crate::scheduler::{Change, Recovered, State};
 use sandflow_contract::{Branch, Case, Comparison, Condition, ConditionalSpec};
 
 fn cmp(a: Binding, op: Comparison, b: Binding) -> Condition {
@@ -445,4 +446,71 @@ fn a_conditional_with_an_output_and_no_else_is_refused_at_load() {
         Some(Type::Int),
     );
     assert!(e.contains("has no else_() branch, but returns i64"), "{e}");
+}
+
+#[test]
+fn a_recovery_reuses_the_taken_branchs_output_and_evaluates_the_conditional_again() {
+    // The original run: `toss` and the taken branch (`square`) ended, keyed.
+    let decl = module(vec![
+        task("toss", &[], Some(Type::Bool)),
+        task("square", &[("n", Type::Int)], Some(Type::Int)),
+        task("double", &[("n", Type::Int)], Some(Type::Int)),
+        workflow(
+            "wf",
+            &[("n", Type::Int)],
+            Some(Type::Int),
+            vec![
+                call("toss", &[]),
+                conditional(
+                    "coin",
+                    vec![(
+                        Condition::IsTrue(node(0)),
+                        then("square", &[("n", input("n"))]),
+                    )],
+                    Some(then("double", &[("n", input("n"))])),
+                ),
+            ],
+            Some(node(1)),
+        ),
+    ]);
+    let mut s = Scheduler::new(decl.clone(), "wf", vec![Value::Int(3)], Options::default())
+        .expect("the run starts");
+    s.journal();
+    let mut rec = Recovered::default();
+    let mut keep = |s: &mut Scheduler| {
+        for c in s.take_changes() {
+            if let Change::Node { node, output } = c {
+                let v = s.node_view(node);
+                if v.state == State::Succeeded && v.kind == "task" {
+                    rec.outputs.insert(v.key, output);
+                }
+            }
+        }
+    };
+    let first = runs(&s.start());
+    let second = runs(&s.on_event(answer(&first[0], output(Value::Bool(true)))));
+    keep(&mut s);
+    s.on_event(answer(&second[0], output(Value::Int(9))));
+    keep(&mut s);
+    assert_eq!(rec.outputs.len(), 2, "toss and square");
+
+    let opts = Options {
+        recovered: Some(Arc::new(rec)),
+        ..Options::default()
+    };
+    let p = play(decl, "wf", vec![Value::Int(3)], opts, |e, _, _| {
+        panic!("{e} ran again")
+    });
+    assert_eq!(p.value(), &Value::Int(9));
+    assert_eq!(p.sched.reused(), (2, 0));
+    assert_eq!(
+        states(&p.sched),
+        pairs(&[
+            ("wf", "workflow SUCCEEDED"),
+            ("wf/toss", "task SUCCEEDED"),
+            ("wf/coin", "conditional SUCCEEDED"),
+            ("wf/coin/square", "task SUCCEEDED"),
+            ("wf/coin/double", "task SKIPPED"),
+        ])
+    );
 }
