@@ -27,6 +27,14 @@ pub(crate) fn check_conditional(
             "a conditional has no inputs or map of its own (its branches do)".into(),
         ));
     }
+    for &j in &node.after {
+        if j as usize >= types.len() || j as usize == i {
+            return Err(fail(format!(
+                "waits for node n{j}, which is itself or not one of the graph's {} nodes",
+                types.len()
+            )));
+        }
+    }
     if c.cases.is_empty() {
         return Err(fail("has no case: start it with if_(..)".into()));
     }

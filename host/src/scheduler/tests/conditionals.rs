@@ -514,3 +514,21 @@ fn a_recovery_reuses_the_taken_branchs_output_and_evaluates_the_conditional_agai
         ])
     );
 }
+
+#[test]
+fn a_conditional_waiting_for_a_missing_node_is_refused_at_load() {
+    let mut n = conditional(
+        "c",
+        vec![(
+            cmp(input("x"), Comparison::Lt, float(1.0)),
+            then("double", &[("n", lit(Value::Int(1)))]),
+        )],
+        Some(then("double", &[("n", lit(Value::Int(2)))])),
+    );
+    n.after = vec![7];
+    assert_eq!(
+        load_error(n, Some(Type::Int)),
+        "wf: conditional `c` (node n0): waits for node n7, which is itself or not one of the \
+         graph's 1 nodes"
+    );
+}
