@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 
 thread_local! {
     /// The nodes of the graph being built; `None` outside a workflow or dynamic body.
-    static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
+    pub(crate) static NODES: RefCell<Option<Vec<NodeSpec>>> = const { RefCell::new(None) };
     /// The bindings of the promises that are neither a node nor an input (a constant, a part
     /// of another promise, a record or list built from promises), by [`Src::Expr`] index:
     /// kept aside so that a promise stays `Copy`.
@@ -34,13 +34,13 @@ thread_local! {
 /// # fn main() {}
 /// ```
 pub struct Promise<T> {
-    src: Src,
-    _t: PhantomData<fn() -> T>,
+    pub(crate) src: Src,
+    pub(crate) _t: PhantomData<fn() -> T>,
 }
 
 /// Where a promise's value will come from.
 #[derive(Clone, Copy, Debug)]
-enum Src {
+pub(crate) enum Src {
     Node(u32),
     Input(&'static str),
     /// A binding in `EXPRS`.
@@ -48,7 +48,7 @@ enum Src {
 }
 
 impl Src {
-    fn binding(self) -> Binding {
+    pub(crate) fn binding(self) -> Binding {
         match self {
             Src::Node(i) => Binding::Node(i),
             Src::Input(name) => Binding::Input(name.to_string()),
@@ -470,6 +470,7 @@ pub fn add_node<T>(
                 .collect(),
             map,
             after: Vec::new(),
+            conditional: None,
         });
         nodes.len() - 1
     });

@@ -3,8 +3,8 @@
 //! node references and cycles are reported with the node they concern.
 
 use sandflow_contract::{
-    Binding, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param, TaskConfig, Type,
-    Value,
+    Binding, Branch, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param,
+    TaskConfig, Type, Value,
 };
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -73,9 +73,19 @@ fn err(location: impl Into<String>, message: impl Into<String>) -> CompileError 
     }
 }
 
+/// The entity index a conditional node has in a compiled graph: it calls no entity of the
+/// module (its branches do).
+pub const CONDITIONAL: u32 = u32::MAX;
+
 /// The type a node's promise has: the entity's output, or a list of it for a map (of
-/// optionals with a min success ratio).
+/// optionals with a min success ratio); a conditional's is its first call branch's.
 pub fn node_output_type(decl: &impl Entities, node: &NodeSpec) -> Option<Type> {
+    if let Some(c) = &node.conditional {
+        return c.branches().find_map(|b| match b {
+            Branch::Node(n) => Some(node_output_type(decl, n)),
+            Branch::Fail(_) => None,
+        })?;
+    }
     let out = decl.get(&node.entity)?.interface.output.clone()?;
     Some(match &node.map {
         None => out,
@@ -104,6 +114,11 @@ pub fn check_graph(
     for (i, node) in graph.nodes.iter().enumerate() {
         // Formatted only for an error: a dynamic's graph can have thousands of nodes.
         let at = || format!("{owner}: node n{i} ({})", node.entity);
+        if let Some(c) = &node.conditional {
+            let at = || format!("{owner}: conditional `{}` (node n{i})", node.entity);
+            crate::compile_conditional::check_conditional(decl, &types, i, node, c, inputs, &at)?;
+            continue;
+        }
         let Some(target) = decl.index(&node.entity) else {
             return Err(err(
                 at(),
@@ -136,8 +151,8 @@ pub fn check_graph(
     check_acyclic(graph).map_err(|m| err(owner, m))
 }
 
-/// Checks node `i` of a graph, a call of entity `index`.
-fn check_node(
+/// Checks node `i` of a graph, a call of entity `index` (or a branch of conditional node `i`).
+pub(crate) fn check_node(
     decl: &impl Entities,
     types: &[Option<Type>],
     i: usize,
@@ -305,7 +320,7 @@ fn check_binding(
 /// The type of what a binding reads (a workflow input, a node's output, or a field, element
 /// or entry of one). Built values (literals, lists, maps, records) take the type expected
 /// where they are bound, and are not read into.
-fn binding_type(
+pub(crate) fn binding_type(
     types: &[Option<Type>],
     node: usize,
     b: &Binding,
@@ -478,15 +493,36 @@ pub fn each_dep(nodes: &[NodeSpec], mut f: impl FnMut(usize, usize)) {
             Binding::Literal(_) | Binding::Input(_) => {}
         }
     }
+    /// Node `node`'s reads, charged to graph node `i`: a conditional reads everything its
+    /// conditions and branches read (explicit stack: conditionals nest as deep as a guest
+    /// makes them).
+    fn node_deps(
+        node: &NodeSpec,
+        i: usize,
+        seen_by: &mut [usize],
+        f: &mut impl FnMut(usize, usize),
+    ) {
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            node.inputs.iter().for_each(|(_, b)| walk(b, i, seen_by, f));
+            // An ordering is an edge without a value: the same dependency for the scheduler.
+            for &j in &node.after {
+                walk(&Binding::Node(j), i, seen_by, f);
+            }
+            if let Some(c) = &node.conditional {
+                for case in &c.cases {
+                    case.when.operands(&mut |b| walk(b, i, seen_by, f));
+                }
+                stack.extend(c.branches().filter_map(|b| match b {
+                    Branch::Node(n) => Some(n),
+                    Branch::Fail(_) => None,
+                }));
+            }
+        }
+    }
     let mut seen_by = vec![0usize; nodes.len()];
     for (i, node) in nodes.iter().enumerate() {
-        node.inputs
-            .iter()
-            .for_each(|(_, b)| walk(b, i, &mut seen_by, &mut f));
-        // An ordering is an edge without a value: the same dependency for the scheduler.
-        for &j in &node.after {
-            walk(&Binding::Node(j), i, &mut seen_by, &mut f);
-        }
+        node_deps(node, i, &mut seen_by, &mut f);
     }
 }
 
@@ -628,7 +664,7 @@ pub fn check_launch_plan(
 pub fn check_workflow_recursion(decl: &impl Entities) -> Result<(), CompileError> {
     fn children<'a>(decl: &'a impl Entities, e: &'a EntityDecl) -> Vec<&'a str> {
         match &e.kind {
-            EntityKind::Workflow(g) => g.nodes.iter().map(|n| n.entity.as_str()).collect(),
+            EntityKind::Workflow(g) => crate::compile_conditional::called_entities(&g.nodes),
             EntityKind::LaunchPlan(lp) => vec![lp.workflow.as_str()],
             _ => vec![],
         }
@@ -690,22 +726,77 @@ pub struct CompiledGraph {
     pub deps: Vec<u32>,
     /// The nodes that read each node's output.
     pub dependents: Vec<Vec<u32>>,
+    /// The branches of each conditional node, by node index (sorted).
+    pub conditionals: Vec<(u32, Branches)>,
+}
+
+/// What a conditional node expands into.
+#[derive(Debug)]
+pub struct Branches {
+    /// Its call and conditional branches as a graph of their own, the conditional's children.
+    /// Their bindings read the enclosing graph, so no node of it waits for another.
+    pub graph: Arc<CompiledGraph>,
+    /// Each branch's node in `graph`, in the order the branches are tried (`otherwise`
+    /// last); `None` for a failure branch.
+    pub slots: Vec<Option<u32>>,
 }
 
 impl CompiledGraph {
     /// Indexes `spec`, which [`check_graph`] accepted.
     pub fn new(decl: &impl Entities, spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
+        Self::index(decl, spec, true)
+    }
+
+    /// The branches of conditional node `j`.
+    pub fn branches(&self, j: u32) -> Option<&Branches> {
+        let k = self
+            .conditionals
+            .binary_search_by_key(&j, |(i, _)| *i)
+            .ok()?;
+        Some(&self.conditionals[k].1)
+    }
+
+    /// Indexes `spec`; `deps` is false for a conditional's branches, whose bindings read the
+    /// enclosing graph rather than their own.
+    fn index(
+        decl: &impl Entities,
+        spec: GraphSpec,
+        deps: bool,
+    ) -> Result<CompiledGraph, CompileError> {
         let n = spec.nodes.len();
         let mut entities = Vec::with_capacity(n);
+        let mut conditionals = Vec::new();
         let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
         for (i, node) in spec.nodes.iter().enumerate() {
-            let e = decl.index(&node.entity).ok_or_else(|| {
-                err(
-                    format!("node n{i}"),
-                    format!("unknown entity `{}`", node.entity),
-                )
-            })?;
-            entities.push(e as u32);
+            let e = match &node.conditional {
+                Some(c) => {
+                    let mut slots = Vec::new();
+                    let mut nodes = Vec::new();
+                    for b in c.branches() {
+                        slots.push(match b {
+                            Branch::Node(n) => {
+                                nodes.push(n.clone());
+                                Some(nodes.len() as u32 - 1)
+                            }
+                            Branch::Fail(_) => None,
+                        });
+                    }
+                    let g = GraphSpec {
+                        nodes,
+                        ..Default::default()
+                    };
+                    let graph = Arc::new(Self::index(decl, g, false)?);
+                    conditionals.push((i as u32, Branches { graph, slots }));
+                    CONDITIONAL
+                }
+                None => decl.index(&node.entity).ok_or_else(|| {
+                    err(
+                        format!("node n{i}"),
+                        format!("unknown entity `{}`", node.entity),
+                    )
+                })? as u32,
+            };
+            entities.push(e);
             *seen.entry(node.entity.as_str()).or_default() += 1;
         }
         let mut next: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
@@ -721,18 +812,21 @@ impl CompiledGraph {
                 *k - 1
             })
             .collect();
-        let mut deps = vec![0u32; n];
+        let mut counts = vec![0u32; n];
         let mut dependents = vec![Vec::new(); n];
-        each_dep(&spec.nodes, |i, j| {
-            deps[i] += 1;
-            dependents[j].push(i as u32);
-        });
+        if deps {
+            each_dep(&spec.nodes, |i, j| {
+                counts[i] += 1;
+                dependents[j].push(i as u32);
+            });
+        }
         Ok(CompiledGraph {
             spec,
             entities,
             ordinals,
-            deps,
+            deps: counts,
             dependents,
+            conditionals,
         })
     }
 }
@@ -777,6 +871,7 @@ mod tests {
             inputs,
             map: None,
             after: Vec::new(),
+            conditional: None,
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod compile;
+mod compile_conditional;
 pub mod guest_build;
 pub mod json;
 pub mod load;

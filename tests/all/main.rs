@@ -11,6 +11,7 @@ mod console_page;
 mod durable;
 mod enums;
 mod errors;
+mod flyte_conditional;
 mod flyte_examples;
 mod guest_builds;
 mod guests;

@@ -233,16 +233,17 @@ mod tests {
     #[test]
     fn a_graph_of_many_tiny_nodes_is_an_error_not_gigabytes() {
         use crate::{GraphSpec, NodeSpec};
-        // A node with an empty name, no inputs, no map and no ordering: 4 bytes encoded, and more than a
+        // A node with an empty name, no inputs, no map, no ordering and no conditional: 5 bytes encoded, and more than a
         // hundred in memory. 32 MiB of them would be gigabytes decoded.
         let node = NodeSpec {
             entity: String::new(),
             inputs: Vec::new(),
             map: None,
             after: Vec::new(),
+            conditional: None,
         };
         let one = encode(&node).unwrap();
-        assert_eq!(one.len(), 4);
+        assert_eq!(one.len(), 5);
         let per_node = std::mem::size_of::<NodeSpec>() as u64;
         let n = (crate::depth::MAX_DECODED_BYTES / per_node) as usize + 1;
         let mut bytes = repeated(n, &one);

@@ -2,6 +2,7 @@
 //! build from typed promises. The host compiles them (type check, missing inputs, cycles)
 //! before anything in them runs.
 
+use crate::conditional::ConditionalSpec;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ pub struct NodeSpec {
     /// Nodes of the same graph this one waits for without reading their outputs (Flyte's
     /// `a >> b`), by index.
     pub after: Vec<u32>,
+    /// Makes the node a conditional (see [`crate::conditional`]): `entity` is then its name,
+    /// and `inputs` and `map` are empty.
+    pub conditional: Option<Box<ConditionalSpec>>,
 }
 
 /// Turns a node into a map: one element per item of the `mapped` inputs' lists.
@@ -133,6 +137,7 @@ struct NodeSpecDef {
     map: Option<MapSpec>,
     #[serde(deserialize_with = "crate::depth::indices")]
     after: Vec<u32>,
+    conditional: Option<Box<ConditionalSpec>>,
 }
 
 impl<'de> Deserialize<'de> for NodeSpec {

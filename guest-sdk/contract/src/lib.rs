@@ -2,7 +2,8 @@
 //!
 //! - [`value`]: the runtime value model ([`Value`]) and the static type model ([`Type`]);
 //! - [`interface`]: typed interfaces and entity declarations a guest module exports;
-//! - [`graph`]: the graph specs that workflows and dynamics build;
+//! - [`graph`]: the graph specs that workflows and dynamics build, [`conditional`] their
+//!   conditional nodes;
 //! - [`abi`]: export names and the ABI version;
 //! - [`codec`]: the one place bytes are encoded and decoded (bincode 2);
 //! - [`depth`], [`memory`]: what one decode may build, and what a value or graph takes in
@@ -13,6 +14,7 @@
 
 pub mod abi;
 pub mod codec;
+pub mod conditional;
 pub mod depth;
 pub mod graph;
 pub mod interface;
@@ -20,6 +22,7 @@ pub mod memory;
 pub mod value;
 pub mod wire;
 
+pub use conditional::{Branch, Case, Comparison, Condition, ConditionalSpec};
 pub use graph::{Binding, FailurePolicy, GraphSpec, MapSpec, NodeSpec};
 pub use interface::{
     CacheConfig, CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn,

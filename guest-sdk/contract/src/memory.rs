@@ -2,6 +2,7 @@
 //! [`crate::depth`]): `size_of` of each part plus its heap. The host charges these estimates
 //! to a run's memory budget for the graphs and values it keeps.
 
+use crate::conditional::{Branch, Case, Condition, ConditionalSpec};
 use crate::depth::{int_key_bytes, map_key_bytes};
 use crate::graph::{Binding, GraphSpec, NodeSpec};
 use crate::value::Value;
@@ -76,7 +77,54 @@ impl NodeSpec {
             .map(|n| name_bytes(n))
             .sum();
         let after = (self.after.len() * size_of::<u32>()) as u64;
-        size_of::<NodeSpec>() as u64 + self.entity.len() as u64 + inputs + mapped + after
+        let conditional = self.conditional.as_ref().map_or(0, |c| c.memory_bytes());
+        size_of::<NodeSpec>() as u64
+            + self.entity.len() as u64
+            + inputs
+            + mapped
+            + after
+            + conditional
+    }
+}
+
+impl ConditionalSpec {
+    /// Estimated host memory of a conditional: its cases, their conditions and branches.
+    pub fn memory_bytes(&self) -> u64 {
+        let cases: u64 = self
+            .cases
+            .iter()
+            .map(|c| size_of::<Case>() as u64 + c.when.memory_bytes())
+            .sum();
+        let branches: u64 = self
+            .branches()
+            .map(|b| match b {
+                Branch::Node(n) => n.memory_bytes() - size_of::<NodeSpec>() as u64,
+                Branch::Fail(m) => name_bytes(m),
+            })
+            .sum();
+        size_of::<ConditionalSpec>() as u64 + cases + branches
+    }
+}
+
+impl Condition {
+    /// Estimated host memory of a condition and its operands.
+    pub fn memory_bytes(&self) -> u64 {
+        let mut operands = 0;
+        self.operands(&mut |b| operands += b.memory_bytes());
+        let mut conditions = 0u64;
+        let mut stack = vec![self];
+        while let Some(c) = stack.pop() {
+            conditions += 1;
+            match c {
+                Condition::And(a, b) | Condition::Or(a, b) => {
+                    stack.push(a);
+                    stack.push(b);
+                }
+                Condition::Not(a) => stack.push(a),
+                _ => {}
+            }
+        }
+        conditions * size_of::<Condition>() as u64 + operands
     }
 }
 
@@ -124,6 +172,7 @@ mod tests {
                     inputs: vec![("a".into(), Binding::Input("x".into()))],
                     map: None,
                     after: vec![],
+                    conditional: None,
                 },
                 NodeSpec {
                     entity: "m".into(),
@@ -138,6 +187,7 @@ mod tests {
                         min_success: None,
                     }),
                     after: vec![0],
+                    conditional: None,
                 },
             ],
             output: Some(Binding::Map(vec![("k".into(), Binding::Node(1))])),

@@ -107,6 +107,11 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 /// execution is shown untyped rather than not at all).
 /// The output type of a node: its entity's, a list of them for a map node.
 pub fn output_type(n: &NodeRecord, ifaces: &HashMap<String, EntityRecord>) -> Option<Type> {
+    if n.kind == "conditional" {
+        // Named by its author, not after an entity (a workflow of the same name may return
+        // another type): shown untyped; its taken branch's row holds the typed value.
+        return None;
+    }
     let t = ifaces.get(&n.entity)?.interface.output.clone()?;
     Some(if n.kind == "map" {
         Type::List(Box::new(t))

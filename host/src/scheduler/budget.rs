@@ -102,11 +102,17 @@ pub(super) fn output_bytes(output: &Option<Value>) -> u64 {
     output.as_ref().map_or(0, Value::memory_bytes)
 }
 
-/// What a compiled graph adds to its spec: its per-node indexes and dependency lists.
+/// What a compiled graph adds to its spec: its per-node indexes and dependency lists, and
+/// its conditionals' branches (copied into graphs of their own).
 pub(super) fn index_bytes(g: &CompiledGraph) -> u64 {
     let per_node = 3 * size_of::<u32>() + size_of::<Vec<u32>>();
     let edges: usize = g.dependents.iter().map(Vec::capacity).sum();
-    (g.spec.nodes.len() * per_node + edges * size_of::<u32>()) as u64
+    let branches: u64 = g
+        .conditionals
+        .iter()
+        .map(|(_, b)| b.graph.spec.memory_bytes() + index_bytes(&b.graph))
+        .sum();
+    (g.spec.nodes.len() * per_node + edges * size_of::<u32>()) as u64 + branches
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ impl Scheduler {
         }
     }
 
-    /// Instantiates `graph` as the children of `owner`.
+    /// Instantiates `graph` as the children of `owner`, and starts what can start.
     pub(super) fn create_scope(
         &mut self,
         owner: NodeId,
@@ -105,6 +105,32 @@ impl Scheduler {
         inputs: Vec<Value>,
         depth: u32,
     ) -> Result<(), String> {
+        let s = self.new_scope(owner, exec, graph, inputs, depth)?;
+        let (first, n) = (self.scopes[s.index()].first, self.scopes[s.index()].len);
+        if n == 0 {
+            self.complete_scope(s);
+            return Ok(());
+        }
+        for j in 0..n {
+            // A node that ends as it starts may already have readied a later one, or failed
+            // the scope and skipped the rest: start only nodes still waiting.
+            let node = &self.nodes[(first + j) as usize];
+            if node.deps_left == 0 && node.state == State::Waiting {
+                self.ready(s, j);
+            }
+        }
+        Ok(())
+    }
+
+    /// Instantiates `graph`'s nodes as the children of `owner`, all waiting.
+    pub(super) fn new_scope(
+        &mut self,
+        owner: NodeId,
+        exec: ExecId,
+        graph: Arc<CompiledGraph>,
+        inputs: Vec<Value>,
+        depth: u32,
+    ) -> Result<ScopeId, String> {
         if depth > self.opts.max_depth {
             return Err(format!(
                 "graphs nest deeper than {} levels (max_depth): is a dynamic expanding itself without end?",
@@ -134,6 +160,7 @@ impl Scheduler {
         self.scopes.push(Scope {
             graph: graph.clone(),
             inputs,
+            reads: s,
             owner,
             first,
             len: n as u32,
@@ -146,19 +173,7 @@ impl Scheduler {
             Child::None if exec != self.nodes[owner as usize].exec => Child::Exec(exec, s),
             _ => Child::Scope(s),
         };
-        if n == 0 {
-            self.complete_scope(s);
-            return Ok(());
-        }
-        for j in 0..n as u32 {
-            // A node that ends as it starts may already have readied a later one, or failed
-            // the scope and skipped the rest: start only nodes still waiting.
-            let node = &self.nodes[(first + j) as usize];
-            if node.deps_left == 0 && node.state == State::Waiting {
-                self.ready(s, j);
-            }
-        }
-        Ok(())
+        Ok(s)
     }
 
     /// The value binding `b` reads in scope `s`: a literal, a workflow input, a node's output
@@ -190,8 +205,9 @@ impl Scheduler {
 
     /// The value a reading binding (literal, workflow input, node output, or a field, element
     /// or entry of one) stands for in scope `s`, borrowed where it lives.
-    fn read<'a>(&'a self, s: ScopeId, b: &'a Binding) -> Result<&'a Value, String> {
-        let scope = &self.scopes[s.index()];
+    pub(super) fn read<'a>(&'a self, s: ScopeId, b: &'a Binding) -> Result<&'a Value, String> {
+        // A conditional's branch reads the graph the conditional is in.
+        let scope = &self.scopes[self.scopes[s.index()].reads.index()];
         match b {
             Binding::Literal(v) => Ok(v),
             Binding::Input(name) => {
@@ -278,6 +294,9 @@ impl Scheduler {
         // a map's elements, a workflow's scope).
         if self.opts.recovered.is_some() && self.reuse_output(id) {
             return;
+        }
+        if self.is_conditional(id) {
+            return self.start_conditional(s, j, id, depth);
         }
         let spec = &graph.spec.nodes[j as usize];
         let decl = self.decl.clone();
@@ -511,6 +530,8 @@ impl Scheduler {
         }
         let scope = &self.scopes[s.index()];
         let out = match scope.graph.spec.output.clone() {
+            // A conditional's branches: the output of the one that ran.
+            None if self.is_conditional(owner) => self.branch_output(s),
             Some(b) => match self.resolve(s, &b) {
                 Ok(v) => Some(v),
                 Err(m) => return self.fail_node(owner, self.graph_failure(owner, m)),

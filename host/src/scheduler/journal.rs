@@ -80,7 +80,7 @@ pub struct NodeView<'a> {
     pub key: u64,
     pub path: String,
     pub entity: &'a str,
-    /// `task`, `workflow`, `dynamic`, `launch plan`, or `map`.
+    /// `task`, `workflow`, `dynamic`, `launch plan`, `conditional`, or `map`.
     pub kind: &'static str,
     pub state: State,
     pub attempts: u32,
@@ -195,7 +195,7 @@ impl Scheduler {
             Parent::Scope(s, _) => {
                 let parent = self.node_key(self.scopes[s.index()].owner);
                 let h = fnv(parent, b"/");
-                let h = fnv(h, self.decl.entities[n.entity as usize].name.as_bytes());
+                let h = fnv(h, self.node_name(id).as_bytes());
                 fnv(h, &n.ordinal.to_le_bytes())
             }
             Parent::Map(m, i) => fnv(fnv(self.node_key(m), b"["), &i.to_le_bytes()),
@@ -205,16 +205,15 @@ impl Scheduler {
     /// Node `id` as a store records it.
     pub fn node_view(&self, id: NodeId) -> NodeView<'_> {
         let n = &self.nodes[id as usize];
-        let e = &self.decl.entities[n.entity as usize];
         let (kind, child_execution) = match &n.child {
             Child::Map(_) => ("map", None),
-            Child::Exec(x, _) => (e.kind.name(), Some(*x)),
-            _ => (e.kind.name(), None),
+            Child::Exec(x, _) => (self.node_kind(id), Some(*x)),
+            _ => (self.node_kind(id), None),
         };
         NodeView {
             key: self.node_key(id),
             path: self.path(id),
-            entity: &e.name,
+            entity: self.node_name(id),
             kind,
             state: match n.state {
                 State::Aborting => State::Aborted,

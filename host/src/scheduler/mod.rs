@@ -15,6 +15,7 @@
 
 mod attempt;
 mod budget;
+mod conditional;
 mod expansion;
 mod failure;
 mod journal;
@@ -103,7 +104,8 @@ struct MapState {
     over: bool,
 }
 
-/// One node of the run: a task, workflow, dynamic or launch plan call, or a map element.
+/// One node of the run: a task, workflow, dynamic or launch plan call, a conditional, or a
+/// map element.
 /// The run's unit of memory (a million-element map is a million of them): keep it small.
 #[derive(Debug)]
 struct Node {
@@ -136,6 +138,9 @@ struct Scope {
     graph: Arc<CompiledGraph>,
     /// Workflow inputs in interface order (empty for a dynamic's graph).
     inputs: Vec<Value>,
+    /// The scope the graph's bindings read: itself, or for a conditional's branches, the
+    /// scope the conditional is in.
+    reads: ScopeId,
     owner: NodeId,
     /// The scope's nodes are `first..first + len`, in graph order: `create_scope` makes them
     /// one after another, so a range stands in for a list of ids.
@@ -428,7 +433,7 @@ impl Scheduler {
         let mut cur = Some(id);
         while let Some(c) = cur {
             let n = &self.nodes[c as usize];
-            let name = &self.decl.entities[n.entity as usize].name;
+            let name = self.node_name(c);
             match n.parent {
                 Parent::Map(m, i) => {
                     parts.push(format!("[{i}]"));
@@ -439,7 +444,7 @@ impl Scheduler {
                 Parent::Scope(s, _) => cur = Some(self.scopes[s.index()].owner),
             }
             let seg = if n.ordinal == u32::MAX {
-                name.clone()
+                name.to_string()
             } else {
                 format!("{name}[{}]", n.ordinal)
             };

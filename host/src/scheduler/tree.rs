@@ -11,7 +11,7 @@ pub struct TreeNode {
     pub name: String,
     pub path: String,
     pub entity: String,
-    /// task, workflow, dynamic, launch plan; `map` for a map node.
+    /// task, workflow, dynamic, launch plan, conditional; `map` for a map node.
     pub kind: String,
     pub state: String,
     pub attempts: u32,
@@ -70,14 +70,13 @@ impl Scheduler {
 
     fn tree_node(&self, id: NodeId, opts: &TreeOptions) -> TreeNode {
         let n = &self.nodes[id as usize];
-        let e = &self.decl.entities[n.entity as usize];
         let mut children = Vec::new();
         let mut elided = 0;
         let mut elided_span: Option<Timing> = None;
         let mut execution = None;
         let kind = match &n.child {
             Child::Map(_) => "map".to_string(),
-            _ => e.kind.name().to_string(),
+            _ => self.node_kind(id).to_string(),
         };
         match &n.child {
             Child::None => {}
@@ -127,7 +126,7 @@ impl Scheduler {
         TreeNode {
             name,
             path: self.path(id),
-            entity: e.name.clone(),
+            entity: self.node_name(id).to_string(),
             kind,
             // An attempt still being stopped is, to the reader of a finished run, aborted.
             state: match n.state {

@@ -1,6 +1,7 @@
 //! The scheduler's unit tests: hand-built modules, canned events in, commands out; one file
 //! per topic, and `support` with what they share.
 
+mod conditionals;
 mod expansion;
 mod failures;
 mod limits;

@@ -117,6 +117,7 @@ pub(super) fn call(entity: &str, inputs: &[(&str, Binding)]) -> NodeSpec {
             .collect(),
         map: None,
         after: Vec::new(),
+        conditional: None,
     }
 }
 

@@ -10,6 +10,7 @@ fn graph() -> GraphSpec {
             inputs: vec![("x".into(), Binding::Literal(Value::Int(3)))],
             map: None,
             after: vec![],
+            conditional: None,
         }],
         output: Some(Binding::Node(0)),
         on_failure: Default::default(),
