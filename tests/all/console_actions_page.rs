@@ -213,6 +213,46 @@ fn relaunch_with_an_input_edited_in_the_form_shows_the_new_output() {
 }
 
 #[test]
+fn an_enum_input_is_a_select_of_its_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("enum.db");
+    let id = run(
+        &db,
+        "fixtures",
+        "coffee_maker_enum",
+        &["--coffee_enum", "\"Espresso\""],
+    );
+    let c = console(&db);
+    let b = Browser::start();
+    b.goto(&format!("{}/#/x/{id}", c.url));
+    assert_eq!(output_of(&b), json!("Latte"), "two steps on the menu");
+    b.click_on("#relaunch");
+    let select = "#relaunch-form select[data-input=\"coffee_enum\"]";
+    b.wait_for(select);
+    let options = b.eval(
+        "const s = document.querySelector(arguments[0]); \
+         return [s.value, [...s.options].map(o => o.value)];",
+        &[json!(select)],
+    );
+    assert_eq!(
+        options,
+        json!(["Espresso", ["Espresso", "Americano", "Latte", "Cappuccino"]])
+    );
+    b.eval(
+        "document.querySelector(arguments[0]).value = 'Americano'",
+        &[json!(select)],
+    );
+    b.click_on("#form-submit");
+    opened_other(&b, &id, "succeeded");
+    assert_eq!(output_of(&b), json!("Cappuccino"));
+
+    // On the launch page too.
+    b.goto(&format!("{}/#/launch", c.url));
+    b.click_on("#modules a[data-entity=\"prep_order\"]");
+    b.wait_for("#launch-form select[data-input=\"coffee_enum\"]");
+}
+
+#[test]
 fn a_bad_input_in_the_form_shows_the_error_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bad.db");
@@ -307,7 +347,8 @@ fn the_launch_page_launches_an_entity_of_a_stored_module() {
     );
     assert_eq!(executions_in(&db), 1);
 
-    set_field(&b, "launch-form", "album", &album.to_string());
+    let pretty = serde_json::to_string_pretty(&album).expect("JSON");
+    set_field(&b, "launch-form", "album", &pretty);
     set_field(&b, "launch-form", "min_len", "1");
     b.eval("document.querySelector('#form-error').hidden = true", &[]);
     b.screenshot(&docs().join("console-launch.png"));
@@ -320,4 +361,15 @@ fn the_launch_page_launches_an_entity_of_a_stored_module() {
         json!({ "hello": 2, "hi": 1 }),
         "{out}"
     );
+
+    // The workflow itself takes `lowercase`: a bool, so a checkbox.
+    b.click_on("#nav-launch");
+    b.click_on("#modules a[data-entity=\"album_wf\"]");
+    let t = b.wait_until(
+        "album_wf's form",
+        "const e = document.querySelector('#launch-form [data-input=\"lowercase\"]'); \
+         return e && e.type;",
+        &[],
+    );
+    assert_eq!(t, json!("checkbox"));
 }

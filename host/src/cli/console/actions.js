@@ -289,7 +289,7 @@ function found(v) {
 // the text as typed (so i64s beyond 2^53 stay exact) once it parses and has the right shape.
 function jsonArea(shape, initial, problem) {
   const text = initial === undefined ? "" : pretty(initial);
-  const node = el("textarea", { class: "json", rows: Math.min(10, Math.max(2, text.split("\n").length)), spellcheck: false });
+  const node = el("textarea", { class: "json", rows: Math.min(12, Math.max(4, text.split("\n").length)), spellcheck: false });
   node.value = text;
   const [, expected, fits] = jsonKind(shape);
   return {
