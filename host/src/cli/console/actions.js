@@ -311,6 +311,10 @@ function jsonArea(shape, initial, problem) {
 
 // ---- launch page --------------------------------------------------------------------------
 
+function count(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 // #/launch: the modules in the store and their entities; #/launch?module=D&entity=E: the
 // form of entity E of module D (defaults prefilled, a launch plan's fixed inputs shown).
 async function launchPage(main, params) {
@@ -324,7 +328,7 @@ async function launchPage(main, params) {
     list.replaceChildren(body.modules.length ? "" : el("p", { class: "note", text: "no module in the store yet: `sandflow run` one first" }),
       ...body.modules.map((m) => el("section", { class: "module", "data-digest": m.digest },
       el("h3", { class: "digest", title: m.digest, text: m.digest.slice(0, 12) }),
-      el("p", { class: "note", text: `${m.entities.length} entities · ${m.executions} executions · ${m.size} bytes` }),
+      el("p", { class: "note", text: `${count(m.entities.length, "entity", "entities")} · ${count(m.executions, "execution", "executions")} · ${m.size} bytes` }),
       el("ul", { class: "entities" }, ...m.entities.map((e) => el("li", {},
         el("a", {
           href: `#/launch?module=${enc(m.digest)}&entity=${enc(e.name)}`,
