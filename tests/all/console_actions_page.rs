@@ -202,6 +202,22 @@ fn relaunch_with_an_input_edited_in_the_form_shows_the_new_output() {
         &[],
     );
     assert_eq!(kinds, json!(["l textarea textarea", "chunk input number"]));
+
+    // On a child execution's page (a launch plan call), the form is its run's top
+    // execution's, which a relaunch acts on.
+    let child = b.text_of("#exec-io ul.children a");
+    b.goto(&format!("{}/#/x/{child}", c.url));
+    b.wait_until(
+        "the child execution's page",
+        "const h = document.querySelector('h1 .id'); return h && h.textContent === arguments[0];",
+        &[json!(child)],
+    );
+    b.click_on("#relaunch");
+    let title = b.text_of("#relaunch-form h3");
+    assert_eq!(title, format!("Relaunch multi_wf ({id})"));
+    assert!(b.text_of("#actions").contains(&format!("top execution {id}")));
+    b.goto(&format!("{}/#/x/{id}", c.url));
+    b.click_on("#relaunch");
     set_field(&b, "relaunch-form", "l", "[10, 20, 30]");
     b.eval("window.scrollTo(0, 0)", &[]);
     b.screenshot(&docs().join("console-relaunch.png"));
