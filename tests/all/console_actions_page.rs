@@ -82,12 +82,14 @@ fn output_of(b: &Browser) -> Json {
     serde_json::from_str(&b.text_of("#exec-output")).expect("the output is JSON")
 }
 
-/// Sets the value of the form field for input `name` (a text area, text or number field).
+/// Sets the value of the form field for input `name` (a text area, text or number field),
+/// with the `input` event typing would fire.
 fn set_field(b: &Browser, form: &str, name: &str, value: &str) {
     let css = format!("#{form} [data-input=\"{name}\"]");
     b.wait_for(&css);
     b.eval(
-        "document.querySelector(arguments[0]).value = arguments[1];",
+        "const e = document.querySelector(arguments[0]); e.value = arguments[1]; \
+         e.dispatchEvent(new Event('input', { bubbles: true }));",
         &[json!(css), json!(value)],
     );
 }
@@ -215,7 +217,9 @@ fn relaunch_with_an_input_edited_in_the_form_shows_the_new_output() {
     b.click_on("#relaunch");
     let title = b.text_of("#relaunch-form h3");
     assert_eq!(title, format!("Relaunch multi_wf ({id})"));
-    assert!(b.text_of("#actions").contains(&format!("top execution {id}")));
+    assert!(b
+        .text_of("#actions")
+        .contains(&format!("top execution {id}")));
     b.goto(&format!("{}/#/x/{id}", c.url));
     b.click_on("#relaunch");
     set_field(&b, "relaunch-form", "l", "[10, 20, 30]");

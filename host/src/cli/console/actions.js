@@ -289,8 +289,12 @@ function found(v) {
 // the text as typed (so i64s beyond 2^53 stay exact) once it parses and has the right shape.
 function jsonArea(shape, initial, problem) {
   const text = initial === undefined ? "" : pretty(initial);
-  const node = el("textarea", { class: "json", rows: Math.min(12, Math.max(4, text.split("\n").length)), spellcheck: false });
+  const node = el("textarea", { class: "json", spellcheck: false });
+  // As tall as its text (4 to 16 lines), as it is typed or pasted.
+  const fit = () => (node.rows = Math.min(16, Math.max(4, node.value.split("\n").length)));
   node.value = text;
+  fit();
+  node.addEventListener("input", fit);
   const [, expected, fits] = jsonKind(shape);
   return {
     node,
