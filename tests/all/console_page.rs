@@ -166,8 +166,11 @@ fn the_page_browses_the_seeds_run_down_to_a_step2_leaf() {
 fn the_page_shows_a_running_executions_counts_change() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("live.db");
-    // 30 naps of 150 ms, two at a time: about 2.3 s of a run to watch.
-    let l = json!(vec![150; 30]).to_string();
+    // The browser first: starting it is the slow part on a loaded machine, and the run must
+    // still be going when the page opens.
+    let b = Browser::start();
+    // 30 naps of 250 ms, two at a time: about 4 s of a run to watch.
+    let l = json!(vec![250; 30]).to_string();
     let mut child = sandflow_command()
         .arg("run")
         .arg(module("fixtures"))
@@ -191,7 +194,6 @@ fn the_page_shows_a_running_executions_counts_change() {
     std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
 
     let c = console(&db);
-    let b = Browser::start();
     b.goto(&format!("{}/#/x/{id}", c.url));
     let first = b.wait_until(
         "the running execution's counts",
