@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 /// A running `sandflow ui`, killed when dropped.
-struct Console {
+pub(crate) struct Console {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Console {
@@ -23,7 +23,7 @@ impl Drop for Console {
     }
 }
 
-fn console(db: &Path) -> Console {
+pub(crate) fn console(db: &Path) -> Console {
     let mut child = sandflow_command()
         .args(["ui", "--addr", "127.0.0.1:0", "--db"])
         .arg(db)
@@ -45,7 +45,7 @@ fn console(db: &Path) -> Console {
 }
 
 /// Runs `entity` of guest `guest` with `args`, recorded in `db`; returns its execution id.
-fn run(db: &Path, guest: &str, entity: &str, args: &[&str]) -> String {
+pub(crate) fn run(db: &Path, guest: &str, entity: &str, args: &[&str]) -> String {
     let out = sandflow_command()
         .arg("run")
         .arg(module(guest))
@@ -73,7 +73,7 @@ fn open(b: &Browser, path: &str) {
 
 /// Where the screenshots go: README's `docs/` when `SANDFLOW_SCREENSHOTS=docs` (to refresh
 /// them), else the target dir, so that a test run leaves the work tree as it was.
-fn docs() -> PathBuf {
+pub(crate) fn docs() -> PathBuf {
     if std::env::var_os("SANDFLOW_SCREENSHOTS").is_some_and(|v| v == "docs") {
         return repo().join("docs");
     }
@@ -166,8 +166,11 @@ fn the_page_browses_the_seeds_run_down_to_a_step2_leaf() {
 fn the_page_shows_a_running_executions_counts_change() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("live.db");
-    // 30 naps of 150 ms, two at a time: about 2.3 s of a run to watch.
-    let l = json!(vec![150; 30]).to_string();
+    // The browser first: starting it is the slow part on a loaded machine, and the run must
+    // still be going when the page opens.
+    let b = Browser::start();
+    // 30 naps of 250 ms, two at a time: about 4 s of a run to watch.
+    let l = json!(vec![250; 30]).to_string();
     let mut child = sandflow_command()
         .arg("run")
         .arg(module("fixtures"))
@@ -191,7 +194,6 @@ fn the_page_shows_a_running_executions_counts_change() {
     std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
 
     let c = console(&db);
-    let b = Browser::start();
     b.goto(&format!("{}/#/x/{id}", c.url));
     let first = b.wait_until(
         "the running execution's counts",

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod console;
 mod console_actions;
+mod console_actions_page;
 mod console_page;
 mod durable;
 mod enums;

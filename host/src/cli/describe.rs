@@ -162,6 +162,33 @@ fn line(decl: &ModuleDecl, e: &EntityDecl) -> String {
     )
 }
 
+/// Type `t` spelled out for a form to pick a field by (`type` names records and enums only):
+/// `{"kind": "i64"|"f64"|"bool"|"string"|"bytes"}`, `{"kind": "list"|"option", "of": ..}`,
+/// `{"kind": "map", "key": "string"|"i64", "of": ..}`, `{"kind": "enum", "name", "variants"}`,
+/// `{"kind": "record", "name", "fields": [{"name", "shape"}]}`.
+pub fn shape(t: &Type) -> Json {
+    match t {
+        Type::Int => json!({ "kind": "i64" }),
+        Type::Float => json!({ "kind": "f64" }),
+        Type::Bool => json!({ "kind": "bool" }),
+        Type::Str => json!({ "kind": "string" }),
+        Type::Bytes => json!({ "kind": "bytes" }),
+        Type::List(t) => json!({ "kind": "list", "of": shape(t) }),
+        Type::Optional(t) => json!({ "kind": "option", "of": shape(t) }),
+        Type::Map(t) => json!({ "kind": "map", "key": "string", "of": shape(t) }),
+        Type::IntMap(t) => json!({ "kind": "map", "key": "i64", "of": shape(t) }),
+        Type::Enum(e) => json!({ "kind": "enum", "name": e.name, "variants": e.variants }),
+        Type::Record(r) => {
+            let fields: Vec<Json> = r
+                .fields
+                .iter()
+                .map(|(n, t)| json!({ "name": n, "shape": shape(t) }))
+                .collect();
+            json!({ "kind": "record", "name": r.name, "fields": fields })
+        }
+    }
+}
+
 /// The module's entities as JSON, for forms (the console's launch and relaunch): types as
 /// the text above renders them, defaults and fixed values as JSON typed by them.
 pub fn describe_json(decl: &ModuleDecl) -> Json {
@@ -180,6 +207,7 @@ pub fn describe_json(decl: &ModuleDecl) -> Json {
                     json!({
                         "name": p.name,
                         "type": p.ty.to_string(),
+                        "shape": shape(&p.ty),
                         "default": default.map(|v| json::to_json(v, &p.ty)),
                     })
                 })
@@ -215,4 +243,40 @@ pub fn describe_json(decl: &ModuleDecl) -> Json {
         })
         .collect();
     json!({ "entities": entities })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape;
+    use sandflow_contract::{EnumType, RecordType, Type};
+    use serde_json::json;
+
+    #[test]
+    fn a_shape_spells_out_enum_variants_and_record_fields_for_forms() {
+        let coffee = Type::Enum(EnumType {
+            name: "Coffee".into(),
+            variants: vec!["Latte".into(), "Mocha".into()],
+        });
+        let order = Type::Record(RecordType {
+            name: "Order".into(),
+            fields: vec![
+                ("coffee".into(), coffee.clone()),
+                ("sizes".into(), Type::IntMap(Box::new(Type::Float))),
+            ],
+        });
+        assert_eq!(
+            shape(&Type::Optional(Box::new(coffee))),
+            json!({ "kind": "option", "of":
+                { "kind": "enum", "name": "Coffee", "variants": ["Latte", "Mocha"] } })
+        );
+        assert_eq!(
+            shape(&Type::List(Box::new(order))),
+            json!({ "kind": "list", "of": { "kind": "record", "name": "Order", "fields": [
+                { "name": "coffee", "shape":
+                    { "kind": "enum", "name": "Coffee", "variants": ["Latte", "Mocha"] } },
+                { "name": "sizes", "shape":
+                    { "kind": "map", "key": "i64", "of": { "kind": "f64" } } },
+            ] } })
+        );
+    }
 }

@@ -13,6 +13,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("console.js"),
     ),
     (
+        "/assets/actions.js",
+        "text/javascript; charset=utf-8",
+        include_str!("actions.js"),
+    ),
+    (
         "/assets/console.css",
         "text/css; charset=utf-8",
         include_str!("console.css"),
@@ -55,6 +60,7 @@ mod tests {
     fn only_listed_paths_are_served() {
         assert_eq!(serve("/").status(), StatusCode::OK);
         assert_eq!(serve("/assets/console.js").status(), StatusCode::OK);
+        assert_eq!(serve("/assets/actions.js").status(), StatusCode::OK);
         for bad in [
             "/assets/../Cargo.toml",
             "/../../etc/passwd",

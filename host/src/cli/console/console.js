@@ -1,4 +1,5 @@
-// The console's page: executions, one execution (tree, graph, timeline, node panel), all
+// The console's page: executions, one execution (tree, graph, timeline, node panel; its
+// actions and the launch page are in actions.js), all
 // read from the JSON API and kept live by the server's events. Every value a task controls
 // goes into the page as text (textContent, SVG text nodes), never as markup, and the
 // server's Content-Security-Policy forbids inline script: a task that prints `<script>`
@@ -145,6 +146,7 @@ function route() {
   onExecutions = () => {};
   const m = path.match(/^\/x\/([^/]+)$/);
   if (m) executionPage(main, decodeURIComponent(m[1]), params);
+  else if (path === "/launch") launchPage(main, params);
   else executionsPage(main, params);
 }
 
@@ -220,7 +222,7 @@ function executionRow(e) {
 
 function executionPage(main, id, params) {
   const head = el("section", { id: "exec-head" });
-  // Where the action buttons (cancel, recover, relaunch) go; filled by the actions code.
+  // The action buttons (cancel, recover, relaunch): actions.js.
   const actions = el("div", { id: "actions", class: "actions", "data-execution": id });
   const io = el("section", { id: "exec-io", class: "io" });
   const tree = el("ul", { id: "tree", class: "tree" });
@@ -247,6 +249,7 @@ function executionPage(main, id, params) {
       const x = await api("/api/executions/" + enc(id));
       state.root = x.id;
       drawHead(head, io, x);
+      drawActions(actions, x);
       say(x.status === "running" ? "running: updates live" : "execution " + x.status);
       const ended = state.status === "running" && x.status !== "running";
       state.status = x.status;
