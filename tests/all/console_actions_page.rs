@@ -239,7 +239,7 @@ fn an_enum_input_is_a_select_of_its_variants() {
     let id = run(
         &db,
         "fixtures",
-        "coffee_maker_enum",
+        "two_coffees_on",
         &["--coffee_enum", "\"Espresso\""],
     );
     let c = console(&db);
@@ -268,7 +268,7 @@ fn an_enum_input_is_a_select_of_its_variants() {
 
     // On the launch page too.
     b.goto(&format!("{}/#/launch", c.url));
-    b.click_on("#modules a[data-entity=\"prep_order\"]");
+    b.click_on("#modules a[data-entity=\"next_coffee\"]");
     b.wait_for("#launch-form select[data-input=\"coffee_enum\"]");
 }
 

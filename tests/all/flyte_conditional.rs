@@ -34,7 +34,7 @@ fn multiple_branches_fail_outside_the_range_with_flytes_message() {
     assert_eq!(radius(wf, 10.0).unwrap(), json!(314.0));
     let f = radius(wf, 11.0).unwrap_err();
     assert_eq!(f.message, "The input must be within the range of 0 to 10.");
-    assert_eq!(f.path, format!("{wf}/{wf}"));
+    assert_eq!(f.path, format!("conditional::{wf}/{wf}"));
     // 0.05 is below the first case: no case holds, the else branch fails.
     let f = radius(wf, 0.05).unwrap_err();
     assert_eq!(f.message, "The input must be within the range of 0 to 10.");
@@ -64,7 +64,7 @@ fn nested_conditions_choose_inside_the_outer_branch() {
     assert_eq!(f.message, "0.9 is an outlier.");
     assert_eq!(
         f.path,
-        "nested_conditions/nested_conditions/inner_nested_conditions"
+        "conditional::nested_conditions/nested_conditions/inner_nested_conditions"
     );
     let f = radius("nested_conditions", 12.0).unwrap_err();
     assert_eq!(f.message, "The input must be within the range of 0 to 10.");
@@ -133,12 +133,12 @@ fn the_tree_shows_the_branch_taken_and_the_ones_skipped() {
     );
     assert!(report.result.is_ok());
     let tree = report.scheduler.tree(&TreeOptions::default());
-    let outer = find(&tree, "nested_conditions/nested_conditions");
+    let outer = find(&tree, "conditional::nested_conditions/nested_conditions");
     assert_eq!(
         (outer.kind.as_str(), outer.state.as_str()),
         ("conditional", "SUCCEEDED")
     );
-    let inner = "nested_conditions/nested_conditions/inner_nested_conditions";
+    let inner = "conditional::nested_conditions/nested_conditions/inner_nested_conditions";
     let states: Vec<(String, String)> = find(&tree, inner)
         .children
         .iter()
@@ -148,15 +148,18 @@ fn the_tree_shows_the_branch_taken_and_the_ones_skipped() {
         states,
         [
             (
-                "calculate_circle_circumference".to_string(),
+                "conditional::calculate_circle_circumference".to_string(),
                 "SKIPPED".to_string()
             ),
-            ("calculate_circle_area".to_string(), "SUCCEEDED".to_string()),
+            (
+                "conditional::calculate_circle_area".to_string(),
+                "SUCCEEDED".to_string()
+            ),
         ]
     );
     let outer_area = find(
         &tree,
-        "nested_conditions/nested_conditions/calculate_circle_area",
+        "conditional::nested_conditions/nested_conditions/conditional::calculate_circle_area",
     );
     assert_eq!(outer_area.state, "SKIPPED");
 }
@@ -243,5 +246,5 @@ fn conditionals_run_in_a_dynamics_graph_and_in_each_element_of_a_map() {
     );
     let f = run("fixtures", "collatz_dyn", json!({"n": 2})).unwrap_err();
     assert_eq!(f.message, "reached 1");
-    assert_eq!(f.path, "collatz_dyn/again");
+    assert_eq!(f.path, "conditionals::collatz_dyn/again");
 }
