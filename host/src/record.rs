@@ -140,6 +140,7 @@ impl Recorder {
                     attempt,
                     start_us,
                     end_us,
+                    worker,
                     failure,
                     stdout,
                     stderr,
@@ -169,7 +170,7 @@ impl Recorder {
                             end_us,
                             outcome,
                             message,
-                            worker: None,
+                            worker: worker.map(u32::from),
                         },
                     });
                     if !stdout.is_empty() || !stderr.is_empty() {
@@ -295,6 +296,7 @@ impl Recorder {
             cached: v.origin == Origin::Cached,
             start_us: v.start_us,
             end_us: v.end_us,
+            worker: v.worker.map(u32::from),
         };
         let execution = self.exec_id(v.execution);
         self.ops.push(WriteOp::Node {

@@ -146,6 +146,14 @@ fn the_page_browses_the_seeds_run_down_to_a_step2_leaf() {
     // The graph of the root workflow and the timeline drew.
     b.wait_for("svg.graph-svg g.gnode");
     b.wait_for("svg.timeline-svg rect.bar");
+    // A row per worker that ran the tasks (the store keeps each node's worker, so no task
+    // falls back to an anonymous lane).
+    b.wait_until(
+        "timeline rows per worker",
+        "const t = document.querySelector('svg.timeline-svg'); \
+         return t && /worker \\d/.test(t.textContent) && !/lane /.test(t.textContent);",
+        &[],
+    );
     b.eval("window.scrollTo(0, 0)", &[]);
     b.screenshot(&docs().join("console-execution.png"));
     // The graph of a dynamic, as recorded: level1's calls of level2 and reduce, with edges.

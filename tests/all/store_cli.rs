@@ -149,6 +149,7 @@ fn node(
             cached,
             start_us: Some(key * 1_000),
             end_us: Some(key * 1_000 + 2_500),
+            worker: None,
         },
     }
 }

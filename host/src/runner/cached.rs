@@ -94,6 +94,7 @@ fn answer(task: &RunTask, result: CallResult, now_us: u64) -> Event {
             start_us: now_us,
             end_us: now_us,
         },
+        worker: None,
         stdout: Vec::new(),
         stderr: Vec::new(),
     }

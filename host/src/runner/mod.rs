@@ -133,6 +133,7 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
                 start_us,
                 end_us: start_us,
             },
+            worker: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
         });
@@ -179,6 +180,8 @@ fn run_job(job: Job, worker: usize, inputs: &mut Vec<u8>) {
         attempt: job.task.attempt,
         outcome,
         timing,
+        // Workers are at most MAX_WORKERS (well below u16::MAX).
+        worker: u16::try_from(worker).ok(),
         stdout,
         stderr,
     });

@@ -15,10 +15,15 @@ impl Scheduler {
         id: NodeId,
         attempt: u32,
         outcome: Outcome,
-        timing: Timing,
+        (timing, worker): (Timing, Option<u16>),
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     ) {
+        if let Some(n) = self.nodes.get_mut(id as usize) {
+            if n.attempts == attempt {
+                n.worker = worker.unwrap_or(u16::MAX);
+            }
+        }
         // The store keeps every attempt's whole output, whatever the memory budget keeps.
         let logs = self.journaling().then(|| (stdout.clone(), stderr.clone()));
         let Some(dropped_tail) = self.end_attempt(id, attempt, timing, stdout, stderr) else {
@@ -29,7 +34,7 @@ impl Scheduler {
                     .is_some_and(|n| n.attempts == attempt)
                 {
                     let failure = Some((false, "aborted: its result was no longer wanted".into()));
-                    self.note_attempt(id, attempt, timing, failure, stdout, stderr);
+                    self.note_attempt(id, attempt, (timing, worker), failure, stdout, stderr);
                 }
             }
             return;
@@ -66,7 +71,7 @@ impl Scheduler {
         };
         if let Some((stdout, stderr)) = logs {
             let failure = answer.as_ref().err().map(|f| (f.user, f.message.clone()));
-            self.note_attempt(id, attempt, timing, failure, stdout, stderr);
+            self.note_attempt(id, attempt, (timing, worker), failure, stdout, stderr);
         }
         if let Err(f) = answer {
             self.retry_or_fail(id, attempt, f, timing, dropped_tail);
@@ -78,7 +83,7 @@ impl Scheduler {
         &mut self,
         id: NodeId,
         attempt: u32,
-        timing: Timing,
+        (timing, worker): (Timing, Option<u16>),
         failure: Option<(bool, String)>,
         stdout: Vec<u8>,
         stderr: Vec<u8>,
@@ -88,6 +93,7 @@ impl Scheduler {
             attempt,
             start_us: timing.start_us,
             end_us: timing.end_us,
+            worker,
             failure,
             stdout,
             stderr,

@@ -27,6 +27,7 @@ pub enum Change {
         attempt: u32,
         start_us: u64,
         end_us: u64,
+        worker: Option<u16>,
         /// `None` for an attempt that answered; else whether it was the guest's fault, and why.
         failure: Option<(bool, String)>,
         stdout: Vec<u8>,
@@ -87,6 +88,8 @@ pub struct NodeView<'a> {
     pub origin: Origin,
     pub start_us: Option<u64>,
     pub end_us: Option<u64>,
+    /// The worker that ran its latest attempt (none for what no sandbox ran).
+    pub worker: Option<u16>,
     /// The child execution a launch plan node started.
     pub child_execution: Option<u32>,
     /// The execution the node runs in (0 is the top one).
@@ -222,6 +225,7 @@ impl Scheduler {
             attempts: n.attempts,
             origin: n.origin,
             start_us: n.timing.map(|t| t.start_us),
+            worker: (n.worker != u16::MAX).then_some(n.worker),
             end_us: n.timing.map(|t| t.end_us),
             child_execution,
             execution: n.exec,

@@ -119,6 +119,9 @@ struct Node {
     origin: journal::Origin,
     deps_left: u32,
     attempts: u32,
+    /// The worker that ran the latest attempt, `u16::MAX` if none did (it fits in the
+    /// padding after `origin`: a node stays 144 bytes).
+    worker: u16,
     timing: Option<Timing>,
     output: Option<Value>,
     /// While queued or retryable (a boxed slice: 16 bytes, not a Vec's 24).
@@ -302,9 +305,10 @@ impl Scheduler {
                 attempt,
                 outcome,
                 timing,
+                worker,
                 stdout,
                 stderr,
-            } => self.on_attempt(node, attempt, outcome, timing, stdout, stderr),
+            } => self.on_attempt(node, attempt, outcome, (timing, worker), stdout, stderr),
         }
         self.flush()
     }
@@ -472,6 +476,7 @@ impl Node {
             origin: journal::Origin::Ran,
             deps_left: 0,
             attempts: 0,
+            worker: u16::MAX,
             timing: None,
             output: None,
             inputs: None,

@@ -121,6 +121,8 @@ pub enum Event {
         attempt: u32,
         outcome: Outcome,
         timing: Timing,
+        /// The worker (sandbox thread) that ran it; `None` when none did (a cache hit).
+        worker: Option<u16>,
         stdout: Vec<u8>,
         stderr: Vec<u8>,
     },

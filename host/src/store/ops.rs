@@ -199,8 +199,8 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
             };
             tx.prepare_cached(
                 "INSERT INTO nodes (execution, key, path, entity, kind, status, attempts, output, \
-                 output_inline, cached, start_us, end_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 output_inline, cached, start_us, end_us, worker) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -216,6 +216,7 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
                     node.cached,
                     opt(node.start_us),
                     opt(node.end_us),
+                    node.worker,
                 ])
             })
             .map_err(sql(|| {

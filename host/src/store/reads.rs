@@ -353,7 +353,7 @@ impl StoreRead for SqliteStore {
             .prepare_cached(
                 "SELECT n.key, n.path, n.entity, n.kind, n.status, n.attempts, \
                  coalesce(n.output, n.output_inline), coalesce(n.output_inline, v.bytes), \
-                 n.cached, n.start_us, n.end_us FROM nodes n \
+                 n.cached, n.start_us, n.end_us, n.worker FROM nodes n \
                  LEFT JOIN value_bytes v ON v.hash = n.output \
                  WHERE n.id IN (SELECT max(id) FROM nodes WHERE execution = ?1 GROUP BY key) \
                  ORDER BY n.path",
@@ -375,10 +375,23 @@ impl StoreRead for SqliteStore {
                     r.get::<_, bool>(8)?,
                     r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
                     r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                    r.get::<_, Option<u32>>(11)?,
                 ))
             };
-            let (key, path, entity, kind, status, attempts, hash, bytes, cached, start_us, end_us) =
-                read().map_err(err())?;
+            let (
+                key,
+                path,
+                entity,
+                kind,
+                status,
+                attempts,
+                hash,
+                bytes,
+                cached,
+                start_us,
+                end_us,
+                worker,
+            ) = read().map_err(err())?;
             let whose = format!("node {path} of execution {id}");
             let status = NodeStatus::parse(&status).ok_or_else(|| {
                 corrupt(
@@ -398,6 +411,7 @@ impl StoreRead for SqliteStore {
                 cached,
                 start_us,
                 end_us,
+                worker,
             });
         }
         Ok(out)

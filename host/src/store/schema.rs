@@ -135,6 +135,11 @@ const MIGRATIONS: &[&str] = &[
         requested_ms INTEGER NOT NULL
     );
     ",
+    // 4: the worker that ran a node's latest attempt, for the console's timeline (an attempt
+    // that answered silently is recorded only as its node's row).
+    "
+    ALTER TABLE nodes ADD COLUMN worker INTEGER;
+    ",
 ];
 
 /// The version this build writes.

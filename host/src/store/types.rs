@@ -117,6 +117,9 @@ pub struct NodeRecord {
     pub cached: bool,
     pub start_us: Option<u64>,
     pub end_us: Option<u64>,
+    /// The worker (sandbox thread) that ran its latest attempt; none for what no sandbox
+    /// ran (workflows, cache hits, recovered nodes).
+    pub worker: Option<u32>,
 }
 
 /// One attempt of a node, as it ended.

@@ -335,6 +335,7 @@ pub async fn nodes(
                     cached: r.cached,
                     start_us: r.start_us,
                     end_us: r.end_us,
+                    worker: r.worker,
                 };
                 let mut j = node_record_json(&bare, n.exec.id.as_str(), &ifaces[module]);
                 if let Some(o) = j.as_object_mut() {

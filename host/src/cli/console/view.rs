@@ -244,8 +244,8 @@ const TIMELINE_DEFAULT: usize = 2_000;
 const TIMELINE_MAX: usize = 20_000;
 
 /// The attempts of the execution tree's tasks in start order, each with the worker it ran
-/// on where the store kept the attempt (it keeps those that failed or printed); a task whose
-/// attempt was not kept is one span from its node's times, worker unknown.
+/// on: the attempts the store kept (those that failed or printed) and, for a task whose
+/// attempt was not kept, one span from its node's times and worker.
 pub async fn timeline(
     State(store): State<Store>,
     Path(id): Path<String>,
@@ -296,7 +296,7 @@ pub async fn timeline(
             spans.push(json!({
                 "path": r.path, "execution": n.exec.id.as_str(), "attempt": r.attempts.max(1),
                 "outcome": r.status.as_str(), "start_us": start, "end_us": r.end_us,
-                "worker": null,
+                "worker": r.worker,
             }));
         }
         spans.sort_by_key(|s| s["start_us"].as_u64().unwrap_or(0));

@@ -152,6 +152,7 @@ fn a_failed_attempt_reports_stderr_tail_backtrace_and_system_errors() {
             backtrace: Some("0: step1".into()),
         }),
         timing: Timing::default(),
+        worker: None,
         stdout: Vec::new(),
         stderr: stderr.into_bytes(),
     });
@@ -181,6 +182,7 @@ fn a_stderr_flood_on_one_line_leaves_a_bounded_tail() {
             backtrace: None,
         }),
         timing: Timing::default(),
+        worker: None,
         stdout: Vec::new(),
         stderr,
     });

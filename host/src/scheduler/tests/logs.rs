@@ -20,6 +20,7 @@ fn every_attempt_of_a_retried_task_keeps_its_own_output() {
         attempt: third.attempt,
         outcome: output(Value::Int(2)),
         timing: Timing::default(),
+        worker: None,
         stdout: b"three\n".to_vec(),
         stderr: Vec::new(),
     });
@@ -60,6 +61,7 @@ fn a_run_keeps_task_output_only_up_to_its_log_budget() {
             attempt: run.attempt,
             outcome: output(Value::Int(0)),
             timing: Timing::default(),
+            worker: None,
             stdout: vec![b'x'; 100],
             stderr: Vec::new(),
         });

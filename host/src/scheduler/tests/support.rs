@@ -207,6 +207,7 @@ pub(super) fn attempted(node: NodeId, attempt: u32, outcome: Outcome) -> Event {
         attempt,
         outcome,
         timing: Timing::default(),
+        worker: None,
         stdout: Vec::new(),
         stderr: Vec::new(),
     }
@@ -342,6 +343,7 @@ pub(super) fn drive(
             attempt: run.attempt,
             outcome,
             timing,
+            worker: None,
             stdout: Vec::new(),
             stderr: Vec::new(),
         };
@@ -505,6 +507,7 @@ pub(super) fn failed_writing(run: &RunTask, user: bool, stdout: &str) -> Event {
             backtrace: None,
         }),
         timing: Timing::default(),
+        worker: None,
         stdout: stdout.as_bytes().to_vec(),
         stderr: Vec::new(),
     }

@@ -21,6 +21,7 @@ fn task_ops(id: &ExecutionId, k: u64) -> Vec<WriteOp> {
                 cached: false,
                 start_us: Some(k * 5),
                 end_us: Some(k * 5 + 4),
+                worker: None,
             },
         },
         WriteOp::Attempt {

@@ -62,6 +62,7 @@ pub(super) fn node(key: u64, path: &str, status: NodeStatus, output: Option<Valu
         cached: false,
         start_us: Some(key * 10),
         end_us: Some(key * 10 + 5),
+        worker: None,
     }
 }
 
