@@ -12,6 +12,9 @@ mod guest_builds;
 mod guests;
 mod hostile;
 mod language;
+#[path = "../../host/src/store/pg/cluster.rs"]
+mod pg_cluster;
+mod pg_store;
 mod seed;
 mod semantics;
 mod store_cli;

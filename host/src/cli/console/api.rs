@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandflow_host::store::{
-    ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, SqliteStore, StoreError,
+    ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, AnyStore, StoreError,
     StoreRead,
 };
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Store = Arc<SqliteStore>;
+type Store = Arc<AnyStore>;
 
 /// An error as the API answers it: a status and `{"error": "..."}`.
 pub struct ApiError(StatusCode, String);
@@ -53,7 +53,7 @@ impl From<StoreError> for ApiError {
 /// Runs a store read on the blocking pool.
 async fn blocking<T: Send + 'static>(
     store: Store,
-    f: impl FnOnce(&SqliteStore) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&AnyStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || f(&store))
         .await

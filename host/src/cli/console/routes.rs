@@ -6,10 +6,10 @@ use super::{api, assets};
 use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
-use sandflow_host::store::SqliteStore;
+use sandflow_host::store::AnyStore;
 use std::sync::Arc;
 
-pub fn router(store: Arc<SqliteStore>, access: Access) -> Router {
+pub fn router(store: Arc<AnyStore>, access: Access) -> Router {
     Router::new()
         .route("/api/executions", get(api::executions))
         .route("/api/executions/{id}", get(api::execution))
