@@ -40,6 +40,7 @@ pub fn is_pg_url(location: &str) -> bool {
 }
 
 pub struct PgStore {
+    config: Config,
     /// The URL without its password, for messages.
     location: String,
     /// The same, as the shared error variants' `path`.
@@ -73,6 +74,7 @@ impl PgStore {
             path.clone(),
         );
         Ok(PgStore {
+            config,
             location,
             path,
             reader: Mutex::new(read_conn),
@@ -85,10 +87,19 @@ impl PgStore {
         self.writer.shutdown()
     }
 
+    /// The reads' connection, connected again if the last one was lost (a restarted server,
+    /// a terminated backend): a long-lived reader such as `sandflow ui` outlives it. Where
+    /// connecting fails, the closed client stays and the read fails naming the store.
     pub(crate) fn read(&self) -> MutexGuard<'_, Client> {
         // A reader that panicked left at most a transaction that the server rolls back at
         // the next statement's error; the client itself is still good.
-        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+        let mut guard = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_closed() {
+            if let Ok(fresh) = connect(&self.config, &self.location) {
+                *guard = fresh;
+            }
+        }
+        guard
     }
 
     pub(crate) fn err(&self, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {

@@ -504,8 +504,34 @@ impl StoreRead for PgStore {
     }
 
     fn cache_get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<CacheEntry>>, StoreError> {
-        let mut c = self.read();
-        keys.iter().map(|k| self.cache_row(&mut *c, k)).collect()
+        // One query for the batch: a round trip costs more than the lookup.
+        let rows = self
+            .read()
+            .query(
+                "SELECT c.key, c.task, c.cache_version, c.created_ms, c.execution, c.node, \
+                 c.output, v.bytes FROM cache c LEFT JOIN value_bytes v ON v.hash = c.output \
+                 WHERE c.key = ANY($1)",
+                &[&keys],
+            )
+            .map_err(self.err("reading the task cache"))?;
+        let mut found: HashMap<Vec<u8>, CacheEntry> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let key: Vec<u8> = r.get(0);
+            let task: String = r.get(1);
+            let whose = format!("the cache entry {} of task {task}", hex(&key));
+            let output = self.joined_value(Some(r.get(6)), r.get(7), &whose)?;
+            let entry = CacheEntry {
+                key: key.clone(),
+                task,
+                cache_version: r.get(2),
+                created_ms: r.get(3),
+                execution: ExecutionId::from_string(r.get(4)),
+                node: r.get::<_, i64>(5) as u64,
+                output,
+            };
+            found.insert(key, entry);
+        }
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
     }
 
     fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError> {

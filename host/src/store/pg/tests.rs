@@ -253,3 +253,57 @@ fn a_bad_password_or_an_unreachable_server_is_a_clear_error_within_seconds() {
         .to_string();
     assert!(e.contains("not a PostgreSQL URL") && !e.contains(":p@"), "{e}");
 }
+
+#[test]
+fn cache_entries_are_read_in_one_batch_in_the_order_asked() {
+    let url = cluster().database("cache_many");
+    let store = PgStore::open(&url).unwrap();
+    let id = ExecutionId::generate();
+    store.write(WriteOp::StartExecution(new_execution(&id, 1, Owner::current())));
+    for (k, v) in [(b"a", 1), (b"c", 3)] {
+        store.write(WriteOp::CachePut(CacheRecord {
+            key: k.to_vec(),
+            task: "t".into(),
+            cache_version: "1".into(),
+            output: Value::Int(v),
+            created_ms: 1,
+            execution: id.clone(),
+            node: 1,
+        }));
+    }
+    store.flush().unwrap();
+    let got = store
+        .cache_get_many(&[b"c", b"b", b"a", b"c"])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.and_then(|e| e.output))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        got,
+        [Some(Value::Int(3)), None, Some(Value::Int(1)), Some(Value::Int(3))]
+    );
+}
+
+#[test]
+fn reads_connect_again_after_their_connection_is_terminated() {
+    let url = cluster().database("terminated");
+    let store = PgStore::open(&url).unwrap();
+    assert!(store.executions(&Default::default()).unwrap().is_empty());
+    // Every other connection to this database: the store's reader and writer.
+    cluster().execute(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    // The first read may meet the dead connection; the next one has a new one.
+    let _ = store.executions(&Default::default());
+    assert!(store.executions(&Default::default()).unwrap().is_empty());
+    // The writer's connection is gone too: its failure is kept and named.
+    store.write(WriteOp::StartExecution(new_execution(
+        &ExecutionId::generate(),
+        1,
+        Owner::current(),
+    )));
+    let e = store.flush().unwrap_err().to_string();
+    assert!(e.contains("postgres://postgres@127.0.0.1"), "{e}");
+}
