@@ -118,18 +118,27 @@ fn the_cache_in_postgres_serves_another_process() {
     let first = run("a");
     assert_eq!(first.stdout, "[49,64]\n");
     assert!(
-        first.stderr.contains("(2 task executions, 0 child executions)"),
+        first
+            .stderr
+            .contains("(2 task executions, 0 child executions)"),
         "{}",
         first.stderr
     );
     let second = run("b");
     assert_eq!(second.stdout, "[49,64]\n");
     assert!(
-        second.stderr.contains("(0 task executions, 0 child executions)"),
+        second
+            .stderr
+            .contains("(0 task executions, 0 child executions)"),
         "{}",
         second.stderr
     );
-    assert_eq!(second.stderr.matches("  cached").count(), 2, "{}", second.stderr);
+    assert_eq!(
+        second.stderr.matches("  cached").count(),
+        2,
+        "{}",
+        second.stderr
+    );
     let list = ok(&url, &["cache", "list"]).stdout;
     assert!(list.contains("cached_square"), "{list}");
     let cleared = ok(&url, &["cache", "clear"]);
@@ -155,7 +164,15 @@ fn a_sigkilled_run_recorded_in_postgres_is_recovered_without_rerunning_what_fini
     let m = module("nested_dynamics");
     let l = json!((0..n).collect::<Vec<_>>()).to_string();
     let mut child = sandflow_command()
-        .args(["run", m.to_str().unwrap(), "multi_wf", "--l", &l, "--chunk", "100"])
+        .args([
+            "run",
+            m.to_str().unwrap(),
+            "multi_wf",
+            "--l",
+            &l,
+            "--chunk",
+            "100",
+        ])
         .args(["--db", &url])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -193,12 +210,19 @@ fn a_sigkilled_run_recorded_in_postgres_is_recovered_without_rerunning_what_fini
         .collect();
     assert!(!before.is_empty());
     let store = PgStore::open(&url).expect("opens");
-    assert_eq!(store.execution(&id).unwrap().summary.status.as_str(), "interrupted");
+    assert_eq!(
+        store.execution(&id).unwrap().summary.status.as_str(),
+        "interrupted"
+    );
 
     let out = ok(&url, &["recover", &id]);
     let got: Json = serde_json::from_str(&out.stdout).expect("JSON output");
     assert_eq!(got, json!((0..n).map(|a| a + 3).collect::<Vec<_>>()));
-    assert!(out.stderr.contains("sandflow: recovery reused"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sandflow: recovery reused"),
+        "{}",
+        out.stderr
+    );
     let recovery = store
         .executions(&Default::default())
         .unwrap()
@@ -235,7 +259,8 @@ fn an_unusable_database_is_a_clear_error_within_seconds_before_anything_runs() {
     let out = sf(&bad, &args);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
-        out.stderr.contains("cannot connect to the execution store postgres://postgres@127.0.0.1")
+        out.stderr
+            .contains("cannot connect to the execution store postgres://postgres@127.0.0.1")
             && out.stderr.contains("password authentication failed"),
         "{}",
         out.stderr
@@ -245,17 +270,33 @@ fn an_unusable_database_is_a_clear_error_within_seconds_before_anything_runs() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
-    let out = sf(&format!("postgres://postgres@127.0.0.1:{port}/x"), &["executions"]);
+    let out = sf(
+        &format!("postgres://postgres@127.0.0.1:{port}/x"),
+        &["executions"],
+    );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
-    assert!(t0.elapsed() < Duration::from_secs(30), "not hanging: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "not hanging: {:?}",
+        t0.elapsed()
+    );
     // Another schema version.
     ok(&url, &["executions"]);
     c.execute(&url, "UPDATE sandflow.meta SET version = 42");
-    for a in [&args[..], &["show", "abc"], &["recover", "abc"], &["cache", "list"]] {
+    for a in [
+        &args[..],
+        &["show", "abc"],
+        &["recover", "abc"],
+        &["cache", "list"],
+    ] {
         let out = sf(&url, a);
         assert_eq!(out.code, Some(2), "{a:?}: {}", out.stderr);
-        assert!(out.stderr.contains("has schema version 42"), "{a:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("has schema version 42"),
+            "{a:?}: {}",
+            out.stderr
+        );
     }
     // $SANDFLOW_DB names a database as --db does.
     c.execute(&url, "UPDATE sandflow.meta SET version = 1");
@@ -264,5 +305,10 @@ fn an_unusable_database_is_a_clear_error_within_seconds_before_anything_runs() {
         .env("SANDFLOW_DB", &url)
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -82,10 +82,7 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
             .task
             .map(|t| format!(" of task {t}"))
             .unwrap_or_default();
-        super::print_stdout(&format!(
-            "no cache entries{of} in {}",
-            store.location()
-        ));
+        super::print_stdout(&format!("no cache entries{of} in {}", store.location()));
         return Ok(0);
     }
     let mut text = vec![format!(

@@ -10,8 +10,8 @@ use super::store::{
 use clap::Args;
 use sandflow_host::scheduler::{render_tree, TreeNode};
 use sandflow_host::store::{
-    AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord, NodeStatus,
-    AnyStore, StoreRead,
+    AnyStore, AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord,
+    NodeStatus, StoreRead,
 };
 use serde_json::Value as Json;
 use std::collections::HashMap;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use sandflow_contract::{Interface, Type, Value};
 use sandflow_host::json;
 use sandflow_host::store::{
-    self, EntityRecord, ExecutionId, ExecutionSummary, NodeRecord, AnyStore, StoreRead,
+    self, AnyStore, EntityRecord, ExecutionId, ExecutionSummary, NodeRecord, StoreRead,
 };
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -140,10 +140,7 @@ pub fn node_record_json(
     })
 }
 
-pub fn interfaces(
-    store: &AnyStore,
-    module: &str,
-) -> anyhow::Result<HashMap<String, EntityRecord>> {
+pub fn interfaces(store: &AnyStore, module: &str) -> anyhow::Result<HashMap<String, EntityRecord>> {
     let entities = store
         .entities(module)
         .with_context(|| format!("reading the interfaces of module {module}"))?;

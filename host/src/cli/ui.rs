@@ -4,9 +4,9 @@
 
 use super::console::{router, Access};
 use super::store::open_existing_store;
-use sandflow_host::store::StoreRead;
 use anyhow::Context;
 use clap::Args;
+use sandflow_host::store::StoreRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

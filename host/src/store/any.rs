@@ -11,7 +11,8 @@ use std::time::Duration;
 
 pub enum AnyStore {
     Sqlite(SqliteStore),
-    Postgres(PgStore),
+    // Boxed: its connection settings make it several times the size of the SQLite variant.
+    Postgres(Box<PgStore>),
 }
 
 impl AnyStore {
@@ -19,7 +20,7 @@ impl AnyStore {
     /// file.
     pub fn open(location: &Path) -> Result<AnyStore, StoreError> {
         match location.to_str().filter(|l| is_pg_url(l)) {
-            Some(url) => PgStore::open(url).map(AnyStore::Postgres),
+            Some(url) => PgStore::open(url).map(|s| AnyStore::Postgres(Box::new(s))),
             None => SqliteStore::open(location).map(AnyStore::Sqlite),
         }
     }

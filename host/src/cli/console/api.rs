@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandflow_host::store::{
-    ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, AnyStore, StoreError,
+    AnyStore, ExecStatus, ExecutionFilter, ExecutionId, NodeRecord, NodeStatus, StoreError,
     StoreRead,
 };
 use serde::Deserialize;

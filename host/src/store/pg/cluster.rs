@@ -117,7 +117,12 @@ fn start() -> Result<Cluster, String> {
     initdb
         .arg("-D")
         .arg(&data)
-        .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
         .arg(format!("--pwfile={}", pw.display()))
         .args(["-E", "UTF8", "--locale=C", "--no-sync"]);
     run(initdb, "initdb")?;
@@ -185,7 +190,13 @@ impl Cluster {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let db: String = format!("{name}_{n}")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(60)
             .collect();
         let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)

@@ -102,18 +102,19 @@ impl PgStore {
         guard
     }
 
-    pub(crate) fn err(&self, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {
+    pub(crate) fn err(
+        &self,
+        context: impl Into<String>,
+    ) -> impl FnOnce(postgres::Error) -> StoreError {
         pg(&self.location, context)
     }
 }
 
 fn connect(config: &Config, location: &str) -> Result<Client, StoreError> {
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|e| StoreError::PgConnect {
-            location: location.to_string(),
-            message: pg_message(&e),
-        })?;
+    let mut client = config.connect(NoTls).map_err(|e| StoreError::PgConnect {
+        location: location.to_string(),
+        message: pg_message(&e),
+    })?;
     // The store's tables live in a schema of their own, so a database shared with other
     // applications keeps its `public` schema to itself.
     client
@@ -150,7 +151,12 @@ fn redact(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     match (rest.find(':'), rest.find('@')) {
         (Some(colon), Some(at)) if colon < at => {
-            format!("{}{}:***{}", &url[..scheme_end + 3], &rest[..colon], &rest[at..])
+            format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &rest[..colon],
+                &rest[at..]
+            )
         }
         _ => url.to_string(),
     }

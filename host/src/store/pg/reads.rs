@@ -44,10 +44,9 @@ impl PgStore {
         match (hash, bytes) {
             (None, _) => Ok(None),
             (Some(_), Some(b)) => decode_value(&self.path, &b, whose).map(Some),
-            (Some(h), None) => Err(self.corrupt(format!(
-                "the value {} of {whose} is missing",
-                hex(&h)
-            ))),
+            (Some(h), None) => {
+                Err(self.corrupt(format!("the value {} of {whose} is missing", hex(&h))))
+            }
         }
     }
 
@@ -474,9 +473,9 @@ impl StoreRead for PgStore {
                 let node = r.get::<_, i64>(0) as u64;
                 let hash: Vec<u8> = r.get(1);
                 let whose = format!("the graph of node {node:#x} of execution {id}");
-                let bytes: Vec<u8> = r.get::<_, Option<Vec<u8>>>(2).ok_or_else(|| {
-                    self.corrupt(format!("{whose} ({}) is missing", hex(&hash)))
-                })?;
+                let bytes: Vec<u8> = r
+                    .get::<_, Option<Vec<u8>>>(2)
+                    .ok_or_else(|| self.corrupt(format!("{whose} ({}) is missing", hex(&hash))))?;
                 let g: GraphSpec = codec::decode(&bytes)
                     .map_err(|e| self.corrupt(format!("{whose} does not decode: {e}")))?;
                 Ok((node, g))

@@ -141,7 +141,10 @@ pub(crate) fn ensure(client: &mut Client, location: &str) -> Result<(), StoreErr
         .map_err(pg(location, "starting to create the store's tables"))?;
     // Any constant of our own: the lock is per database and released at commit.
     tx.execute("SELECT pg_advisory_xact_lock(7362841905)", &[])
-        .map_err(pg(location, "waiting for another process creating the tables"))?;
+        .map_err(pg(
+            location,
+            "waiting for another process creating the tables",
+        ))?;
     let exists: bool = tx
         .query_one("SELECT to_regclass('sandflow.meta') IS NOT NULL", &[])
         .map_err(pg(location, "looking for the store's tables"))?
@@ -163,8 +166,16 @@ pub(crate) fn ensure(client: &mut Client, location: &str) -> Result<(), StoreErr
     tx.batch_execute("CREATE SCHEMA IF NOT EXISTS sandflow")
         .and_then(|_| tx.batch_execute(TABLES))
         .and_then(|_| tx.batch_execute("CREATE TABLE sandflow.meta (version bigint NOT NULL)"))
-        .and_then(|_| tx.execute("INSERT INTO sandflow.meta (version) VALUES ($1)", &[&VERSION]))
-        .map_err(pg(location, format!("creating the tables of schema version {VERSION}")))?;
+        .and_then(|_| {
+            tx.execute(
+                "INSERT INTO sandflow.meta (version) VALUES ($1)",
+                &[&VERSION],
+            )
+        })
+        .map_err(pg(
+            location,
+            format!("creating the tables of schema version {VERSION}"),
+        ))?;
     tx.commit()
         .map_err(pg(location, "committing the store's tables"))
 }

@@ -33,12 +33,7 @@ fn an_execution_round_trips_through_postgres_and_a_shared_value_is_stored_once()
     for k in 0..100u64 {
         ops.push(WriteOp::Node {
             execution: id.clone(),
-            node: node(
-                k,
-                &format!("wf/t[{k:03}]"),
-                NodeStatus::Running,
-                None,
-            ),
+            node: node(k, &format!("wf/t[{k:03}]"), NodeStatus::Running, None),
         });
     }
     // Each node again, ended: the last row of a node is what is read, even in one batch.
@@ -123,8 +118,14 @@ fn an_execution_round_trips_through_postgres_and_a_shared_value_is_stored_once()
     store.finish().unwrap();
 
     let c = cluster();
-    assert_eq!(c.query_i64(&url, "SELECT count(*) FROM sandflow.value_bytes"), 1);
-    assert_eq!(c.query_i64(&url, "SELECT count(*) FROM sandflow.nodes"), 201);
+    assert_eq!(
+        c.query_i64(&url, "SELECT count(*) FROM sandflow.value_bytes"),
+        1
+    );
+    assert_eq!(
+        c.query_i64(&url, "SELECT count(*) FROM sandflow.nodes"),
+        201
+    );
 
     let store = PgStore::open(&url).unwrap();
     let e = store.execution(&id.as_str()[..6]).unwrap();
@@ -193,7 +194,12 @@ fn a_dead_owner_is_interrupted_and_its_tree_pruned() {
         WriteOp::StartExecution(new_execution(&id, 1_000, dead)),
         WriteOp::Node {
             execution: id.clone(),
-            node: node(1, "wf/t", NodeStatus::Succeeded, Some(Value::Str("x".repeat(100)))),
+            node: node(
+                1,
+                "wf/t",
+                NodeStatus::Succeeded,
+                Some(Value::Str("x".repeat(100))),
+            ),
         },
     ]);
     store.flush().unwrap();
@@ -203,7 +209,15 @@ fn a_dead_owner_is_interrupted_and_its_tree_pruned() {
     );
     assert_eq!(store.mark_interrupted_if_dead().unwrap(), vec![id.clone()]);
     let report = store.prune(Duration::ZERO).unwrap();
-    assert_eq!((report.executions, report.nodes, report.values, report.modules), (1, 1, 1, 1));
+    assert_eq!(
+        (
+            report.executions,
+            report.nodes,
+            report.values,
+            report.modules
+        ),
+        (1, 1, 1, 1)
+    );
     assert!(store.executions(&Default::default()).unwrap().is_empty());
 }
 
@@ -240,18 +254,31 @@ fn a_bad_password_or_an_unreachable_server_is_a_clear_error_within_seconds() {
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("cannot connect") && e.contains(&port.to_string()), "{e}");
+    assert!(
+        e.contains("cannot connect") && e.contains(&port.to_string()),
+        "{e}"
+    );
     let e = PgStore::open("postgres://u:p@192.0.2.1:5432/db?connect_timeout=1")
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("cannot connect") && e.contains("192.0.2.1"), "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(30), "not hanging: {:?}", t0.elapsed());
+    assert!(
+        e.contains("cannot connect") && e.contains("192.0.2.1"),
+        "{e}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "not hanging: {:?}",
+        t0.elapsed()
+    );
     let e = PgStore::open("postgres://u:p@host:notaport/db")
         .err()
         .expect("refused")
         .to_string();
-    assert!(e.contains("not a PostgreSQL URL") && !e.contains(":p@"), "{e}");
+    assert!(
+        e.contains("not a PostgreSQL URL") && !e.contains(":p@"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -259,7 +286,11 @@ fn cache_entries_are_read_in_one_batch_in_the_order_asked() {
     let url = cluster().database("cache_many");
     let store = PgStore::open(&url).unwrap();
     let id = ExecutionId::generate();
-    store.write(WriteOp::StartExecution(new_execution(&id, 1, Owner::current())));
+    store.write(WriteOp::StartExecution(new_execution(
+        &id,
+        1,
+        Owner::current(),
+    )));
     for (k, v) in [(b"a", 1), (b"c", 3)] {
         store.write(WriteOp::CachePut(CacheRecord {
             key: k.to_vec(),
@@ -280,7 +311,12 @@ fn cache_entries_are_read_in_one_batch_in_the_order_asked() {
         .collect::<Vec<_>>();
     assert_eq!(
         got,
-        [Some(Value::Int(3)), None, Some(Value::Int(1)), Some(Value::Int(3))]
+        [
+            Some(Value::Int(3)),
+            None,
+            Some(Value::Int(1)),
+            Some(Value::Int(3))
+        ]
     );
 }
 
@@ -306,4 +342,29 @@ fn reads_connect_again_after_their_connection_is_terminated() {
     )));
     let e = store.flush().unwrap_err().to_string();
     assert!(e.contains("postgres://postgres@127.0.0.1"), "{e}");
+}
+
+#[test]
+fn stores_opened_at_once_on_a_new_database_create_its_tables_once() {
+    let url = cluster().database("at_once");
+    let opened: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    PgStore::open(&url)
+                        .and_then(|st| st.finish())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .collect()
+    });
+    assert!(opened.iter().all(|r| r.is_ok()), "{opened:?}");
+    assert_eq!(
+        cluster().query_i64(&url, "SELECT count(*) FROM sandflow.meta"),
+        1
+    );
 }

@@ -21,7 +21,12 @@ pub(crate) struct State {
     seqs: HashMap<ExecutionId, i64>,
 }
 
-/// A batch's rows, column by column. Rows that replace (attempts, logs, graphs, events,
+/// A node row: its execution, the record, its output's hash or its inline bytes.
+type NodeRow = (ExecutionId, NodeRecord, Option<Vec<u8>>, Option<Vec<u8>>);
+/// An attempt: execution, node key, attempt number.
+type AttemptKey = (ExecutionId, u64, u32);
+
+/// A batch's rows. Rows that replace (attempts, logs, graphs, events,
 /// cache entries, finishes) are kept by key, the last one winning, as `INSERT OR REPLACE`
 /// does: one statement may not touch a row twice.
 #[derive(Default)]
@@ -31,9 +36,10 @@ struct Rows {
     graph_bytes: Vec<(Hash, Vec<u8>)>,
     graph_seen: HashSet<Hash>,
     starts: Vec<(NewExecution, Vec<u8>)>,
-    nodes: Vec<(ExecutionId, NodeRecord, Option<Vec<u8>>, Option<Vec<u8>>)>,
-    attempts: HashMap<(ExecutionId, u64, u32), AttemptRecord>,
-    logs: HashMap<(ExecutionId, u64, u32), (Vec<u8>, Vec<u8>)>,
+    nodes: Vec<NodeRow>,
+    attempts: HashMap<AttemptKey, AttemptRecord>,
+    /// stdout and stderr.
+    logs: HashMap<AttemptKey, (Vec<u8>, Vec<u8>)>,
     graphs: HashMap<(ExecutionId, u64), Hash>,
     events: HashMap<(ExecutionId, u64), Vec<u8>>,
     cache: HashMap<Vec<u8>, (CacheRecord, Hash)>,
@@ -330,7 +336,9 @@ impl State {
                 "SELECT id, seq FROM executions WHERE id = ANY($1)",
                 &[&missing],
             )
-            .map_err(db(|| format!("looking up executions {}", missing.join(", "))))?;
+            .map_err(db(|| {
+                format!("looking up executions {}", missing.join(", "))
+            }))?;
         for r in found {
             self.seqs
                 .insert(ExecutionId::from_string(r.get(0)), r.get(1));
@@ -363,8 +371,8 @@ impl State {
              $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
              $8::bytea[], $9::bytea[], $10::boolean[], $11::bigint[], $12::bigint[])",
             &[
-                &execs, &keys, &paths, &entities, &kinds, &statuses, &attempts, &outputs,
-                &inline, &cached, &starts, &ends,
+                &execs, &keys, &paths, &entities, &kinds, &statuses, &attempts, &outputs, &inline,
+                &cached, &starts, &ends,
             ],
             "recording nodes",
         )?;
@@ -519,7 +527,11 @@ fn write_cache(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
 fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
     let n = rows.finishes.len();
     let ids: Vec<&str> = rows.finishes.keys().map(|id| id.as_str()).collect();
-    let statuses: Vec<&str> = rows.finishes.values().map(|(e, _)| e.status.as_str()).collect();
+    let statuses: Vec<&str> = rows
+        .finishes
+        .values()
+        .map(|(e, _)| e.status.as_str())
+        .collect();
     let ended: Vec<i64> = rows.finishes.values().map(|(e, _)| e.ended_ms).collect();
     let errors: Vec<Option<&str>> = rows
         .finishes
@@ -543,7 +555,11 @@ fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
             .into_iter()
             .map(|r| r.get(0))
             .collect();
-        let missing: Vec<&str> = ids.iter().copied().filter(|i| !found.contains(*i)).collect();
+        let missing: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|i| !found.contains(*i))
+            .collect();
         return Err(format!(
             "finishing execution {}, which was never started",
             missing.join(", ")
