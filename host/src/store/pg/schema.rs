@@ -136,33 +136,32 @@ pub(crate) fn ensure(client: &mut Client, location: &str) -> Result<(), StoreErr
     if let Some(found) = found_version(client, location)? {
         return check(found, location);
     }
-    let mut tx = client
-        .transaction()
-        .map_err(pg(location, "starting to create the store's tables"))?;
-    // Any constant of our own: the lock is per database and released at commit.
-    tx.execute("SELECT pg_advisory_xact_lock(7362841905)", &[])
+    // A session lock, taken outside the transaction: the transaction then starts after the
+    // first process committed, and so sees its tables (a transaction begun before that
+    // commit still resolves names from what it saw, and would try to create them again).
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .map_err(pg(
             location,
             "waiting for another process creating the tables",
         ))?;
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('sandflow.meta') IS NOT NULL", &[])
-        .map_err(pg(location, "looking for the store's tables"))?
-        .get(0);
-    if exists {
-        let found: Option<i64> = tx
-            .query_opt("SELECT version FROM sandflow.meta", &[])
-            .map_err(pg(location, "reading the schema version"))?
-            .map(|r| r.get(0));
-        drop(tx);
-        return match found {
-            Some(v) => check(v, location),
-            None => Err(StoreError::Corrupt {
-                path: location.into(),
-                what: "the table sandflow.meta holds no schema version".into(),
-            }),
-        };
+    let created = create_under_lock(client, location);
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .map_err(pg(location, "releasing the lock on creating the tables"));
+    created.and(unlocked.map(|_| ()))
+}
+
+/// The advisory lock of table creation: any constant of our own (locks are per database).
+const LOCK: i64 = 7_362_841_905;
+
+fn create_under_lock(client: &mut Client, location: &str) -> Result<(), StoreError> {
+    if let Some(found) = found_version(client, location)? {
+        return check(found, location);
     }
+    let mut tx = client
+        .transaction()
+        .map_err(pg(location, "starting to create the store's tables"))?;
     tx.batch_execute("CREATE SCHEMA IF NOT EXISTS sandflow")
         .and_then(|_| tx.batch_execute(TABLES))
         .and_then(|_| tx.batch_execute("CREATE TABLE sandflow.meta (version bigint NOT NULL)"))
