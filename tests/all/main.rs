@@ -19,6 +19,9 @@ mod guests;
 mod hostile;
 mod language;
 mod outputs;
+#[path = "../../host/src/store/pg/cluster.rs"]
+mod pg_cluster;
+mod pg_store;
 mod seed;
 mod semantics;
 mod store_cli;

@@ -15,7 +15,7 @@ use sandflow_contract::Value;
 use sandflow_host::json;
 use sandflow_host::runner::RunControls;
 use sandflow_host::scheduler::{Options, Recovered};
-use sandflow_host::store::{ExecStatus, Execution, SqliteStore, Store, StoreRead};
+use sandflow_host::store::{AnyStore, ExecStatus, Execution, Store, StoreRead};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub struct AgainArgs {
     /// The execution (its id, or a prefix of it that only it has)
     id: String,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
     /// Print the execution tree to stderr
@@ -70,7 +70,7 @@ pub struct RelaunchArgs {
 
 /// The store, the execution (its whole tree's root) and what is needed to run it again.
 struct Recorded {
-    store: Arc<SqliteStore>,
+    store: Arc<AnyStore>,
     execution: Execution,
     module: Vec<u8>,
 }

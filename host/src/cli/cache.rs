@@ -27,7 +27,7 @@ struct ListArgs {
     /// Only the entries of this task
     #[arg(long)]
     task: Option<String>,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
     /// One JSON array of entries
@@ -40,7 +40,7 @@ struct ClearArgs {
     /// Only the entries of this task
     #[arg(long)]
     task: Option<String>,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
 }
@@ -82,10 +82,7 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
             .task
             .map(|t| format!(" of task {t}"))
             .unwrap_or_default();
-        super::print_stdout(&format!(
-            "no cache entries{of} in {}",
-            store.path().display()
-        ));
+        super::print_stdout(&format!("no cache entries{of} in {}", store.location()));
         return Ok(0);
     }
     let mut text = vec![format!(
@@ -116,7 +113,7 @@ fn clear(args: ClearArgs) -> anyhow::Result<u8> {
         .unwrap_or_default();
     super::print_stdout(&format!(
         "removed {n} cache entries{of} from {}",
-        store.path().display()
+        store.location()
     ));
     store.finish()?;
     Ok(0)

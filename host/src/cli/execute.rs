@@ -21,7 +21,7 @@ use std::time::Duration;
 /// Where executions are recorded.
 #[derive(Args, Clone, Debug, Default)]
 pub struct StoreArgs {
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Record nothing: run as if there were no store

@@ -26,7 +26,7 @@ enum ExecutionsCommand {
 
 #[derive(Args)]
 struct ListArgs {
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
     /// Only executions with this status
@@ -51,7 +51,7 @@ struct PruneArgs {
     /// Remove executions that started longer ago than this: 30s, 15m, 12h, 7d
     #[arg(long, value_parser = parse_age)]
     older_than: Duration,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
 }
@@ -84,7 +84,7 @@ fn list(args: ListArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if rows.is_empty() {
-        super::print_stdout(&format!("no executions in {}", store.path().display()));
+        super::print_stdout(&format!("no executions in {}", store.location()));
         return Ok(0);
     }
     // Ids are as wide as the store makes them; entities as the longest listed.
@@ -166,7 +166,7 @@ fn prune(args: PruneArgs) -> anyhow::Result<u8> {
         r.values,
         r.graphs,
         r.modules,
-        store.path().display()
+        store.location()
     ));
     store.finish()?;
     Ok(0)

@@ -9,7 +9,7 @@ use anyhow::bail;
 use clap::Args;
 use sandflow_host::runner::RunControls;
 use sandflow_host::scheduler::Options;
-use sandflow_host::store::{SqliteStore, Store, StoreError, StoreRead};
+use sandflow_host::store::{AnyStore, Store, StoreError, StoreRead};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -76,7 +76,7 @@ pub enum ModuleLookupError {
 }
 
 /// The digest of the one stored module whose digest starts with `prefix`, or why not.
-pub fn resolve_module(store: &SqliteStore, prefix: &str) -> Result<String, ModuleLookupError> {
+pub fn resolve_module(store: &AnyStore, prefix: &str) -> Result<String, ModuleLookupError> {
     let wanted = prefix.to_ascii_lowercase();
     if wanted.is_empty() || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ModuleLookupError::NotADigest {

@@ -14,7 +14,7 @@ pub struct LogsArgs {
     id: String,
     /// Only this node (a path as `sandflow show` lists it)
     node_path: Option<String>,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
 }

@@ -10,8 +10,8 @@ use super::store::{
 use clap::Args;
 use sandflow_host::scheduler::{render_tree, TreeNode};
 use sandflow_host::store::{
-    AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord, NodeStatus,
-    SqliteStore, StoreRead,
+    AnyStore, AttemptOutcome, AttemptRecord, EntityRecord, ExecutionSummary, NodeRecord,
+    NodeStatus, StoreRead,
 };
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use std::path::PathBuf;
 pub struct ShowArgs {
     /// The execution id, or a prefix of it that no other id has
     id: String,
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
     /// One JSON object with everything, nodes as a flat list
@@ -202,7 +202,7 @@ fn node_json(n: &Node, exec: &ExecutionSummary, ifaces: &HashMap<String, EntityR
 
 /// Failed attempts by (execution, node key), oldest first: the tree lists their messages.
 fn failed_attempts(
-    store: &SqliteStore,
+    store: &AnyStore,
     s: &ExecutionSummary,
     below: &[ExecutionSummary],
 ) -> anyhow::Result<HashMap<(usize, u64), Vec<AttemptRecord>>> {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use sandflow_contract::{Interface, Type, Value};
 use sandflow_host::json;
 use sandflow_host::store::{
-    self, EntityRecord, ExecutionId, ExecutionSummary, NodeRecord, SqliteStore, StoreRead,
+    self, AnyStore, EntityRecord, ExecutionId, ExecutionSummary, NodeRecord, StoreRead,
 };
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -14,24 +14,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The store at `db`, else at `$SANDFLOW_DB`, else at the default path
-/// (`store::default_path` reads the variable and the XDG directories).
-pub fn open_store(db: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
+/// (`store::default_path` reads the variable and the XDG directories): a PostgreSQL database
+/// where that is a `postgres://` URL, else an SQLite file.
+pub fn open_store(db: Option<PathBuf>) -> anyhow::Result<AnyStore> {
     let path = match db {
         Some(p) => p,
         None => store::default_path()?,
     };
-    // The store's errors name the file already.
-    Ok(SqliteStore::open(&path)?)
+    // The store's errors name the file or the database already.
+    Ok(AnyStore::open(&path)?)
 }
 
 /// The store at `db` (or `$SANDFLOW_DB`, or the default path) that must exist already: the
 /// commands that read it (and prune it) never create one where a path was mistyped.
-pub fn open_existing_store(db: Option<PathBuf>) -> anyhow::Result<SqliteStore> {
+pub fn open_existing_store(db: Option<PathBuf>) -> anyhow::Result<AnyStore> {
     let path = match db {
         Some(p) => p,
         None => store::default_path()?,
     };
-    if !path.exists() {
+    // A database is there wherever it is reached; one without the store's tables gets them
+    // (empty) rather than an error.
+    if !AnyStore::is_database_url(&path) && !path.exists() {
         anyhow::bail!(
             "no execution store at {}: nothing was recorded there (`sandflow run` records into \
              it; --db or $SANDFLOW_DB name another)",
@@ -142,10 +145,7 @@ pub fn node_record_json(
     })
 }
 
-pub fn interfaces(
-    store: &SqliteStore,
-    module: &str,
-) -> anyhow::Result<HashMap<String, EntityRecord>> {
+pub fn interfaces(store: &AnyStore, module: &str) -> anyhow::Result<HashMap<String, EntityRecord>> {
     let entities = store
         .entities(module)
         .with_context(|| format!("reading the interfaces of module {module}"))?;
@@ -176,7 +176,7 @@ pub fn inputs_json(inputs: &Value, interface: Option<&Interface>) -> Json {
 
 /// The executions under `id` (launch plan calls, and theirs), each after its parent, in the
 /// order they started.
-pub fn descendants(store: &SqliteStore, id: &ExecutionId) -> anyhow::Result<Vec<ExecutionSummary>> {
+pub fn descendants(store: &AnyStore, id: &ExecutionId) -> anyhow::Result<Vec<ExecutionSummary>> {
     let mut out = Vec::new();
     let mut stack = vec![id.clone()];
     while let Some(next) = stack.pop() {

@@ -6,6 +6,7 @@ use super::console::{router, Access};
 use super::store::open_existing_store;
 use anyhow::Context;
 use clap::Args;
+use sandflow_host::store::StoreRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 #[derive(Args)]
 /// Serve the web console: recorded executions, their trees and logs, in a browser
 pub struct UiArgs {
-    /// The execution store (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
+    /// The execution store: a file or postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB, else ~/.local/share/sandflow/sandflow.db)
     #[arg(long)]
     db: Option<PathBuf>,
     /// Where to listen; port 0 takes a free one (the URL printed names it)
@@ -67,7 +68,7 @@ pub fn ui(args: UiArgs) -> anyhow::Result<u8> {
         let query = token.map(|_| "?token=<token>").unwrap_or("");
         super::print_stdout(&format!(
             "sandflow console on http://{bound}/{query} (store {}); Ctrl-C stops it",
-            store.path().display()
+            store.location()
         ));
         axum::serve(listener, router(store, access, exe))
             .with_graceful_shutdown(async {

@@ -63,6 +63,33 @@ pub enum StoreError {
     },
     #[error("module {digest} is not in the execution store {path}")]
     MissingModule { path: PathBuf, digest: String },
+    /// A `postgres://` location that does not parse.
+    #[error(
+        "{url:?} is not a PostgreSQL URL the execution store can use: {message}; expected \
+         postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+    )]
+    PgUrl { url: String, message: String },
+    #[error(
+        "cannot connect to the execution store {location}: {message} (is the server running, \
+         and are the host, port, user and password right?)"
+    )]
+    PgConnect { location: String, message: String },
+    #[error("execution store {location}: {context}: {message}")]
+    Postgres {
+        location: String,
+        context: String,
+        message: String,
+    },
+    /// PostgreSQL stores are not migrated: one sandflow reads and writes one version.
+    #[error(
+        "the execution store {location} has schema version {found}, but this sandflow reads and \
+         writes version {supported} only; use the sandflow that made it, or another database"
+    )]
+    PgSchemaVersion {
+        location: String,
+        found: i64,
+        supported: i64,
+    },
     /// A row that does not decode (a value, a graph or an interface) or holds an unknown name.
     #[error("execution store {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
@@ -92,6 +119,42 @@ impl StoreError {
             }
         }
     }
+}
+
+/// Wraps a PostgreSQL error with the store's location and what was being done.
+pub(crate) fn pg(
+    location: &str,
+    context: impl Into<String>,
+) -> impl FnOnce(postgres::Error) -> StoreError {
+    let location = location.to_string();
+    let context = context.into();
+    move |e| StoreError::Postgres {
+        location,
+        context,
+        message: pg_message(&e),
+    }
+}
+
+/// What a PostgreSQL error says: the server's message (and detail) for a server's error,
+/// whose `Display` is only "db error", else the client's with its cause.
+pub(crate) fn pg_message(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            m.push_str(&format!(" ({d})"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !m.contains(&s) {
+            m.push_str(&format!(": {s}"));
+        }
+        cause = c.source();
+    }
+    m
 }
 
 pub(crate) fn is_not_a_database(e: &rusqlite::Error) -> bool {

@@ -3,23 +3,27 @@
 //! `executions`, `show`, `logs`, `recover` and the cache commands read them back.
 //!
 //! The scheduler and the runner see only the [`StoreRead`] and [`StoreWrite`] traits;
-//! [`SqliteStore`] is the embedded implementation (one file, no setup), and a PostgreSQL
-//! backend would be a second one. Writes are queued ([`WriteOp`]) and committed by one writer
+//! [`SqliteStore`] is the embedded implementation (one file, no setup), [`PgStore`] the
+//! PostgreSQL one (a database that many processes and machines share), and [`AnyStore`]
+//! either, as a `--db` names it. Writes are queued ([`WriteOp`]) and committed by one writer
 //! thread in groups; reads run on their own connection.
 //!
 //! - [`types`]: the records; [`ops`]: the write operations and their rows;
 //! - [`sqlite`]: opening the file; [`schema`]: the versioned schema and its migrations;
 //! - [`writer`]: the group-commit thread; [`reads`]: the queries;
 //! - [`maintenance`]: prune, cache clear, interrupted executions;
+//! - [`pg`]: the PostgreSQL backend; [`any`]: either backend;
 //! - [`ids`]: execution ids; [`owner`]: which process runs an execution, and is it alive;
 //! - [`cancel`]: requests to stop a run from another process, and the module list.
 
+mod any;
 mod cancel;
 mod error;
 mod ids;
 mod maintenance;
 mod ops;
 mod owner;
+pub(crate) mod pg;
 mod reads;
 mod schema;
 pub(crate) mod sqlite;
@@ -29,10 +33,12 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use any::AnyStore;
 pub use error::StoreError;
 pub use ids::{is_id_text, ExecutionId};
 pub use ops::WriteOp;
 pub use owner::{Liveness, Owner};
+pub use pg::{is_pg_url, PgStore, PG_SCHEMA_VERSION};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use sqlite::{default_path, SqliteStore};
 pub use types::*;

@@ -11,6 +11,10 @@ use super::StoreError;
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::PathBuf;
+
+/// Writes one batch in one transaction and commits it, or says why not. Each backend has
+/// its own (SQLite's below, PostgreSQL's in `pg::write`); the thread around it is shared.
+pub(crate) type Commit = Box<dyn FnMut(&[WriteOp]) -> Result<(), String> + Send>;
 use std::thread::JoinHandle;
 
 /// Messages queued before the writer blocks its callers: enough for many driver steps, and a
@@ -35,12 +39,24 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(conn: Connection, path: PathBuf) -> Writer {
+    pub(crate) fn spawn(mut conn: Connection, path: PathBuf) -> Writer {
+        let mut state = State::default();
+        Writer::spawn_with(
+            Box::new(move |ops| {
+                commit(&mut conn, &mut state, ops).inspect_err(|_| state.rolled_back())
+            }),
+            path,
+        )
+    }
+
+    /// A writer thread that commits each batch with `commit`; `path` names the store in
+    /// its errors.
+    pub(crate) fn spawn_with(commit: Commit, path: PathBuf) -> Writer {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let thread_path = path.clone();
         let handle = std::thread::Builder::new()
             .name("sandflow-store".into())
-            .spawn(move || run(conn, thread_path, rx))
+            .spawn(move || run(commit, thread_path, rx))
             .ok();
         Writer {
             tx: handle.as_ref().map(|_| tx),
@@ -87,8 +103,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, path: PathBuf, rx: Receiver<Msg>) {
-    let mut state = State::default();
+fn run(mut commit: Commit, path: PathBuf, rx: Receiver<Msg>) {
     let mut failed: Option<String> = None;
     let mut ops = Vec::new();
     let mut acks = Vec::new();
@@ -106,8 +121,7 @@ fn run(mut conn: Connection, path: PathBuf, rx: Receiver<Msg>) {
             }
         }
         if failed.is_none() && !ops.is_empty() {
-            if let Err(e) = commit(&mut conn, &mut state, &ops) {
-                state.rolled_back();
+            if let Err(e) = commit(&ops) {
                 failed = Some(e);
             }
         }

@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use sandflow_host::store::{ExecStatus, SqliteStore, StoreRead};
+use sandflow_host::store::{AnyStore, ExecStatus, StoreRead};
 use serde_json::{json, Map, Value as JsonValue};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 /// What the actions need: the store, the binary to start runs with, and the modules
 /// described so far (a module never changes under its digest).
 pub struct Actions {
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<AnyStore>,
     pub exe: PathBuf,
     pub described: Mutex<HashMap<String, Arc<JsonValue>>>,
 }
@@ -86,15 +86,10 @@ fn inputs_of(body: &Map<String, JsonValue>) -> Result<Vec<u8>, ApiError> {
 
 /// Starts `sandflow <args>`, mapping a refusal to 400.
 fn run_child(a: &Actions, args: Vec<OsString>, stdin: Option<Vec<u8>>) -> Result<String, ApiError> {
-    start(&a.exe, &args, stdin).map_err(|e| match e {
+    start(&a.exe, &a.store.child_location(), &args, stdin).map_err(|e| match e {
         StartError::Refused(why) => bad(StatusCode::BAD_REQUEST, why),
         StartError::Failed(why) => bad(StatusCode::INTERNAL_SERVER_ERROR, why),
     })
-}
-
-/// The `--db` arguments of every child: the console's own store.
-fn db_args(a: &Actions) -> [OsString; 2] {
-    ["--db".into(), a.store.path().as_os_str().to_owned()]
 }
 
 /// A failed module lookup as the API answers it: 404 for no such module, 400 for a prefix
@@ -166,8 +161,7 @@ pub async fn recover(
                 format!("execution {root} succeeded: there is nothing to recover (relaunch runs it again)"),
             ));
         }
-        let mut args: Vec<OsString> = vec!["recover".into(), root.clone().into()];
-        args.extend(db_args(&a));
+        let args: Vec<OsString> = vec!["recover".into(), root.clone().into()];
         let new = run_child(&a, args, None)?;
         Ok((
             StatusCode::CREATED,
@@ -186,7 +180,6 @@ pub async fn relaunch(
     blocking(move || {
         let root = ended_root(&a, &id, "relaunch")?;
         let mut args: Vec<OsString> = vec!["relaunch".into(), root.clone().into()];
-        args.extend(db_args(&a));
         args.extend(["--inputs".into(), "-".into()]);
         let new = run_child(&a, args, Some(inputs))?;
         Ok((
@@ -234,7 +227,6 @@ pub async fn launch(
             ));
         }
         let mut args: Vec<OsString> = vec!["launch".into()];
-        args.extend(db_args(&a));
         args.extend(["--inputs".into(), "-".into()]);
         args.extend([digest.clone().into(), entity.clone().into()]);
         let new = run_child(&a, args, Some(inputs))?;

@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandflow_host::store::{
-    ExecStatus, ExecutionFilter, ExecutionSummary, NodeRecord, NodeStatus, SqliteStore, StoreError,
+    AnyStore, ExecStatus, ExecutionFilter, ExecutionSummary, NodeRecord, NodeStatus, StoreError,
     StoreRead,
 };
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Store = Arc<SqliteStore>;
+type Store = Arc<AnyStore>;
 
 /// An error as the API answers it: a status and `{"error": "..."}`.
 pub struct ApiError(pub(super) StatusCode, pub(super) String);
@@ -53,7 +53,7 @@ impl From<StoreError> for ApiError {
 /// Runs a store read on the blocking pool.
 async fn blocking<T: Send + 'static>(
     store: Store,
-    f: impl FnOnce(&SqliteStore) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&AnyStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || f(&store))
         .await
@@ -182,7 +182,7 @@ pub(super) struct Levels {
 }
 
 impl Levels {
-    fn read(store: &SqliteStore, id: &str) -> Result<Levels, ApiError> {
+    fn read(store: &AnyStore, id: &str) -> Result<Levels, ApiError> {
         let exec = store.execution(id)?.summary;
         let mut all: Vec<Found> = Vec::new();
         for s in std::iter::once(exec.clone()).chain(descendants(store, &exec.id)?) {
@@ -273,7 +273,7 @@ fn natural_key(path: &str) -> Vec<Chunk<'_>> {
 
 /// The levels of the last settled tree asked for: paging through a big map reads the store
 /// once. A running tree is read on every request (it changes).
-pub(super) fn levels(store: &SqliteStore, id: &str) -> Result<Arc<Levels>, ApiError> {
+pub(super) fn levels(store: &AnyStore, id: &str) -> Result<Arc<Levels>, ApiError> {
     static LAST: std::sync::Mutex<Option<Arc<Levels>>> = std::sync::Mutex::new(None);
     if let Ok(last) = LAST.lock() {
         if let Some(l) = last.as_ref().filter(|l| l.exec.id.as_str() == id) {

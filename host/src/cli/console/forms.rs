@@ -58,8 +58,8 @@ fn described(a: &Shared, digest: &str) -> Result<Arc<JsonValue>, ApiError> {
         return Ok(d);
     }
     let out = std::process::Command::new(&a.exe)
-        .args(["describe", "--stored", "--json", "--db"])
-        .arg(a.store.path())
+        .args(["describe", "--stored", "--json"])
+        .env("SANDFLOW_DB", a.store.child_location())
         .arg(digest)
         .stdin(std::process::Stdio::null())
         .output()

@@ -8,11 +8,11 @@ use super::{api, assets, view};
 use axum::extract::Request;
 use axum::routing::{get, post};
 use axum::Router;
-use sandflow_host::store::SqliteStore;
+use sandflow_host::store::AnyStore;
 use std::sync::Arc;
 
 /// The router; `exe` is the `sandflow` binary the actions start runs with.
-pub fn router(store: Arc<SqliteStore>, access: Access, exe: std::path::PathBuf) -> Router {
+pub fn router(store: Arc<AnyStore>, access: Access, exe: std::path::PathBuf) -> Router {
     let acting = Arc::new(Actions {
         store: store.clone(),
         exe,

@@ -33,7 +33,14 @@ pub enum StartError {
 
 /// Runs `sandflow <args>` with `stdin` on its standard input; returns the id of the execution
 /// it started, once it has said so.
-pub fn start(exe: &Path, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<String, StartError> {
+/// `db` is the store the child opens, given as `SANDFLOW_DB` (a PostgreSQL URL's password
+/// stays off the command line, where any local user could read it).
+pub fn start(
+    exe: &Path,
+    db: &std::ffi::OsStr,
+    args: &[OsString],
+    stdin: Option<Vec<u8>>,
+) -> Result<String, StartError> {
     let failed = |what: &str, e: std::io::Error| StartError::Failed(format!("{what}: {e}"));
     let (log, log_path) = log_file().map_err(|e| failed("creating the run's log file", e))?;
     let child_log = log
@@ -41,6 +48,7 @@ pub fn start(exe: &Path, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<St
         .map_err(|e| failed("sharing the run's log file", e))?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
+        .env("SANDFLOW_DB", db)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -13,13 +13,13 @@ use sandflow_contract::{Binding, EntityDecl, EntityKind, GraphSpec, Value};
 use sandflow_host::compile;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
-use sandflow_host::store::{ExecutionId, ExecutionSummary, SqliteStore, StoreRead};
+use sandflow_host::store::{AnyStore, ExecutionId, ExecutionSummary, StoreRead};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
-type Store = Arc<SqliteStore>;
+type Store = Arc<AnyStore>;
 
 fn bad(status: StatusCode, why: String) -> ApiError {
     ApiError(status, why)
@@ -27,7 +27,7 @@ fn bad(status: StatusCode, why: String) -> ApiError {
 
 async fn blocking<T: Send + 'static>(
     store: Store,
-    f: impl FnOnce(&SqliteStore) -> Result<T, ApiError> + Send + 'static,
+    f: impl FnOnce(&AnyStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || f(&store))
         .await
@@ -57,7 +57,7 @@ fn host() -> Result<&'static Host, ApiError> {
 }
 
 /// The declaration of the stored module `digest`, loaded once per console process.
-fn decl(store: &SqliteStore, digest: &str) -> Result<Arc<ModuleDecl>, ApiError> {
+fn decl(store: &AnyStore, digest: &str) -> Result<Arc<ModuleDecl>, ApiError> {
     static DECLS: OnceLock<Mutex<HashMap<String, Arc<ModuleDecl>>>> = OnceLock::new();
     let cache = DECLS.get_or_init(Default::default);
     if let Some(d) = cache.lock().ok().and_then(|c| c.get(digest).cloned()) {
@@ -81,7 +81,7 @@ fn decl(store: &SqliteStore, digest: &str) -> Result<Arc<ModuleDecl>, ApiError> 
 /// The graph a recorded node owns: its workflow's (a launch plan's is its workflow's), or the
 /// graph its dynamic returned, as recorded. `None` for a task or a map.
 fn graph_of(
-    store: &SqliteStore,
+    store: &AnyStore,
     n: &Found,
     dynamics: &HashMap<u64, GraphSpec>,
 ) -> Result<Option<GraphSpec>, ApiError> {
@@ -363,7 +363,7 @@ pub async fn node(
 
 /// Resolves nodes' inputs from what the store holds.
 struct Resolver<'a> {
-    store: &'a SqliteStore,
+    store: &'a AnyStore,
     tree: &'a Tree,
     dynamics: HashMap<u64, GraphSpec>,
     depth: u32,

@@ -1,0 +1,573 @@
+//! Reads of the PostgreSQL store: the queries of SQLite's `store::reads`, with the same
+//! checks (an unknown status, bytes that do not decode: a [`StoreError::Corrupt`] naming
+//! the row). The last row of a node is taken with `DISTINCT ON (key) ... ORDER BY key, id
+//! DESC`.
+
+use super::super::owner::Liveness;
+use super::super::reads::{decode_value, hex};
+use super::super::types::*;
+use super::super::{ids, ExecutionId, Owner, StoreError, StoreRead};
+use super::PgStore;
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
+use sandflow_contract::{codec, GraphSpec, Value};
+use std::collections::HashMap;
+
+const SUMMARY_COLUMNS: &str = "seq, id, parent, root, entity, module, status, started_ms, \
+     ended_ms, error, recovered_from, owner_host, owner_boot, owner_pid, owner_start";
+
+/// The last row of each node of execution `$1`.
+const LAST_NODES: &str =
+    "(SELECT DISTINCT ON (key) * FROM nodes WHERE execution = $1 ORDER BY key, id DESC)";
+
+impl PgStore {
+    fn corrupt(&self, what: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    fn unknown(&self, id: &str) -> StoreError {
+        StoreError::UnknownExecution {
+            path: self.path.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    fn joined_value(
+        &self,
+        hash: Option<Vec<u8>>,
+        bytes: Option<Vec<u8>>,
+        whose: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        match (hash, bytes) {
+            (None, _) => Ok(None),
+            (Some(_), Some(b)) => decode_value(&self.path, &b, whose).map(Some),
+            (Some(h), None) => {
+                Err(self.corrupt(format!("the value {} of {whose} is missing", hex(&h))))
+            }
+        }
+    }
+
+    /// A summary row (without counts) and its `seq`.
+    fn summary_row(&self, r: &Row) -> Result<(i64, ExecutionSummary), StoreError> {
+        let id: String = r.get(1);
+        let status: String = r.get(6);
+        let owner = Owner {
+            host: r.get(11),
+            boot: r.get(12),
+            pid: r.get::<_, i64>(13) as u32,
+            start: r.get::<_, i64>(14) as u64,
+        };
+        let mut status = ExecStatus::parse(&status).ok_or_else(|| {
+            self.corrupt(format!("execution {id} has an unknown status {status:?}"))
+        })?;
+        if status == ExecStatus::Running && owner.liveness() == Liveness::Dead {
+            status = ExecStatus::Interrupted;
+        }
+        Ok((
+            r.get(0),
+            ExecutionSummary {
+                id: ExecutionId::from_string(id),
+                parent: r.get::<_, Option<String>>(2).map(ExecutionId::from_string),
+                root: ExecutionId::from_string(r.get(3)),
+                entity: r.get(4),
+                module: r.get(5),
+                status,
+                started_ms: r.get(7),
+                ended_ms: r.get(8),
+                error: r.get(9),
+                recovered_from: r.get::<_, Option<String>>(10).map(ExecutionId::from_string),
+                owner,
+                counts: TaskCounts::default(),
+            },
+        ))
+    }
+
+    fn counts(&self, c: &mut impl GenericClient, seq: i64) -> Result<TaskCounts, StoreError> {
+        let r = c
+            .query_one(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'), \
+                     count(*) FILTER (WHERE status = 'failed'), \
+                     count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE cached) \
+                     FROM {LAST_NODES} n WHERE attempts > 0 OR cached"
+                ),
+                &[&seq],
+            )
+            .map_err(self.err("counting task executions"))?;
+        let n = |i| r.get::<_, i64>(i) as u64;
+        Ok(TaskCounts {
+            total: n(0),
+            succeeded: n(1),
+            failed: n(2),
+            running: n(3),
+            cached: n(4),
+        })
+    }
+
+    fn summaries(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        keep: impl Fn(&ExecutionSummary) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ExecutionSummary>, StoreError> {
+        let mut c = self.read();
+        let rows = c
+            .query(sql, params)
+            .map_err(self.err("listing executions"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if out.len() >= limit {
+                break;
+            }
+            let (seq, mut s) = self.summary_row(&row)?;
+            if keep(&s) {
+                s.counts = self.counts(&mut *c, seq)?;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) fn seq_of(
+        &self,
+        c: &mut impl GenericClient,
+        id: &ExecutionId,
+    ) -> Result<i64, StoreError> {
+        c.query_opt("SELECT seq FROM executions WHERE id = $1", &[&id.as_str()])
+            .map_err(self.err(format!("looking up execution {id}")))?
+            .map(|r| r.get(0))
+            .ok_or_else(|| self.unknown(id.as_str()))
+    }
+
+    /// The one id `prefix` starts, or why not.
+    fn resolve(&self, c: &mut impl GenericClient, prefix: &str) -> Result<ExecutionId, StoreError> {
+        if !ids::is_id_text(prefix) {
+            return Err(self.unknown(prefix));
+        }
+        // '~' sorts after every character of an id (byte order: the column is COLLATE "C").
+        let upper = format!("{prefix}~");
+        let found: Vec<String> = c
+            .query(
+                "SELECT id FROM executions WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 6",
+                &[&prefix, &upper],
+            )
+            .map_err(self.err(format!("looking up execution {prefix}")))?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        match found.as_slice() {
+            [] => Err(self.unknown(prefix)),
+            [one] => Ok(ExecutionId::from_string(one.clone())),
+            many if many.iter().any(|m| m == prefix) => Ok(ExecutionId::from_string(prefix.into())),
+            many => {
+                let mut matches: Vec<String> = many.iter().take(5).cloned().collect();
+                if many.len() > 5 {
+                    matches.push("...".into());
+                }
+                Err(StoreError::AmbiguousPrefix {
+                    path: self.path.clone(),
+                    prefix: prefix.to_string(),
+                    matches,
+                })
+            }
+        }
+    }
+
+    fn cache_row(
+        &self,
+        c: &mut impl GenericClient,
+        key: &[u8],
+    ) -> Result<Option<CacheEntry>, StoreError> {
+        let row = c
+            .query_opt(
+                "SELECT c.task, c.cache_version, c.created_ms, c.execution, c.node, c.output, \
+                 v.bytes FROM cache c LEFT JOIN value_bytes v ON v.hash = c.output \
+                 WHERE c.key = $1",
+                &[&key],
+            )
+            .map_err(self.err("reading the task cache"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let task: String = r.get(0);
+        let whose = format!("the cache entry {} of task {task}", hex(key));
+        let output = self.joined_value(Some(r.get(5)), r.get(6), &whose)?;
+        Ok(Some(CacheEntry {
+            key: key.to_vec(),
+            task,
+            cache_version: r.get(1),
+            created_ms: r.get(2),
+            execution: ExecutionId::from_string(r.get(3)),
+            node: r.get::<_, i64>(4) as u64,
+            output,
+        }))
+    }
+
+    fn value_at(
+        &self,
+        c: &mut impl GenericClient,
+        hash: &[u8],
+        whose: &str,
+    ) -> Result<Value, StoreError> {
+        if hash.len() < 32 {
+            // Kept in the row itself (see `ops::put_small_inline`).
+            return codec::decode(hash)
+                .map_err(|e| self.corrupt(format!("{whose} does not decode: {e}")));
+        }
+        let bytes: Option<Vec<u8>> = c
+            .query_opt("SELECT bytes FROM value_bytes WHERE hash = $1", &[&hash])
+            .map_err(self.err(format!("reading the value of {whose}")))?
+            .map(|r| r.get(0));
+        self.joined_value(Some(hash.to_vec()), bytes, whose)?
+            .ok_or_else(|| self.corrupt(format!("no value for {whose}")))
+    }
+
+    fn node_row(&self, r: &Row, id: &ExecutionId) -> Result<NodeRecord, StoreError> {
+        let path: String = r.get(1);
+        let status: String = r.get(4);
+        let whose = format!("node {path} of execution {id}");
+        let status = NodeStatus::parse(&status)
+            .ok_or_else(|| self.corrupt(format!("{whose} has an unknown status {status:?}")))?;
+        let output = self.joined_value(r.get(6), r.get(7), &whose)?;
+        Ok(NodeRecord {
+            key: r.get::<_, i64>(0) as u64,
+            path,
+            entity: r.get(2),
+            kind: r.get(3),
+            status,
+            attempts: r.get::<_, i64>(5) as u32,
+            output,
+            cached: r.get(8),
+            start_us: r.get::<_, Option<i64>>(9).map(|v| v as u64),
+            end_us: r.get::<_, Option<i64>>(10).map(|v| v as u64),
+            worker: r
+                .get::<_, Option<i64>>(11)
+                .and_then(|w| u32::try_from(w).ok()),
+        })
+    }
+}
+
+impl StoreRead for PgStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>, StoreError> {
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM executions WHERE true");
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(e) = &filter.entity {
+            sql.push_str(" AND entity = $1");
+            params.push(e);
+        }
+        if filter.roots_only {
+            sql.push_str(" AND parent IS NULL");
+        }
+        sql.push_str(" ORDER BY started_ms DESC, seq DESC");
+        self.summaries(
+            &sql,
+            &params,
+            |s| filter.status.is_none_or(|st| st == s.status),
+            filter.limit.unwrap_or(usize::MAX),
+        )
+    }
+
+    fn execution(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
+        let mut c = self.read();
+        let id = self.resolve(&mut *c, id_or_prefix)?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {SUMMARY_COLUMNS}, inputs, output FROM executions WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .map_err(self.err(format!("reading execution {id}")))?
+            .ok_or_else(|| self.unknown(id.as_str()))?;
+        let (seq, mut summary) = self.summary_row(&row)?;
+        let inputs: Vec<u8> = row.get(15);
+        let output: Option<Vec<u8>> = row.get(16);
+        summary.counts = self.counts(&mut *c, seq)?;
+        let inputs = self.value_at(&mut *c, &inputs, &format!("the inputs of execution {id}"))?;
+        let output = match output {
+            Some(h) => {
+                Some(self.value_at(&mut *c, &h, &format!("the output of execution {id}"))?)
+            }
+            None => None,
+        };
+        Ok(Execution {
+            summary,
+            inputs,
+            output,
+        })
+    }
+
+    fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError> {
+        let mut c = self.read();
+        let seq = self.seq_of(&mut *c, id)?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT n.key, n.path, n.entity, n.kind, n.status, n.attempts, \
+                     coalesce(n.output, n.output_inline), coalesce(n.output_inline, v.bytes), \
+                     n.cached, n.start_us, n.end_us, n.worker FROM {LAST_NODES} n \
+                     LEFT JOIN value_bytes v ON v.hash = n.output ORDER BY n.path"
+                ),
+                &[&seq],
+            )
+            .map_err(self.err(format!("reading the nodes of execution {id}")))?;
+        rows.iter().map(|r| self.node_row(r, id)).collect()
+    }
+
+    fn children(&self, id: &ExecutionId) -> Result<Vec<ExecutionSummary>, StoreError> {
+        self.seq_of(&mut *self.read(), id)?;
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM executions WHERE parent = $1 ORDER BY started_ms, seq"
+        );
+        self.summaries(&sql, &[&id.as_str()], |_| true, usize::MAX)
+    }
+
+    fn logs(
+        &self,
+        id: &ExecutionId,
+        node_path: Option<&str>,
+    ) -> Result<Vec<AttemptLog>, StoreError> {
+        let mut c = self.read();
+        let seq = self.seq_of(&mut *c, id)?;
+        let err = || self.err(format!("reading the logs of execution {id}"));
+        if let Some(p) = node_path {
+            let exists = c
+                .query_opt(
+                    "SELECT 1 FROM nodes WHERE execution = $1 AND path = $2 LIMIT 1",
+                    &[&seq, &p],
+                )
+                .map_err(err())?
+                .is_some();
+            if !exists {
+                return Err(StoreError::UnknownNode {
+                    path: self.path.clone(),
+                    execution: id.to_string(),
+                    node_path: p.to_string(),
+                });
+            }
+        }
+        let rows = c
+            .query(
+                "SELECT n.path, a.node, a.attempt, a.start_us, a.end_us, a.outcome, a.message, \
+                 a.worker, l.stdout, l.stderr FROM attempts a \
+                 JOIN (SELECT key, max(path) AS path FROM nodes WHERE execution = $1 \
+                 GROUP BY key) n ON n.key = a.node \
+                 LEFT JOIN logs l ON l.execution = a.execution AND l.node = a.node \
+                 AND l.attempt = a.attempt \
+                 WHERE a.execution = $1 AND ($2::text IS NULL OR n.path = $2) \
+                 ORDER BY n.path, a.attempt",
+                &[&seq, &node_path],
+            )
+            .map_err(err())?;
+        rows.iter()
+            .map(|r| {
+                let path: String = r.get(0);
+                let attempt = r.get::<_, i64>(2) as u32;
+                let outcome: String = r.get(5);
+                let outcome = AttemptOutcome::parse(&outcome).ok_or_else(|| {
+                    self.corrupt(format!(
+                        "attempt {attempt} of node {path} of execution {id} has an unknown \
+                         outcome {outcome:?}"
+                    ))
+                })?;
+                Ok(AttemptLog {
+                    record: AttemptRecord {
+                        node: r.get::<_, i64>(1) as u64,
+                        attempt,
+                        start_us: r.get::<_, i64>(3) as u64,
+                        end_us: r.get::<_, i64>(4) as u64,
+                        outcome,
+                        message: r.get(6),
+                        worker: r.get::<_, Option<i64>>(7).map(|w| w as u32),
+                    },
+                    path,
+                    stdout: r.get::<_, Option<Vec<u8>>>(8).unwrap_or_default(),
+                    stderr: r.get::<_, Option<Vec<u8>>>(9).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    fn module(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        self.read()
+            .query_opt("SELECT bytes FROM modules WHERE digest = $1", &[&digest])
+            .map_err(self.err(format!("reading module {digest}")))?
+            .map(|r| r.get(0))
+            .ok_or_else(|| StoreError::MissingModule {
+                path: self.path.clone(),
+                digest: digest.to_string(),
+            })
+    }
+
+    fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError> {
+        let rows = self
+            .read()
+            .query(
+                "SELECT name, kind, interface FROM entities WHERE module = $1 ORDER BY name",
+                &[&digest],
+            )
+            .map_err(self.err(format!("reading the entities of module {digest}")))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let bytes: Vec<u8> = r.get(2);
+                let interface = codec::decode(&bytes).map_err(|e| {
+                    self.corrupt(format!(
+                        "the interface of {name} in module {digest} does not decode: {e}"
+                    ))
+                })?;
+                Ok(EntityRecord {
+                    name,
+                    kind: r.get(1),
+                    interface,
+                })
+            })
+            .collect()
+    }
+
+    fn succeeded_outputs(
+        &self,
+        id: &ExecutionId,
+    ) -> Result<HashMap<u64, Option<Value>>, StoreError> {
+        let mut c = self.read();
+        let seq = self.seq_of(&mut *c, id)?;
+        // As in SQLite: the top execution's nodes and those of unfinished children only.
+        let rows = c
+            .query(
+                "SELECT n.key, n.path, coalesce(n.output, n.output_inline), \
+                 coalesce(n.output_inline, v.bytes) FROM nodes n \
+                 LEFT JOIN value_bytes v ON v.hash = n.output \
+                 WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
+                 (SELECT root FROM executions WHERE seq = $1) \
+                 AND (parent IS NULL OR status <> 'succeeded')) \
+                 AND n.status = 'succeeded'",
+                &[&seq],
+            )
+            .map_err(self.err(format!("reading the outputs of execution {id}")))?;
+        rows.iter()
+            .map(|r| {
+                let path: String = r.get(1);
+                let v = self.joined_value(
+                    r.get(2),
+                    r.get(3),
+                    &format!("node {path} of execution {id}"),
+                )?;
+                Ok((r.get::<_, i64>(0) as u64, v))
+            })
+            .collect()
+    }
+
+    fn graphs(&self, id: &ExecutionId) -> Result<Graphs, StoreError> {
+        let mut c = self.read();
+        let seq = self.seq_of(&mut *c, id)?;
+        let rows = c
+            .query(
+                "SELECT g.node, g.hash, b.bytes FROM graphs g \
+                 LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution IN \
+                 (SELECT seq FROM executions WHERE root = \
+                 (SELECT root FROM executions WHERE seq = $1))",
+                &[&seq],
+            )
+            .map_err(self.err(format!("reading the graphs of execution {id}")))?;
+        rows.iter()
+            .map(|r| {
+                let node = r.get::<_, i64>(0) as u64;
+                let hash: Vec<u8> = r.get(1);
+                let whose = format!("the graph of node {node:#x} of execution {id}");
+                let bytes: Vec<u8> = r
+                    .get::<_, Option<Vec<u8>>>(2)
+                    .ok_or_else(|| self.corrupt(format!("{whose} ({}) is missing", hex(&hash))))?;
+                let g: GraphSpec = codec::decode(&bytes)
+                    .map_err(|e| self.corrupt(format!("{whose} does not decode: {e}")))?;
+                Ok((node, g))
+            })
+            .collect()
+    }
+
+    fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut c = self.read();
+        let seq = self.seq_of(&mut *c, id)?;
+        let rows = c
+            .query(
+                "SELECT seq, bytes FROM events WHERE execution = $1 ORDER BY seq",
+                &[&seq],
+            )
+            .map_err(self.err(format!("reading the events of execution {id}")))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    fn cache_get(&self, key: &[u8]) -> Result<Option<CacheEntry>, StoreError> {
+        self.cache_row(&mut *self.read(), key)
+    }
+
+    fn cache_get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<CacheEntry>>, StoreError> {
+        // One query for the batch: a round trip costs more than the lookup.
+        let rows = self
+            .read()
+            .query(
+                "SELECT c.key, c.task, c.cache_version, c.created_ms, c.execution, c.node, \
+                 c.output, v.bytes FROM cache c LEFT JOIN value_bytes v ON v.hash = c.output \
+                 WHERE c.key = ANY($1)",
+                &[&keys],
+            )
+            .map_err(self.err("reading the task cache"))?;
+        let mut found: HashMap<Vec<u8>, CacheEntry> = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let key: Vec<u8> = r.get(0);
+            let task: String = r.get(1);
+            let whose = format!("the cache entry {} of task {task}", hex(&key));
+            let output = self.joined_value(Some(r.get(6)), r.get(7), &whose)?;
+            let entry = CacheEntry {
+                key: key.clone(),
+                task,
+                cache_version: r.get(2),
+                created_ms: r.get(3),
+                execution: ExecutionId::from_string(r.get(4)),
+                node: r.get::<_, i64>(5) as u64,
+                output,
+            };
+            found.insert(key, entry);
+        }
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+    }
+
+    fn cancel_requested(&self, id: &ExecutionId) -> Result<bool, StoreError> {
+        self.cancel_requested_row(id)
+    }
+
+    fn modules(&self) -> Result<Vec<ModuleSummary>, StoreError> {
+        self.module_rows()
+    }
+
+    fn cache_list(&self, task: Option<&str>) -> Result<Vec<CacheEntry>, StoreError> {
+        let rows = self
+            .read()
+            .query(
+                "SELECT key, task, cache_version, created_ms, execution, node FROM cache \
+                 WHERE $1::text IS NULL OR task = $1 ORDER BY task, created_ms",
+                &[&task],
+            )
+            .map_err(self.err("listing the task cache"))?;
+        Ok(rows
+            .iter()
+            .map(|r| CacheEntry {
+                key: r.get(0),
+                task: r.get(1),
+                cache_version: r.get(2),
+                created_ms: r.get(3),
+                execution: ExecutionId::from_string(r.get(4)),
+                node: r.get::<_, i64>(5) as u64,
+                output: None,
+            })
+            .collect())
+    }
+}
