@@ -412,3 +412,32 @@ fn launch_runs_an_entity_of_a_stored_module_and_bad_requests_get_clear_errors() 
         "only the recorded run and the one launch: {all}"
     );
 }
+
+/// The console over a PostgreSQL store: the run it watches is cancelled through the store
+/// (the run's watch reads the request there) and recovered by a child process that opens the
+/// same database (given to it as `SANDFLOW_DB`, password included).
+#[test]
+fn the_console_over_postgres_cancels_and_recovers_a_run() {
+    let url = crate::pg_cluster::cluster().database("console_actions");
+    let db = Path::new(&url);
+    let server = serve(db, &[]);
+    let a = server.addr.as_str();
+    let n = 20_000;
+    let (mut run, id) = start_seed(db, n);
+    assert!(!id.is_empty(), "the run never named its execution");
+    let r = post_ok(a, &format!("/api/executions/{id}/cancel"), &Json::Null, 202);
+    assert_eq!(r["root"], id.as_str(), "{r}");
+    assert_eq!(exit_of(&mut run).code(), Some(130), "exits as on Ctrl-C");
+    assert_eq!(ended(a, &id)["status"], "cancelled");
+    let r = post_ok(
+        a,
+        &format!("/api/executions/{id}/recover"),
+        &Json::Null,
+        201,
+    );
+    let new = r["execution"].as_str().expect("the new execution's id");
+    let e = ended(a, new);
+    assert_eq!(e["status"], "succeeded", "{e}");
+    assert_eq!(e["output"], seed_output(n));
+    assert_eq!(e["recovered_from"], id.as_str(), "{e}");
+}
