@@ -257,7 +257,13 @@ impl SqliteStore {
         whose: impl FnOnce() -> String,
     ) -> Result<Option<Value>, StoreError> {
         if hash.len() < 32 {
-            return decode_value(&self.path, &hash, &whose()).map(Some);
+            // The message is formatted only if it is needed: a run looks up thousands.
+            return codec::decode(&hash).map(Some).map_err(|e| {
+                corrupt(
+                    &self.path,
+                    format!("the value of {} does not decode: {e}", whose()),
+                )
+            });
         }
         match bytes {
             Some(b) => codec::decode(&b).map(Some).map_err(|e| {
