@@ -39,7 +39,18 @@ fn start_seed(db: &Path, n: i64) -> (Child, String) {
     let mut child = sandflow_command()
         .arg("run")
         .arg(module("nested_dynamics"))
-        .args(["multi_wf", "--l", &l, "--chunk", "100", "--db"])
+        // One worker: the run lasts seconds in a debug build, longer than the store's
+        // writer trails it (a child execution is seen only once its group commit is in).
+        .args([
+            "multi_wf",
+            "--l",
+            &l,
+            "--chunk",
+            "100",
+            "--workers",
+            "1",
+            "--db",
+        ])
         .arg(db)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
