@@ -77,7 +77,7 @@ struct Recorded {
 
 fn open(args: &AgainArgs) -> anyhow::Result<Recorded> {
     let store = Arc::new(open_store(args.db.clone())?);
-    let mut execution = store.execution(&args.id)?;
+    let mut execution = store.execution_uncounted(&args.id)?;
     if let Some(parent) = &execution.summary.parent {
         // Node keys (what a recovery matches on) are the whole run's: run its top execution.
         let root = execution.summary.root.clone();
@@ -85,7 +85,7 @@ fn open(args: &AgainArgs) -> anyhow::Result<Recorded> {
             "sandflow: {} is a child execution (of {parent}); running its top execution {root}",
             execution.summary.id
         );
-        execution = store.execution(root.as_str())?;
+        execution = store.execution_uncounted(root.as_str())?;
     }
     if execution.summary.status == ExecStatus::Running {
         bail!(

@@ -535,7 +535,12 @@ impl Host {
                 ended += 1;
                 let commands = driver.feed(&mut sched, &mut observer, ev);
                 driver.dispatch(commands);
-                driver.look_up(&mut observer);
+                // Cached attempts are looked up together once the cache's answers queued so
+                // far are fed (each answer frees one place, so looking up after each one
+                // was a read transaction per key: 10 000 of them for a fully cached map).
+                if driver.cached.answers.is_empty() {
+                    driver.look_up(&mut observer);
+                }
                 // A cancel is acted on between two events, not after a whole batch: a batch
                 // can hold thousands of results, and one of them a large graph to compile.
                 if driver.result.is_some()

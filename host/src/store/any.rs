@@ -76,6 +76,9 @@ impl StoreRead for AnyStore {
     fn execution(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
         each!(self, s => s.execution(id_or_prefix))
     }
+    fn execution_uncounted(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
+        each!(self, s => s.execution_uncounted(id_or_prefix))
+    }
     fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError> {
         each!(self, s => s.nodes(id))
     }

@@ -55,6 +55,11 @@ pub trait StoreRead: Send + Sync {
     fn executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>, StoreError>;
     /// By full id or unique prefix.
     fn execution(&self, id_or_prefix: &str) -> Result<Execution, StoreError>;
+    /// The same without its task counts (zero), which cost a scan of its nodes: for what only
+    /// needs the record (a recovery, a relaunch).
+    fn execution_uncounted(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
+        self.execution(id_or_prefix)
+    }
     /// Ordered by path.
     fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError>;
     /// The executions `id` called (launch plans), in the order they started.

@@ -279,6 +279,37 @@ impl SqliteStore {
         }
     }
 
+    /// An execution by id or prefix; its task counts (a scan of its nodes) only if `counted`.
+    fn execution_with(&self, id_or_prefix: &str, counted: bool) -> Result<Execution, StoreError> {
+        let conn = self.read();
+
+        let id = self.resolve(&conn, id_or_prefix)?;
+        let sql = format!("SELECT {SUMMARY_COLUMNS}, inputs, output FROM executions WHERE id = ?1");
+        let err = || StoreError::sqlite(&self.path, format!("reading execution {id}"));
+        let mut stmt = conn.prepare_cached(&sql).map_err(err())?;
+        let mut rows = stmt.query([id.as_str()]).map_err(err())?;
+        let row = rows
+            .next()
+            .map_err(err())?
+            .ok_or_else(|| self.unknown(id.as_str()))?;
+        let (seq, mut summary) = summary_row(&self.path, row)?;
+        let inputs: Vec<u8> = row.get(15).map_err(err())?;
+        let output: Option<Vec<u8>> = row.get(16).map_err(err())?;
+        if counted {
+            summary.counts = counts(&conn, &self.path, seq)?;
+        }
+        let inputs = self.value_at(&conn, &inputs, &format!("the inputs of execution {id}"))?;
+        let output = match output {
+            Some(h) => Some(self.value_at(&conn, &h, &format!("the output of execution {id}"))?),
+            None => None,
+        };
+        Ok(Execution {
+            summary,
+            inputs,
+            output,
+        })
+    }
+
     fn value_at(&self, conn: &Connection, hash: &[u8], whose: &str) -> Result<Value, StoreError> {
         if hash.len() < 32 {
             // Kept in the row itself (see `ops::put_small_inline`).
@@ -325,30 +356,11 @@ impl StoreRead for SqliteStore {
     }
 
     fn execution(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
-        let conn = self.read();
-        let id = self.resolve(&conn, id_or_prefix)?;
-        let sql = format!("SELECT {SUMMARY_COLUMNS}, inputs, output FROM executions WHERE id = ?1");
-        let err = || StoreError::sqlite(&self.path, format!("reading execution {id}"));
-        let mut stmt = conn.prepare_cached(&sql).map_err(err())?;
-        let mut rows = stmt.query([id.as_str()]).map_err(err())?;
-        let row = rows
-            .next()
-            .map_err(err())?
-            .ok_or_else(|| self.unknown(id.as_str()))?;
-        let (seq, mut summary) = summary_row(&self.path, row)?;
-        let inputs: Vec<u8> = row.get(15).map_err(err())?;
-        let output: Option<Vec<u8>> = row.get(16).map_err(err())?;
-        summary.counts = counts(&conn, &self.path, seq)?;
-        let inputs = self.value_at(&conn, &inputs, &format!("the inputs of execution {id}"))?;
-        let output = match output {
-            Some(h) => Some(self.value_at(&conn, &h, &format!("the output of execution {id}"))?),
-            None => None,
-        };
-        Ok(Execution {
-            summary,
-            inputs,
-            output,
-        })
+        self.execution_with(id_or_prefix, true)
+    }
+
+    fn execution_uncounted(&self, id_or_prefix: &str) -> Result<Execution, StoreError> {
+        self.execution_with(id_or_prefix, false)
     }
 
     fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError> {
