@@ -247,13 +247,27 @@ mod tests {
         let per_node = std::mem::size_of::<NodeSpec>() as u64;
         let n = (crate::depth::MAX_DECODED_BYTES / per_node) as usize + 1;
         let mut bytes = repeated(n, &one);
-        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        bytes.extend(
+            encode(&(
+                None::<crate::Binding>,
+                crate::FailurePolicy::FailFast,
+                None::<String>,
+            ))
+            .unwrap(),
+        );
         assert!(bytes.len() < 16 << 20, "{} bytes encoded", bytes.len());
         let err = decode::<GraphSpec>(&bytes).unwrap_err();
         assert!(err.0.contains(LIMIT), "{err}");
         // Within the budget, the same shape decodes.
         let mut bytes = repeated(1000, &one);
-        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        bytes.extend(
+            encode(&(
+                None::<crate::Binding>,
+                crate::FailurePolicy::FailFast,
+                None::<String>,
+            ))
+            .unwrap(),
+        );
         assert_eq!(decode::<GraphSpec>(&bytes).unwrap().nodes.len(), 1000);
     }
 

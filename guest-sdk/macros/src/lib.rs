@@ -38,7 +38,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// pub fn core_wf(a: i64) -> i64 { step2::call(step1::call(a)) }
 /// ```
 ///
-/// Option: `on_failure = "fail_fast" | "run_all"`.
+/// Options: `on_failure = clean_up`, a task, workflow or dynamic the host runs once when the
+/// workflow fails, with the workflow's inputs and `err: sandflow::WorkflowError` (Flyte's
+/// failure node); `on_failure = "fail_fast" | "run_all"` (or `failure_policy = ..`), what a
+/// failed node does to the rest of the graph.
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Workflow, attr.into(), item.into())
@@ -102,6 +105,8 @@ struct Options {
     cache_version: Option<syn::LitStr>,
     cache_ignore: Vec<syn::LitStr>,
     on_failure: Option<TokenStream2>,
+    /// `on_failure = clean_up`: the workflow's failure handler.
+    failure_handler: Option<syn::Path>,
     workflow: Option<syn::Path>,
     defaults: Vec<(Ident, Expr)>,
     fixed: Vec<(Ident, Expr)>,
@@ -182,7 +187,18 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                     }
                 }
             }
-            (Kind::Workflow | Kind::Dynamic, Meta::NameValue(nv), "on_failure") => {
+            (Kind::Workflow, Meta::NameValue(nv), "on_failure")
+                if matches!(nv.value, Expr::Path(_)) =>
+            {
+                if let Expr::Path(p) = &nv.value {
+                    o.failure_handler = Some(p.path.clone());
+                }
+            }
+            (
+                Kind::Workflow | Kind::Dynamic,
+                Meta::NameValue(nv),
+                "on_failure" | "failure_policy",
+            ) => {
                 let variant = match str_lit(&nv.value).as_deref() {
                     Some("fail_fast") => quote!(FailFast),
                     Some("run_all") => quote!(RunAll),
@@ -231,7 +247,7 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                 let expected = match kind {
                     Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"` or `cache_ignore = [\"..\"]`",
                     Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"`, `cache_ignore = [..]` or `on_failure = \"fail_fast\" | \"run_all\"`",
-                    Kind::Workflow => "`on_failure = \"fail_fast\" | \"run_all\"`",
+                    Kind::Workflow => "`on_failure = <handler>` (a task or workflow run when the workflow fails) or `on_failure = \"fail_fast\" | \"run_all\"` (also `failure_policy = ..`)",
                     Kind::LaunchPlan => {
                         "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"
                     }
