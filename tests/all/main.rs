@@ -14,6 +14,7 @@ mod enums;
 mod errors;
 mod flyte_conditional;
 mod flyte_examples;
+mod flyte_failure_node;
 mod guest_builds;
 mod guests;
 mod hostile;
