@@ -23,3 +23,4 @@ mod outputs;
 mod seed;
 mod semantics;
 mod store_cli;
+mod unions;

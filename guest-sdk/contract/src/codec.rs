@@ -157,6 +157,7 @@ mod tests {
                     .clone()
                     .prop_map(|v| Value::Optional(Some(Box::new(v)))),
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Record),
+                (any::<u32>(), inner.clone()).prop_map(|(i, v)| Value::Union(i, Box::new(v))),
                 proptest::collection::btree_map(any::<i64>(), inner, 0..4).prop_map(Value::IntMap),
             ]
         })

@@ -29,4 +29,4 @@ pub use interface::{
     CacheConfig, CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn,
     TaskConfig,
 };
-pub use value::{EnumType, RecordType, Type, TypeMismatch, Value};
+pub use value::{EnumType, RecordType, Type, TypeMismatch, UnionType, Value};

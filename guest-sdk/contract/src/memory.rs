@@ -36,7 +36,7 @@ impl Value {
                 .values()
                 .map(|v| int_key_bytes() as u64 + v.memory_bytes())
                 .sum(),
-            Value::Optional(Some(v)) => v.memory_bytes(),
+            Value::Optional(Some(v)) | Value::Union(_, v) => v.memory_bytes(),
         }
     }
 }

@@ -573,6 +573,11 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
             "#[derive(SfType)] needs an enum with at least one variant (an empty enum has no values to pass)",
         ));
     }
+    let one_value =
+        |v: &syn::Variant| matches!(&v.fields, syn::Fields::Unnamed(f) if f.unnamed.len() == 1);
+    if e.variants.iter().all(one_value) {
+        return derive_union(name, e);
+    }
     if let Some(v) = e
         .variants
         .iter()
@@ -581,7 +586,7 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(
             &v.fields,
             format!(
-                "#[derive(SfType)] supports only unit variants in enums yet; `{}` carries data",
+                "#[derive(SfType)] takes an enum of unit variants (`Latte`), or one whose variants each hold one value (`Circle(f64)`, a tagged union); `{}` is neither, or the variants are mixed",
                 v.ident
             ),
         ));
@@ -614,6 +619,58 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
                     #( #p::Value::Enum(#indices) => Ok(#name::#idents), )*
                     #p::Value::Enum(i) => Err(format!("expected {}, found variant index {}", #listing, i)),
                     other => Err(format!("expected enum {}, found {}", #name_str, other.kind())),
+                }
+            }
+        }
+    })
+}
+
+/// An enum whose variants each hold one value (`Circle(f64)`): a tagged union, whose values
+/// are a variant index and the value it holds.
+fn derive_union(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
+    let name_str = name.to_string();
+    let idents: Vec<&Ident> = e.variants.iter().map(|v| &v.ident).collect();
+    let strs: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let tys: Vec<&Type> = e
+        .variants
+        .iter()
+        .filter_map(|v| match &v.fields {
+            syn::Fields::Unnamed(f) => f.unnamed.first().map(|f| &f.ty),
+            _ => None,
+        })
+        .collect();
+    let indices: Vec<u32> = (0..idents.len() as u32).collect();
+    let p = quote!(::sandflow::__private);
+    Ok(quote! {
+        impl ::sandflow::IntoBinding<#name> for #name {
+            fn into_binding(self) -> #p::Binding {
+                #p::Binding::Literal(::sandflow::SfType::into_value(self))
+            }
+        }
+
+        impl ::sandflow::SfType for #name {
+            fn sf_type() -> #p::Type {
+                #p::Type::Union(#p::contract::UnionType {
+                    name: #name_str.to_string(),
+                    variants: vec![#( (#strs.to_string(), <#tys as ::sandflow::SfType>::sf_type()) ),*],
+                })
+            }
+            fn into_value(self) -> #p::Value {
+                match self {
+                    #( #name::#idents(x) => #p::Value::Union(#indices, ::std::boxed::Box::new(::sandflow::SfType::into_value(x))), )*
+                }
+            }
+            fn from_value(v: #p::Value) -> ::core::result::Result<Self, ::std::string::String> {
+                match v {
+                    #( #p::Value::Union(#indices, x) => <#tys as ::sandflow::SfType>::from_value(*x)
+                        .map(#name::#idents)
+                        .map_err(|e| format!(".{}: {}", #strs, e)), )*
+                    #p::Value::Union(i, _) => Err(format!(
+                        "expected {}, found variant index {}",
+                        <Self as ::sandflow::SfType>::sf_type(),
+                        i
+                    )),
+                    other => Err(format!("expected union {}, found {}", #name_str, other.kind())),
                 }
             }
         }

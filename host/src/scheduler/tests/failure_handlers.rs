@@ -114,16 +114,18 @@ fn a_handler_may_leave_the_error_out_or_take_it_as_an_optional() {
         Value::Str("user".into()),
     ]);
     let optional = Type::Optional(Box::new(error_type()));
-    let cases: [(&[(&str, Type)], Vec<Value>); 2] = [
-        (&[("a", Type::Int)], vec![Value::Int(5)]),
+    /// The handler's inputs, and what it is called with.
+    type Case = (Vec<(&'static str, Type)>, Vec<Value>);
+    let cases: [Case; 2] = [
+        (vec![("a", Type::Int)], vec![Value::Int(5)]),
         (
-            &[("a", Type::Int), ("err", optional)],
+            vec![("a", Type::Int), ("err", optional)],
             vec![Value::Int(5), Value::Optional(Some(Box::new(err)))],
         ),
     ];
     for (inputs, expected) in cases {
         let mut es = entities();
-        es[2] = task("clean_up", inputs, None);
+        es[2] = task("clean_up", &inputs, None);
         let mut handled = Vec::new();
         let p = play(
             module(es),
@@ -223,14 +225,18 @@ fn a_handler_of_the_wrong_interface_is_refused_at_load() {
     for (inputs, expected) in cases {
         let mut es = entities();
         es[2] = task("clean_up", inputs, None);
-        let e = ModuleDecl::new(es).err().expect("the module is refused");
+        let Err(e) = ModuleDecl::new(es) else {
+            panic!("the module is refused")
+        };
         assert!(e.to_string().contains(expected), "{inputs:?}: {e}");
     }
     let mut es = entities();
     if let EntityKind::Workflow(g) = &mut es[3].kind {
         g.failure_handler = Some("nope".into());
     }
-    let e = ModuleDecl::new(es).err().expect("the module is refused");
+    let Err(e) = ModuleDecl::new(es) else {
+        panic!("the module is refused")
+    };
     assert!(
         e.to_string()
             .contains("wf: failure handler `nope`: unknown entity"),
