@@ -5,6 +5,7 @@
 mod browser;
 mod cache;
 mod cli;
+mod conditional_field;
 mod console;
 mod console_actions;
 mod console_actions_page;
