@@ -498,6 +498,7 @@ pub fn build_graph(on_failure: FailurePolicy, body: impl FnOnce() -> Option<Bind
         nodes,
         output,
         on_failure,
+        failure_handler: None,
     }
 }
 

@@ -28,12 +28,14 @@
 mod abi;
 mod builder;
 mod conditional;
+mod failure;
 mod names;
 mod types;
 mod wire;
 
 pub use builder::{map, Entity, IntoBinding, MapBuilder, Promise, UseDefault};
 pub use conditional::{conditional, Cases, Cond, Conditional, Else, Primitive, When};
+pub use failure::WorkflowError;
 pub use sandflow_macros::{dynamic, launch_plan, task, workflow, SfType};
 pub use types::{Bytes, SfType};
 

@@ -2,6 +2,7 @@
 //! it runs. Every binding is type-checked; unknown entities and inputs, missing inputs, bad
 //! node references and cycles are reported with the node they concern.
 
+use sandflow_contract::failure_handler::ERROR_INPUT;
 use sandflow_contract::{
     Binding, Branch, EntityDecl, EntityKind, GraphSpec, LaunchPlanSpec, NodeSpec, Param,
     TaskConfig, Type, Value,
@@ -131,6 +132,7 @@ pub fn check_graph(
         };
         check_node(decl, &types, i, node, target, inputs, &at)?;
     }
+    crate::compile_failure_handler::check_failure_handler(decl, graph, inputs, owner)?;
     match (&graph.output, output) {
         (None, None) => {}
         (Some(_), None) => {
@@ -728,6 +730,9 @@ pub struct CompiledGraph {
     pub dependents: Vec<Vec<u32>>,
     /// The branches of each conditional node, by node index (sorted).
     pub conditionals: Vec<(u32, Branches)>,
+    /// The failure handler's node, the graph's last: it reads the workflow's inputs but is
+    /// started only when the graph fails (the scheduler adds the error).
+    pub handler: Option<u32>,
 }
 
 /// What a conditional node expands into.
@@ -743,8 +748,35 @@ pub struct Branches {
 
 impl CompiledGraph {
     /// Indexes `spec`, which [`check_graph`] accepted.
-    pub fn new(decl: &impl Entities, spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
-        Self::index(decl, spec, true)
+    pub fn new(decl: &impl Entities, mut spec: GraphSpec) -> Result<CompiledGraph, CompileError> {
+        let handler = match &spec.failure_handler {
+            Some(name) => {
+                let h = decl
+                    .get(name)
+                    .ok_or_else(|| err("failure handler", format!("unknown entity `{name}`")))?;
+                // Every input but the error reads the workflow's input of its name (checked
+                // by `check_failure_handler`).
+                let inputs = h
+                    .interface
+                    .inputs
+                    .iter()
+                    .filter(|p| p.name != ERROR_INPUT)
+                    .map(|p| (p.name.clone(), Binding::Input(p.name.clone())))
+                    .collect();
+                spec.nodes.push(NodeSpec {
+                    entity: name.clone(),
+                    inputs,
+                    map: None,
+                    after: Vec::new(),
+                    conditional: None,
+                });
+                Some(spec.nodes.len() as u32 - 1)
+            }
+            None => None,
+        };
+        let mut g = Self::index(decl, spec, true)?;
+        g.handler = handler;
+        Ok(g)
     }
 
     /// The branches of conditional node `j`.
@@ -827,6 +859,7 @@ impl CompiledGraph {
             deps: counts,
             dependents,
             conditionals,
+            handler: None,
         })
     }
 }
@@ -899,6 +932,7 @@ mod tests {
             nodes,
             output: Some(Binding::Node(n)),
             on_failure: FailurePolicy::FailFast,
+            failure_handler: None,
         };
         check_graph(&decl, &spec, None, Some(&Type::Int), "reduce").unwrap();
         let g = CompiledGraph::new(&decl, spec).unwrap();
@@ -926,6 +960,7 @@ mod tests {
             ],
             output: None,
             on_failure: FailurePolicy::FailFast,
+            failure_handler: None,
         };
         let e = check_graph(&decl, &spec, None, None, "loop").unwrap_err();
         assert_eq!(e.to_string(), "loop: node n0 (inc) is on a cycle");
@@ -948,6 +983,7 @@ mod tests {
             ],
             output: None,
             on_failure: FailurePolicy::FailFast,
+            failure_handler: None,
         };
         let e = check_graph(&decl, &spec, None, None, "loop").unwrap_err();
         assert_eq!(e.to_string(), "loop: node n1 (one) is on a cycle");
@@ -967,6 +1003,7 @@ mod tests {
                 nodes: vec![node("one", vec![]), after(node("one", vec![]), &[waits])],
                 output: None,
                 on_failure: FailurePolicy::FailFast,
+                failure_handler: None,
             };
             let e = check_graph(&decl, &spec, None, None, "g").unwrap_err();
             assert_eq!(e.to_string(), expected);
@@ -998,6 +1035,7 @@ mod tests {
             ],
             output: Some(Binding::Node(2)),
             on_failure: FailurePolicy::FailFast,
+            failure_handler: None,
         };
         check_graph(&decl, &spec, None, Some(&Type::Int), "g").unwrap();
         let g = CompiledGraph::new(&decl, spec).unwrap();
@@ -1033,6 +1071,7 @@ mod tests {
             ],
             output: None,
             on_failure: FailurePolicy::FailFast,
+            failure_handler: None,
         }
     }
 

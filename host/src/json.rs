@@ -188,6 +188,31 @@ pub fn from_json(j: &Json, ty: &Type, input: &str, path: &mut String) -> Result<
                 found: describe(j),
             })
         }
+        // A tagged union is an object of one key, the variant: `{"Circle": 1.5}`.
+        (Type::Union(u), Json::Object(m)) if m.len() == 1 => {
+            let (k, x) = m.iter().next().expect("one entry");
+            let Some(i) = u.variants.iter().position(|(n, _)| n == k) else {
+                return Err(InputError::Type {
+                    input: input.into(),
+                    path: path.clone(),
+                    expected: format!("{}, as {{\"Variant\": value}}", u.listing()),
+                    found: format!("unknown variant `{k}`"),
+                });
+            };
+            let len = path.len();
+            path.push_str(&format!(".{k}"));
+            let v = from_json(x, &u.variants[i].1, input, path)?;
+            path.truncate(len);
+            Value::Union(i as u32, Box::new(v))
+        }
+        (Type::Union(u), _) => {
+            return Err(InputError::Type {
+                input: input.into(),
+                path: path.clone(),
+                expected: format!("{}, as {{\"Variant\": value}}", u.listing()),
+                found: describe(j),
+            })
+        }
         _ => return Err(bad(path)),
     })
 }
@@ -214,7 +239,7 @@ fn non_finite_name(f: f64) -> &'static str {
 }
 
 /// Writes `v` (of type `ty`) as JSON. Records become objects with their field names, enum
-/// variants strings of their names; a NaN or an infinite float becomes the string "NaN", "Infinity" or "-Infinity".
+/// variants strings of their names, a tagged union's variant `{"Variant": value}`; a NaN or an infinite float becomes the string "NaN", "Infinity" or "-Infinity".
 pub fn to_json(v: &Value, ty: &Type) -> Json {
     match (v, ty) {
         (Value::Int(i), _) => Json::from(*i),
@@ -248,6 +273,11 @@ pub fn to_json(v: &Value, ty: &Type) -> Json {
             None => Json::from(*i),
         },
         (Value::Enum(i), _) => Json::from(*i),
+        (Value::Union(i, x), Type::Union(u)) => match u.variants.get(*i as usize) {
+            Some((name, t)) => Json::Object([(name.clone(), to_json(x, t))].into_iter().collect()),
+            None => Json::Array(vec![Json::from(*i), to_json(x, &Type::Str)]),
+        },
+        (Value::Union(i, x), _) => Json::Array(vec![Json::from(*i), to_json(x, &Type::Str)]),
         // Values are type-checked before they get here; show what there is rather than lose it.
         (Value::List(items), _) => {
             Json::Array(items.iter().map(|x| to_json(x, &Type::Str)).collect())

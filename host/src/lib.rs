@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod compile;
 mod compile_conditional;
+mod compile_failure_handler;
 pub mod guest_build;
 pub mod json;
 pub mod load;

@@ -7,6 +7,7 @@ pub mod attribute_access;
 pub mod chain_entities;
 pub mod conditional;
 pub mod enum_type;
+pub mod failure_node;
 pub mod launch_plan;
 pub mod named_outputs;
 pub mod subworkflow;

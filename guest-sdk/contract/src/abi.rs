@@ -14,7 +14,7 @@
 //! host calls once per instance before anything else.
 
 /// Bumped whenever any encoded type or export signature of this crate changes.
-pub const ABI_VERSION: i32 = 5;
+pub const ABI_VERSION: i32 = 6;
 
 pub const ABI_VERSION_EXPORT: &str = "sandflow_abi_version";
 pub const ALLOC_EXPORT: &str = "sandflow_alloc";

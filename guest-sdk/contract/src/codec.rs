@@ -157,6 +157,7 @@ mod tests {
                     .clone()
                     .prop_map(|v| Value::Optional(Some(Box::new(v)))),
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Record),
+                (any::<u32>(), inner.clone()).prop_map(|(i, v)| Value::Union(i, Box::new(v))),
                 proptest::collection::btree_map(any::<i64>(), inner, 0..4).prop_map(Value::IntMap),
             ]
         })
@@ -247,13 +248,27 @@ mod tests {
         let per_node = std::mem::size_of::<NodeSpec>() as u64;
         let n = (crate::depth::MAX_DECODED_BYTES / per_node) as usize + 1;
         let mut bytes = repeated(n, &one);
-        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        bytes.extend(
+            encode(&(
+                None::<crate::Binding>,
+                crate::FailurePolicy::FailFast,
+                None::<String>,
+            ))
+            .unwrap(),
+        );
         assert!(bytes.len() < 16 << 20, "{} bytes encoded", bytes.len());
         let err = decode::<GraphSpec>(&bytes).unwrap_err();
         assert!(err.0.contains(LIMIT), "{err}");
         // Within the budget, the same shape decodes.
         let mut bytes = repeated(1000, &one);
-        bytes.extend(encode(&(None::<crate::Binding>, crate::FailurePolicy::FailFast)).unwrap());
+        bytes.extend(
+            encode(&(
+                None::<crate::Binding>,
+                crate::FailurePolicy::FailFast,
+                None::<String>,
+            ))
+            .unwrap(),
+        );
         assert_eq!(decode::<GraphSpec>(&bytes).unwrap().nodes.len(), 1000);
     }
 

@@ -76,6 +76,20 @@ pub(crate) fn heap_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::
     d.deserialize_string(StringVisitor { header: false })
 }
 
+/// An optional string whose heap is charged before it is allocated (its header belongs to a
+/// struct charged already).
+pub(crate) fn optional_heap_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    struct HeapString(String);
+    impl<'de> Deserialize<'de> for HeapString {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            heap_string(d).map(HeapString)
+        }
+    }
+    Ok(Option::<HeapString>::deserialize(d)?.map(|s| s.0))
+}
+
 /// A string charged whole, header and heap: a field of a struct that is not charged itself.
 pub(crate) fn owned_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_string(StringVisitor { header: true })

@@ -13,6 +13,11 @@ pub struct GraphSpec {
     pub output: Option<Binding>,
     /// What a failed node does to the rest of the graph.
     pub on_failure: FailurePolicy,
+    /// A workflow's failure handler (`#[workflow(on_failure = clean_up)]`): the entity run
+    /// once, with the workflow's inputs and the error, when the graph fails (see
+    /// [`crate::failure_handler`]). Only a workflow's graph may have one.
+    #[serde(deserialize_with = "crate::depth::optional_heap_string")]
+    pub failure_handler: Option<String>,
 }
 
 /// What happens to the rest of a graph when one of its nodes fails.

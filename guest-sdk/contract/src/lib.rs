@@ -3,7 +3,7 @@
 //! - [`value`]: the runtime value model ([`Value`]) and the static type model ([`Type`]);
 //! - [`interface`]: typed interfaces and entity declarations a guest module exports;
 //! - [`graph`]: the graph specs that workflows and dynamics build, [`conditional`] their
-//!   conditional nodes;
+//!   conditional nodes, [`failure_handler`] what a workflow's failure handler receives;
 //! - [`abi`]: export names and the ABI version;
 //! - [`codec`]: the one place bytes are encoded and decoded (bincode 2);
 //! - [`depth`], [`memory`]: what one decode may build, and what a value or graph takes in
@@ -16,6 +16,7 @@ pub mod abi;
 pub mod codec;
 pub mod conditional;
 pub mod depth;
+pub mod failure_handler;
 pub mod graph;
 pub mod interface;
 pub mod memory;
@@ -28,4 +29,4 @@ pub use interface::{
     CacheConfig, CallResult, EntityDecl, EntityKind, Interface, LaunchPlanSpec, Param, RetryOn,
     TaskConfig,
 };
-pub use value::{EnumType, RecordType, Type, TypeMismatch, Value};
+pub use value::{EnumType, RecordType, Type, TypeMismatch, UnionType, Value};

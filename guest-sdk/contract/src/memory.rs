@@ -36,7 +36,7 @@ impl Value {
                 .values()
                 .map(|v| int_key_bytes() as u64 + v.memory_bytes())
                 .sum(),
-            Value::Optional(Some(v)) => v.memory_bytes(),
+            Value::Optional(Some(v)) | Value::Union(_, v) => v.memory_bytes(),
         }
     }
 }
@@ -134,6 +134,7 @@ impl GraphSpec {
         size_of::<GraphSpec>() as u64
             + self.nodes.iter().map(NodeSpec::memory_bytes).sum::<u64>()
             + self.output.as_ref().map_or(0, Binding::memory_bytes)
+            + self.failure_handler.as_ref().map_or(0, |h| h.len() as u64)
     }
 }
 
@@ -192,6 +193,7 @@ mod tests {
             ],
             output: Some(Binding::Map(vec![("k".into(), Binding::Node(1))])),
             on_failure: Default::default(),
+            failure_handler: Some("clean_up".into()),
         };
         assert_eq!(decode::<GraphSpec>(&encode(&g).unwrap()).unwrap(), g);
         // The graph's own header is not charged by a decode (it lives on the caller's stack).

@@ -20,6 +20,8 @@ pub enum Type {
     Enum(EnumType),
     /// A map with integer keys.
     IntMap(Box<Type>),
+    /// A tagged union: a user enum whose variants each hold one value.
+    Union(UnionType),
 }
 
 /// A user enum of unit variants: its name and its variants' names in declaration order. Its
@@ -36,6 +38,29 @@ impl EnumType {
     /// `Coffee (one of Latte, Espresso)`, for messages.
     pub fn listing(&self) -> String {
         format!("{} (one of {})", self.name, self.variants.join(", "))
+    }
+}
+
+/// A user enum whose variants each hold one value (`enum Shape { Circle(f64), Square(Side) }`):
+/// its name and its variants' names and types, in declaration order. Its values are
+/// [`Value::Union`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnionType {
+    #[serde(deserialize_with = "crate::depth::heap_string")]
+    pub name: String,
+    #[serde(deserialize_with = "crate::depth::pairs")]
+    pub variants: Vec<(String, Type)>,
+}
+
+impl UnionType {
+    /// `Shape (one of Circle(f64), Square(Side))`, for messages.
+    pub fn listing(&self) -> String {
+        let vs: Vec<String> = self
+            .variants
+            .iter()
+            .map(|(n, t)| format!("{n}({t})"))
+            .collect();
+        format!("{} (one of {})", self.name, vs.join(", "))
     }
 }
 
@@ -64,6 +89,8 @@ pub enum Value {
     /// A variant of an [`EnumType`], by its index in `variants` (the type gives the name).
     Enum(u32),
     IntMap(BTreeMap<i64, Value>),
+    /// A variant of a [`UnionType`], by its index in `variants`, and the value it holds.
+    Union(u32, Box<Value>),
 }
 
 // Decoding goes through `depth::nested`, so hostile bytes cannot nest without bound, and
@@ -82,6 +109,7 @@ enum TypeDef {
     Record(RecordType),
     Enum(EnumType),
     IntMap(Box<Type>),
+    Union(UnionType),
 }
 
 impl<'de> Deserialize<'de> for Type {
@@ -105,6 +133,7 @@ enum ValueDef {
     Record(Vec<Value>),
     Enum(u32),
     IntMap(#[serde(deserialize_with = "crate::depth::int_map")] BTreeMap<i64, Value>),
+    Union(u32, Box<Value>),
 }
 
 impl<'de> Deserialize<'de> for Value {
@@ -132,6 +161,7 @@ impl fmt::Display for Type {
             Type::Optional(t) => write!(f, "option<{t}>"),
             Type::Record(r) => f.write_str(&r.name),
             Type::Enum(e) => f.write_str(&e.name),
+            Type::Union(u) => f.write_str(&u.name),
             Type::IntMap(t) => write!(f, "map<i64, {t}>"),
         }
     }
@@ -158,6 +188,7 @@ impl Value {
             Value::Record(_) => RECORD,
             Value::Enum(_) => ENUM,
             Value::IntMap(_) => INT_MAP,
+            Value::Union(..) => UNION,
         }
     }
 
@@ -221,6 +252,17 @@ impl Value {
                     ));
                 }
             }
+            (Value::Union(i, v), Type::Union(u)) => match u.variants.get(*i as usize) {
+                Some((name, t)) => {
+                    return v.check_inner(t).map_err(|e| e.inside(format!(".{name}")))
+                }
+                None => {
+                    return Err(TypeMismatch::new(
+                        u.listing(),
+                        format!("variant index {i} (it has {})", u.variants.len()),
+                    ))
+                }
+            },
             _ => false,
         };
         if ok {
@@ -339,6 +381,36 @@ mod tests {
             name: "Coffee".into(),
             variants: vec!["Latte".into(), "Espresso".into()],
         })));
+        let bytes = crate::codec::encode(&ty).unwrap();
+        assert_eq!(crate::codec::decode::<Type>(&bytes).unwrap(), ty);
+    }
+
+    fn shape() -> Type {
+        Type::Union(UnionType {
+            name: "Shape".into(),
+            variants: vec![("Circle".into(), Type::Float), ("Square".into(), Type::Int)],
+        })
+    }
+
+    #[test]
+    fn unions_check_the_variant_and_the_value_it_holds() {
+        let ty = shape();
+        assert!(Value::Union(0, Box::new(Value::Float(1.5)))
+            .check(&ty)
+            .is_ok());
+        let err = Value::Union(1, Box::new(Value::Float(1.5)))
+            .check(&ty)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "at .Square: expected i64, found a float");
+        let err = Value::Union(2, Box::new(Value::Int(1)))
+            .check(&ty)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected Shape (one of Circle(f64), Square(i64)), found variant index 2 (it has 2)"
+        );
+        let err = Value::Enum(0).check(&ty).unwrap_err();
+        assert_eq!(err.to_string(), "expected Shape, found an enum variant");
         let bytes = crate::codec::encode(&ty).unwrap();
         assert_eq!(crate::codec::decode::<Type>(&bytes).unwrap(), ty);
     }

@@ -8,6 +8,7 @@ pub const VALUE: &str = "Value";
 /// `Value`'s variants, in declaration order (the index is the variant's tag).
 pub const VALUE_VARIANTS: &[&str] = &[
     "Int", "Float", "Bool", "Str", "Bytes", "List", "Map", "Optional", "Record", "Enum", "IntMap",
+    "Union",
 ];
 pub const INT: u32 = 0;
 pub const FLOAT: u32 = 1;
@@ -20,6 +21,7 @@ pub const OPTIONAL: u32 = 7;
 pub const RECORD: u32 = 8;
 pub const ENUM: u32 = 9;
 pub const INT_MAP: u32 = 10;
+pub const UNION: u32 = 11;
 
 /// The name `CallResult` serializes under, and its `Output` variant.
 pub const CALL_RESULT: &str = "CallResult";
@@ -39,6 +41,7 @@ pub fn kind(tag: u32) -> &'static str {
         RECORD => "a record",
         ENUM => "an enum variant",
         INT_MAP => "a map with integer keys",
+        UNION => "a tagged union variant",
         _ => "an unknown variant",
     }
 }
@@ -72,6 +75,13 @@ mod tests {
                 Value::Record(x) => tagged!(RECORD, x),
                 Value::Enum(x) => tagged!(ENUM, x),
                 Value::IntMap(x) => tagged!(INT_MAP, x),
+                Value::Union(i, x) => {
+                    use serde::ser::SerializeTupleVariant;
+                    let mut t = s.serialize_tuple_variant(VALUE, UNION, "Union", 2)?;
+                    t.serialize_field(i)?;
+                    t.serialize_field(x)?;
+                    t.end()
+                }
             }
         }
     }
@@ -90,6 +100,7 @@ mod tests {
             Value::Record(vec![Value::Bool(false)]),
             Value::Enum(1),
             Value::IntMap(BTreeMap::from([(-1, Value::Int(1))])),
+            Value::Union(1, Box::new(Value::Float(1.5))),
         ];
         for (tag, v) in values.iter().enumerate() {
             assert_eq!(

@@ -310,8 +310,33 @@ fn workflow_parts(e: &Entity) -> KindParts {
     let p = private();
     let (arg_names, arg_strs, arg_tys) = (e.arg_names(), e.arg_strs(), e.arg_tys());
     let (policy, body) = (e.failure_policy(), e.graph_body());
+    // Like a launch plan's workflow, the handler's path is read next to the workflow's
+    // companion module, so a wrong path is a compile error; its interface is checked at load.
+    let (kind_decl, check) = match &e.opts.failure_handler {
+        Some(h) => {
+            let h_const = quote::format_ident!("__sandflow_failure_handler_of_{}", e.name());
+            let h_name = quote_spanned!(h.span()=> #h::NAME);
+            (
+                quote!(#p::EntityKind::Workflow({
+                    let mut g = __graph();
+                    g.failure_handler = Some(super::#h_const.to_string());
+                    g
+                })),
+                quote! {
+                    #[doc(hidden)]
+                    #[allow(non_upper_case_globals)]
+                    const #h_const: &str = #h_name;
+                },
+            )
+        }
+        None => (
+            quote!(#p::EntityKind::Workflow(__graph())),
+            TokenStream2::new(),
+        ),
+    };
     KindParts {
-        kind_decl: quote!(#p::EntityKind::Workflow(__graph())),
+        kind_decl,
+        check,
         extra: quote! {
             fn __graph() -> #p::contract::GraphSpec {
                 #p::build_graph(#policy, move || {

@@ -38,7 +38,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// pub fn core_wf(a: i64) -> i64 { step2::call(step1::call(a)) }
 /// ```
 ///
-/// Option: `on_failure = "fail_fast" | "run_all"`.
+/// Options: `on_failure = clean_up`, a task, workflow or dynamic the host runs once when the
+/// workflow fails, with the workflow's inputs and `err: sandflow::WorkflowError` (Flyte's
+/// failure node); `on_failure = "fail_fast" | "run_all"` (or `failure_policy = ..`), what a
+/// failed node does to the rest of the graph.
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(Kind::Workflow, attr.into(), item.into())
@@ -102,6 +105,8 @@ struct Options {
     cache_version: Option<syn::LitStr>,
     cache_ignore: Vec<syn::LitStr>,
     on_failure: Option<TokenStream2>,
+    /// `on_failure = clean_up`: the workflow's failure handler.
+    failure_handler: Option<syn::Path>,
     workflow: Option<syn::Path>,
     defaults: Vec<(Ident, Expr)>,
     fixed: Vec<(Ident, Expr)>,
@@ -182,7 +187,18 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                     }
                 }
             }
-            (Kind::Workflow | Kind::Dynamic, Meta::NameValue(nv), "on_failure") => {
+            (Kind::Workflow, Meta::NameValue(nv), "on_failure")
+                if matches!(nv.value, Expr::Path(_)) =>
+            {
+                if let Expr::Path(p) = &nv.value {
+                    o.failure_handler = Some(p.path.clone());
+                }
+            }
+            (
+                Kind::Workflow | Kind::Dynamic,
+                Meta::NameValue(nv),
+                "on_failure" | "failure_policy",
+            ) => {
                 let variant = match str_lit(&nv.value).as_deref() {
                     Some("fail_fast") => quote!(FailFast),
                     Some("run_all") => quote!(RunAll),
@@ -231,7 +247,7 @@ fn parse_options(kind: Kind, attr: TokenStream2) -> syn::Result<Options> {
                 let expected = match kind {
                     Kind::Task => "`retries = N`, `retry_on = \"any\" | \"user\" | \"system\"`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"` or `cache_ignore = [\"..\"]`",
                     Kind::Dynamic => "`retries = N`, `retry_on = ..`, `timeout_ms = N`, `max_memory_mb = N`, `fuel = N`, `cache = true`, `cache_version = \"..\"`, `cache_ignore = [..]` or `on_failure = \"fail_fast\" | \"run_all\"`",
-                    Kind::Workflow => "`on_failure = \"fail_fast\" | \"run_all\"`",
+                    Kind::Workflow => "`on_failure = <handler>` (a task or workflow run when the workflow fails) or `on_failure = \"fail_fast\" | \"run_all\"` (also `failure_policy = ..`)",
                     Kind::LaunchPlan => {
                         "the workflow's name, `defaults(name = value, ..)`, `fixed(name = value, ..)` or `max_parallelism = N`"
                     }
@@ -557,6 +573,11 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
             "#[derive(SfType)] needs an enum with at least one variant (an empty enum has no values to pass)",
         ));
     }
+    let one_value =
+        |v: &syn::Variant| matches!(&v.fields, syn::Fields::Unnamed(f) if f.unnamed.len() == 1);
+    if e.variants.iter().all(one_value) {
+        return derive_union(name, e);
+    }
     if let Some(v) = e
         .variants
         .iter()
@@ -565,7 +586,7 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
         return Err(syn::Error::new_spanned(
             &v.fields,
             format!(
-                "#[derive(SfType)] supports only unit variants in enums yet; `{}` carries data",
+                "#[derive(SfType)] takes an enum of unit variants (`Latte`), or one whose variants each hold one value (`Circle(f64)`, a tagged union); `{}` is neither, or the variants are mixed",
                 v.ident
             ),
         ));
@@ -598,6 +619,58 @@ fn derive_enum(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
                     #( #p::Value::Enum(#indices) => Ok(#name::#idents), )*
                     #p::Value::Enum(i) => Err(format!("expected {}, found variant index {}", #listing, i)),
                     other => Err(format!("expected enum {}, found {}", #name_str, other.kind())),
+                }
+            }
+        }
+    })
+}
+
+/// An enum whose variants each hold one value (`Circle(f64)`): a tagged union, whose values
+/// are a variant index and the value it holds.
+fn derive_union(name: &Ident, e: &syn::DataEnum) -> syn::Result<TokenStream2> {
+    let name_str = name.to_string();
+    let idents: Vec<&Ident> = e.variants.iter().map(|v| &v.ident).collect();
+    let strs: Vec<String> = idents.iter().map(|i| i.to_string()).collect();
+    let tys: Vec<&Type> = e
+        .variants
+        .iter()
+        .filter_map(|v| match &v.fields {
+            syn::Fields::Unnamed(f) => f.unnamed.first().map(|f| &f.ty),
+            _ => None,
+        })
+        .collect();
+    let indices: Vec<u32> = (0..idents.len() as u32).collect();
+    let p = quote!(::sandflow::__private);
+    Ok(quote! {
+        impl ::sandflow::IntoBinding<#name> for #name {
+            fn into_binding(self) -> #p::Binding {
+                #p::Binding::Literal(::sandflow::SfType::into_value(self))
+            }
+        }
+
+        impl ::sandflow::SfType for #name {
+            fn sf_type() -> #p::Type {
+                #p::Type::Union(#p::contract::UnionType {
+                    name: #name_str.to_string(),
+                    variants: vec![#( (#strs.to_string(), <#tys as ::sandflow::SfType>::sf_type()) ),*],
+                })
+            }
+            fn into_value(self) -> #p::Value {
+                match self {
+                    #( #name::#idents(x) => #p::Value::Union(#indices, ::std::boxed::Box::new(::sandflow::SfType::into_value(x))), )*
+                }
+            }
+            fn from_value(v: #p::Value) -> ::core::result::Result<Self, ::std::string::String> {
+                match v {
+                    #( #p::Value::Union(#indices, x) => <#tys as ::sandflow::SfType>::from_value(*x)
+                        .map(#name::#idents)
+                        .map_err(|e| format!(".{}: {}", #strs, e)), )*
+                    #p::Value::Union(i, _) => Err(format!(
+                        "expected {}, found variant index {}",
+                        <Self as ::sandflow::SfType>::sf_type(),
+                        i
+                    )),
+                    other => Err(format!("expected union {}, found {}", #name_str, other.kind())),
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use super::build::module_path;
 use clap::Args;
-use sandflow_contract::{EntityDecl, EntityKind, EnumType, RecordType, Type};
+use sandflow_contract::{EntityDecl, EntityKind, EnumType, RecordType, Type, UnionType};
 use sandflow_host::json;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
@@ -52,10 +52,11 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
     // Interfaces name record and enum types; their fields or variants follow, one type a line.
     let mut records = Vec::new();
     let mut enums = Vec::new();
+    let mut unions = Vec::new();
     for e in &sandbox.decl.entities {
         let types = e.interface.inputs.iter().map(|p| &p.ty);
         for t in types.chain(e.interface.output.as_ref()) {
-            collect_named(t, &mut records, &mut enums);
+            collect_named(t, &mut records, &mut enums, &mut unions);
         }
     }
     text.extend(records.iter().map(|r| {
@@ -72,6 +73,14 @@ pub fn describe(args: DescribeArgs) -> anyhow::Result<u8> {
             .iter()
             .map(|e| format!("{:<12} {} {{ {} }}", "enum", e.name, e.variants.join(", "))),
     );
+    text.extend(unions.iter().map(|u| {
+        let vs: Vec<String> = u
+            .variants
+            .iter()
+            .map(|(n, t)| format!("{n}({t})"))
+            .collect();
+        format!("{:<12} {} {{ {} }}", "union", u.name, vs.join(", "))
+    }));
     super::print_stdout(&text.join("\n"));
     Ok(0)
 }
@@ -81,18 +90,25 @@ fn collect_named<'a>(
     t: &'a Type,
     records: &mut Vec<&'a RecordType>,
     enums: &mut Vec<&'a EnumType>,
+    unions: &mut Vec<&'a UnionType>,
 ) {
     match t {
         Type::List(t) | Type::Map(t) | Type::IntMap(t) | Type::Optional(t) => {
-            collect_named(t, records, enums)
+            collect_named(t, records, enums, unions)
         }
         Type::Record(r) if !records.iter().any(|o| o.name == r.name) => {
             records.push(r);
             for (_, f) in &r.fields {
-                collect_named(f, records, enums);
+                collect_named(f, records, enums, unions);
             }
         }
         Type::Enum(e) if !enums.iter().any(|o| o.name == e.name) => enums.push(e),
+        Type::Union(u) if !unions.iter().any(|o| o.name == u.name) => {
+            unions.push(u);
+            for (_, t) in &u.variants {
+                collect_named(t, records, enums, unions);
+            }
+        }
         _ => {}
     }
 }
@@ -178,6 +194,14 @@ pub fn shape(t: &Type) -> Json {
         Type::Map(t) => json!({ "kind": "map", "key": "string", "of": shape(t) }),
         Type::IntMap(t) => json!({ "kind": "map", "key": "i64", "of": shape(t) }),
         Type::Enum(e) => json!({ "kind": "enum", "name": e.name, "variants": e.variants }),
+        Type::Union(u) => {
+            let variants: Vec<Json> = u
+                .variants
+                .iter()
+                .map(|(n, t)| json!({ "name": n, "shape": shape(t) }))
+                .collect();
+            json!({ "kind": "union", "name": u.name, "variants": variants })
+        }
         Type::Record(r) => {
             let fields: Vec<Json> = r
                 .fields

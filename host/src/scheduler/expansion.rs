@@ -107,6 +107,8 @@ impl Scheduler {
     ) -> Result<(), String> {
         let s = self.new_scope(owner, exec, graph, inputs, depth)?;
         let (first, n) = (self.scopes[s.index()].first, self.scopes[s.index()].len);
+        // The failure handler, the graph's last node, starts only if the graph fails.
+        let n = n - self.scopes[s.index()].graph.handler.is_some() as u32;
         if n == 0 {
             self.complete_scope(s);
             return Ok(());
@@ -164,7 +166,7 @@ impl Scheduler {
             owner,
             first,
             len: n as u32,
-            remaining: n,
+            remaining: n - graph.handler.is_some() as usize,
             depth,
             over: false,
             failure: None,
@@ -488,6 +490,9 @@ impl Scheduler {
                 self.finish(Ok(out));
             }
             Parent::Scope(s, j) => {
+                if self.scopes[s.index()].graph.handler == Some(j) {
+                    return self.handler_ended(s, id, None);
+                }
                 if self.scopes[s.index()].over {
                     return;
                 }
@@ -526,8 +531,9 @@ impl Scheduler {
         let owner = scope.owner;
         if let Some(f) = scope.failure.take() {
             scope.over = true;
-            return self.fail_node(owner, *f);
+            return self.fail_scope(s, *f);
         }
+        self.skip_handler(s);
         let scope = &self.scopes[s.index()];
         let out = match scope.graph.spec.output.clone() {
             // A conditional's branches: the output of the one that ran.

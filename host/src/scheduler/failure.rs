@@ -81,8 +81,11 @@ impl Scheduler {
         self.cancel_children(id);
         match self.nodes[id as usize].parent {
             Parent::Root => self.finish(Err(failure)),
-            Parent::Scope(s, _) => {
+            Parent::Scope(s, j) => {
                 let scope = &self.scopes[s.index()];
+                if scope.graph.handler == Some(j) {
+                    return self.handler_ended(s, id, Some(failure));
+                }
                 if scope.over {
                     return;
                 }
@@ -100,13 +103,13 @@ impl Scheduler {
     /// the scope's owner with `id`'s failure.
     fn fail_fast(&mut self, s: ScopeId, id: NodeId, failure: Failure) {
         self.scopes[s.index()].over = true;
+        let handler = self.handler_node(s);
         for sib in self.scopes[s.index()].nodes() {
-            if sib != id {
+            if sib != id && Some(sib) != handler {
                 self.cancel_subtree(sib);
             }
         }
-        let owner = self.scopes[s.index()].owner;
-        self.fail_node(owner, failure);
+        self.fail_scope(s, failure);
     }
 
     /// An element of map `m` failed: the map goes on while its min success allows, else

@@ -18,6 +18,7 @@ mod budget;
 mod conditional;
 mod expansion;
 mod failure;
+mod failure_handler;
 mod journal;
 mod logs;
 mod protocol;

@@ -3,6 +3,7 @@
 
 mod conditionals;
 mod expansion;
+mod failure_handlers;
 mod failures;
 mod limits;
 mod logs;

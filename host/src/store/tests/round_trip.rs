@@ -14,6 +14,7 @@ fn graph() -> GraphSpec {
         }],
         output: Some(Binding::Node(0)),
         on_failure: Default::default(),
+        failure_handler: None,
     }
 }
 
