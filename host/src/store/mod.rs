@@ -38,6 +38,7 @@ pub use error::StoreError;
 pub use ids::{is_id_text, ExecutionId};
 pub use ops::WriteOp;
 pub use owner::{Liveness, Owner};
+pub use pg::queue;
 pub use pg::{is_pg_url, PgStore, PG_SCHEMA_VERSION};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use sqlite::{default_path, SqliteStore};
