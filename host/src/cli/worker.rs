@@ -18,10 +18,10 @@ use super::store::open_store;
 use anyhow::{bail, Context};
 use clap::Args;
 use sandflow_host::store::queue::{Claim, Queue};
-use sandflow_host::store::{AnyStore, PgStore, StoreRead};
+use sandflow_host::store::{AnyStore, StoreRead};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,8 +54,8 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
     if args.lease_secs == 0 {
         bail!("--lease-secs must be at least 1");
     }
-    let store = open_store(args.db.clone())?;
-    let AnyStore::Postgres(pg) = &store else {
+    let store = Arc::new(open_store(args.db.clone())?);
+    let AnyStore::Postgres(pg) = &*store else {
         bail!(
             "sandflow worker needs a PostgreSQL store (--db postgres://...); {} is a file",
             store.path().display()
@@ -81,12 +81,23 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         args.workers,
         args.lease_secs
     );
-    let store = Arc::new(store);
     loop {
         let free = args.workers as usize - lock(&running).len();
         let mut got = Vec::new();
         if free > 0 {
-            got = claims.claim(&me, free as i64, lease)?;
+            match claims.claim(&me, free as i64, lease) {
+                Ok(c) => got = c,
+                // A restarted server or a terminated backend: the worker outlives it, and
+                // what it runs meanwhile is fenced.
+                Err(e) => {
+                    eprintln!("sandflow: worker {me}: {e}; connecting again");
+                    std::thread::sleep(POLL);
+                    if let Ok(q) = pg.queue() {
+                        claims = q;
+                    }
+                    continue;
+                }
+            }
         }
         for claim in got.drain(..) {
             lock(&running).insert(claim.id.clone(), (claim.fence, None));
@@ -107,11 +118,9 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
             if let Err(e) = listen.wait(POLL) {
                 eprintln!("sandflow: worker {me}: {e}; listening again");
                 std::thread::sleep(POLL);
-                if let Ok(AnyStore::Postgres(p)) = AnyStore::open(Path::new(&url)) {
-                    if let Ok(mut q) = p.queue() {
-                        if q.listen().is_ok() {
-                            listen = q;
-                        }
+                if let Ok(mut q) = pg.queue() {
+                    if q.listen().is_ok() {
+                        listen = q;
                     }
                 }
             }
@@ -179,9 +188,12 @@ impl Job {
                 String::new(),
             ),
         };
-        let ended = PgStore::open(&self.url)
-            .and_then(|p| p.queue())
-            .and_then(|mut q| q.finish(&id, fence, code, &summary, &output));
+        let ended = match &*self.store {
+            AnyStore::Postgres(pg) => pg
+                .queue()
+                .and_then(|mut q| q.finish(&id, fence, code, &summary, &output)),
+            AnyStore::Sqlite(_) => Ok(false),
+        };
         match ended {
             Ok(true) => eprintln!("sandflow: worker {}: {id} ended: {summary}", self.me),
             Ok(false) => eprintln!(

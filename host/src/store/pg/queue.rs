@@ -280,3 +280,43 @@ impl Queue {
         Ok(got.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::cluster::cluster;
+    use super::PgStore;
+    use std::time::Duration;
+
+    #[test]
+    fn a_claim_whose_lease_expired_is_taken_over_and_its_late_end_is_refused_by_the_fence() {
+        let store = PgStore::open(&cluster().database("queue_fence")).unwrap();
+        let (mut a, mut b) = (store.queue().unwrap(), store.queue().unwrap());
+        a.submit("q1", "digest", "wf", "{}").unwrap();
+        let short = Duration::from_millis(200);
+        let first = a.claim("a", 10, short).unwrap();
+        assert_eq!(first.len(), 1);
+        // Held: nobody else gets it, and its heartbeat renews it.
+        assert!(b.claim("b", 10, short).unwrap().is_empty());
+        assert_eq!(
+            a.heartbeat("a", short).unwrap(),
+            [("q1".to_string(), first[0].fence)]
+        );
+        assert!(a.set_execution("q1", first[0].fence, "e1").unwrap());
+        std::thread::sleep(short * 2);
+        let second = b.claim("b", 10, Duration::from_secs(60)).unwrap();
+        assert_eq!(second.len(), 1, "an expired lease is claimable");
+        assert_eq!(second[0].fence, first[0].fence + 1);
+        assert_eq!(second[0].execution.as_deref(), Some("e1"), "to recover");
+        // The first claimer's heartbeat and end change nothing.
+        assert!(a.heartbeat("a", short).unwrap().is_empty());
+        assert!(!a.finish("q1", first[0].fence, 0, "late", "1").unwrap());
+        assert!(b.finish("q1", second[0].fence, 0, "done", "2").unwrap());
+        let s = a.status("q1").unwrap().unwrap();
+        assert_eq!((s.state.as_str(), s.output.as_deref()), ("done", Some("2")));
+        assert_eq!(s.lease_owner.as_deref(), Some("b"));
+        assert!(
+            b.claim("b", 10, short).unwrap().is_empty(),
+            "done is never claimed"
+        );
+    }
+}
