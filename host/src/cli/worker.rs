@@ -224,6 +224,14 @@ impl Job {
                 cmd.args(["recover", previous.as_str()]);
             }
             None => {
+                // The digest names a file: hex only, whatever the row says.
+                if claim.module.is_empty() || !claim.module.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!(
+                        "{}: module digest {:?} is not a sha256 in hex",
+                        claim.id,
+                        claim.module
+                    );
+                }
                 let file = self.dir.join(format!("{}.wasm", claim.module));
                 if !file.exists() {
                     let bytes = pg.module(&claim.module).with_context(|| {
