@@ -1,6 +1,7 @@
 //! `sandflow run --db postgres://... --submit` and `--wait`: the execution goes to the store's
 //! work queue for `sandflow worker` instead of running here. `--submit` prints the queue id
-//! and exits; `--wait` (which submits too) follows it to its end and then prints what a
+//! and exits; `--wait` (which submits too) follows it to its end (woken by the worker's
+//! NOTIFY of the end, reading the row every 500 ms as the fallback) and then prints what a
 //! local run prints: the summary line on stderr, the output on stdout, the same exit code.
 
 use super::execute::StoreArgs;
@@ -13,8 +14,8 @@ use sandflow_host::sandbox::Sandbox;
 use sandflow_host::store::{AnyStore, ExecutionId, StoreWrite, WriteOp};
 use std::time::Duration;
 
-/// How often `--wait` reads the queue row.
-const WAIT_POLL: Duration = Duration::from_millis(200);
+/// How often `--wait` reads the queue row when no notification of its end came.
+const WAIT_POLL: Duration = Duration::from_millis(500);
 
 pub fn submit(
     store: &StoreArgs,
@@ -59,6 +60,9 @@ pub fn submit(
         "sandflow: submitted {} (queued as {id}); waiting for a worker",
         entity.name
     );
+    // Woken by the worker's notification of the end; the poll is the fallback.
+    let mut woken = pg.queue()?;
+    woken.listen_done()?;
     let mut seen: Option<String> = None;
     loop {
         let Some(status) = queue.status(id.as_str())? else {
@@ -83,6 +87,9 @@ pub fn submit(
             let code = status.exit_code.unwrap_or(1);
             return Ok(u8::try_from(code).unwrap_or(1));
         }
-        std::thread::sleep(WAIT_POLL);
+        if woken.wait(WAIT_POLL).is_err() {
+            // A lost connection: poll only.
+            std::thread::sleep(WAIT_POLL);
+        }
     }
 }

@@ -22,6 +22,10 @@ use std::time::Duration;
 /// The channel a submit notifies and idle workers listen on.
 pub const CHANNEL: &str = "sandflow_queue";
 
+/// The channel an execution's end is notified on (its queue id as the payload), for
+/// `run --wait`.
+pub const DONE_CHANNEL: &str = "sandflow_queue_done";
+
 const TABLE: &str = r#"
 CREATE TABLE IF NOT EXISTS sandflow.queue (
     id text COLLATE "C" PRIMARY KEY,
@@ -240,6 +244,12 @@ impl Queue {
                 &[&id, &fence, &exit_code, &summary, &output],
             )
             .map_err(self.err(format!("recording the end of {id}")))?;
+        if n == 1 {
+            // Only a wake-up: a waiter that misses it reads the row at its next poll.
+            let _ = self
+                .client
+                .execute("SELECT pg_notify($1, $2)", &[&DONE_CHANNEL, &id]);
+        }
         Ok(n == 1)
     }
 
@@ -269,8 +279,16 @@ impl Queue {
             .map_err(pg(&self.location, "listening for submitted executions"))
     }
 
-    /// Waits at most `timeout` for a notification (true if one came). A lost connection is
-    /// an error: the caller polls meanwhile and connects again.
+    /// Listens for ends on [`DONE_CHANNEL`].
+    pub fn listen_done(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("LISTEN {DONE_CHANNEL}"))
+            .map_err(pg(&self.location, "listening for ended executions"))
+    }
+
+    /// Waits at most `timeout` for a notification on a channel this connection listens on
+    /// (true if one came). A lost connection is an error: the caller polls meanwhile and
+    /// connects again.
     pub fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
         let mut n = self.client.notifications();
         let mut it = n.timeout_iter(timeout);
