@@ -50,6 +50,23 @@ fn submit(url: &str, n: usize, chunk: usize, extra: &str) -> std::process::Outpu
         .expect("sandflow runs")
 }
 
+/// The pids of `parent`'s child processes (field 4 of `/proc/<pid>/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let after = st.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
 fn expected(n: usize) -> Json {
     json!((0..n).map(|a| a + 3).collect::<Vec<_>>())
 }
@@ -92,8 +109,8 @@ fn wait_done(c: &mut postgres::Client, id: &str) -> (Option<String>, Option<i32>
 #[test]
 fn submitted_executions_are_run_by_two_workers_and_wait_prints_the_result() {
     let url = cluster().database("queue_two");
-    let _w1 = worker(&url, 10);
-    let _w2 = worker(&url, 10);
+    let w1 = worker(&url, 10);
+    let w2 = worker(&url, 10);
     let mut ids = Vec::new();
     for n in [5, 40, 100, 7] {
         let out = submit(&url, n, 10, "--submit");
@@ -136,6 +153,36 @@ fn submitted_executions_are_run_by_two_workers_and_wait_prints_the_result() {
         .get(0);
     assert_eq!(recorded, 5);
     assert!(!owners.is_empty());
+    // Each is recorded as driven by the worker that claimed it, and `show` says which.
+    let pids = [w1.0.id(), w2.0.id()];
+    for r in c
+        .query(
+            "SELECT e.id, e.owner_pid, q.lease_owner FROM sandflow.executions e \
+             JOIN sandflow.queue q ON q.execution = e.id",
+            &[],
+        )
+        .unwrap()
+    {
+        let (id, pid, lease): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+        assert!(
+            pids.iter().any(|p| i64::from(*p) == pid),
+            "{id}: {pid} is no worker"
+        );
+        assert!(
+            lease.ends_with(&format!(":{pid}")),
+            "{lease} claimed it, {pid} drove it"
+        );
+        let shown = sandflow_command()
+            .args(["show", &id])
+            .env("SANDFLOW_DB", &url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            text.contains(&format!("driven by  process {pid} on ")),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -173,17 +220,21 @@ fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice()
         assert!(t0.elapsed() < Duration::from_secs(180), "nothing recorded");
         std::thread::sleep(Duration::from_millis(2));
     };
-    let driver: i64 = c
+    // The execution is recorded as the worker's; its run is a child process of it.
+    let owner: i64 = c
         .query_one(
             "SELECT owner_pid FROM sandflow.executions WHERE id = $1",
             &[&execution],
         )
         .unwrap()
         .get(0);
+    assert_eq!(owner, i64::from(workers[0].0.id()));
+    let runs = children_of(workers[0].0.id());
+    assert_eq!(runs.len(), 1, "one run process: {runs:?}");
     let killed = workers.remove(0);
     drop(killed); // SIGKILL, and its run dies with it.
     let t0 = Instant::now();
-    while std::path::Path::new(&format!("/proc/{driver}")).exists() {
+    while std::path::Path::new(&format!("/proc/{}", runs[0])).exists() {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "the run outlived its worker"

@@ -253,6 +253,10 @@ impl Job {
         }
         // The URL (with its password) in the environment, never on a command line.
         cmd.env("SANDFLOW_DB", &self.url)
+            .env(
+                sandflow_host::store::WORKER_OWNER,
+                sandflow_host::store::Owner::current().to_env(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -278,9 +282,12 @@ impl Job {
             s
         });
         let mut last = String::new();
+        let mut execution: Option<String> = None;
         for line in BufReader::new(child.stderr.take().context("the run's stderr")?).lines() {
             let Ok(line) = line else { break };
-            if let Some(execution) = super::execute::started_execution(&line) {
+            if let Some(started) = super::execute::started_execution(&line) {
+                execution = Some(started.to_string());
+                let execution = started;
                 if !queue.set_execution(&claim.id, claim.fence, execution)? {
                     eprintln!(
                         "sandflow: worker {}: lost the claim of {}",
@@ -301,6 +308,11 @@ impl Job {
             }
         }
         let status = child.wait().context("waiting for the run's process")?;
+        // Its owner is this worker, alive: an execution the run left `running` (it crashed)
+        // would read as running for ever, so it is marked interrupted, recoverable.
+        if let Some(e) = &execution {
+            queue.interrupt_previous(&claim.id, claim.fence, e)?;
+        }
         let output = out_thread.join().unwrap_or_default();
         let code = status.code().unwrap_or(1);
         if status.code().is_none() {

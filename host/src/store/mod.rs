@@ -37,7 +37,7 @@ pub use any::AnyStore;
 pub use error::StoreError;
 pub use ids::{is_id_text, ExecutionId};
 pub use ops::WriteOp;
-pub use owner::{Liveness, Owner};
+pub use owner::{Liveness, Owner, WORKER_OWNER};
 pub use pg::queue;
 pub use pg::{is_pg_url, PgStore, PG_SCHEMA_VERSION};
 pub use schema::VERSION as SCHEMA_VERSION;
