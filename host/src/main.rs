@@ -35,6 +35,7 @@ enum Command {
     Launch(cli::launch::LaunchArgs),
     Cancel(cli::cancel::CancelArgs),
     Ui(cli::ui::UiArgs),
+    Worker(cli::worker::WorkerArgs),
 }
 
 fn main() {
@@ -51,6 +52,7 @@ fn main() {
             Command::Launch(a) => cli::launch::launch(a),
             Command::Cancel(a) => cli::cancel::cancel(a),
             Command::Ui(a) => cli::ui::ui(a),
+            Command::Worker(a) => cli::worker::worker(a),
         }
     });
     let code = match result {

@@ -81,7 +81,7 @@ impl Recorder {
         recovered_from: Option<ExecutionId>,
     ) -> Recorder {
         let root = ExecutionId::generate();
-        let owner = Owner::current();
+        let owner = Owner::for_run();
         let digest = module.digest.clone();
         // One batch: a prune in another process cannot remove the module in between.
         store.write_batch(vec![

@@ -23,6 +23,7 @@ mod language;
 mod outputs;
 #[path = "../../host/src/store/pg/cluster.rs"]
 mod pg_cluster;
+mod pg_queue;
 mod pg_store;
 mod seed;
 mod semantics;

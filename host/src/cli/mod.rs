@@ -13,7 +13,9 @@ pub mod logs;
 pub mod run;
 pub mod show;
 pub mod store;
+pub mod submit;
 pub mod ui;
+pub mod worker;
 
 /// Prints `text` and a newline to stdout. A reader that went away (`sandflow run .. | head`)
 /// is not an error of the run: the output is simply not wanted any more.

@@ -66,6 +66,14 @@ pub struct RunArgs {
     /// Run cached tasks even when the task cache has their result, and replace it
     #[arg(long)]
     overwrite_cache: bool,
+    /// Enqueue the execution in the store's work queue (PostgreSQL) for `sandflow worker`,
+    /// print its id and exit
+    #[arg(long)]
+    submit: bool,
+    /// Submit, then follow the execution to its end: the summary, output and exit code of a
+    /// local run
+    #[arg(long)]
+    wait: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -386,6 +394,16 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.module.display()))?;
     let usage = format!("sandflow run {}", args.module.display());
     let inputs = gather_inputs(args.inputs.as_deref(), &usage, &sandbox, entity, pairs)?;
+    if args.submit || args.wait {
+        return super::submit::submit(
+            &args.store,
+            &module_bytes,
+            &sandbox,
+            entity,
+            &inputs,
+            args.wait,
+        );
+    }
     let entity_name = entity.name.clone();
 
     let launch = Launch {

@@ -96,6 +96,10 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
         format!("started    {}", local_time(s.started_ms)),
         format!("duration   {}", duration(s)),
     ];
+    text.push(format!(
+        "driven by  process {} on {}",
+        s.owner.pid, s.owner.host
+    ));
     if let Some(p) = &s.parent {
         text.push(format!("parent     {p} (root {})", s.root));
     }

@@ -23,6 +23,9 @@ pub enum Liveness {
     Unknown,
 }
 
+/// The environment variable a `sandflow worker` gives its runs: see [`Owner::for_run`].
+pub const WORKER_OWNER: &str = "SANDFLOW_WORKER_OWNER";
+
 impl Owner {
     /// This process.
     pub fn current() -> Owner {
@@ -33,6 +36,34 @@ impl Owner {
             pid,
             start: start_time(pid).unwrap_or(0),
         }
+    }
+
+    /// The process a run records as its owner: this one, or, in a run a `sandflow worker`
+    /// started, that worker (its [`Owner::to_env`] in `SANDFLOW_WORKER_OWNER`), so `show`
+    /// names the worker that drove the execution. The run dies with its worker, and the
+    /// worker marks an execution its run left `running` interrupted, so the worker's
+    /// liveness is the run's.
+    pub fn for_run() -> Owner {
+        std::env::var(WORKER_OWNER)
+            .ok()
+            .and_then(|v| Owner::from_env(&v))
+            .unwrap_or_else(Owner::current)
+    }
+
+    /// This owner as the value of `SANDFLOW_WORKER_OWNER`.
+    pub fn to_env(&self) -> String {
+        format!("{}\t{}\t{}\t{}", self.host, self.boot, self.pid, self.start)
+    }
+
+    fn from_env(v: &str) -> Option<Owner> {
+        let mut it = v.split('\t');
+        let owner = Owner {
+            host: it.next()?.to_string(),
+            boot: it.next()?.to_string(),
+            pid: it.next()?.parse().ok()?,
+            start: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(owner)
     }
 
     pub fn liveness(&self) -> Liveness {
@@ -76,6 +107,19 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_owner_passes_through_the_environment_whole_or_not_at_all() {
+        let me = Owner::current();
+        let back = Owner::from_env(&me.to_env()).expect("parses");
+        assert_eq!(
+            (back.host, back.boot, back.pid, back.start),
+            (me.host, me.boot, me.pid, me.start)
+        );
+        for bad in ["", "h\tb\t12", "h\tb\tx\t1", "h\tb\t1\t2\t3"] {
+            assert!(Owner::from_env(bad).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn this_process_is_alive_and_an_exited_child_or_a_reused_pid_is_dead() {

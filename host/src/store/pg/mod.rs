@@ -10,6 +10,7 @@
 
 mod cancel;
 mod maintenance;
+pub mod queue;
 mod reads;
 mod schema;
 mod write;

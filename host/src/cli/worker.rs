@@ -1,0 +1,323 @@
+//! `sandflow worker --db postgres://... [--workers N] [--lease-secs S]`: a long-running
+//! process that claims submitted executions from the store's queue (`store::pg::queue`) and
+//! drives each to its end.
+//!
+//! Each claimed execution runs in a child `sandflow run` (or `sandflow recover`, when an
+//! earlier claimer died and recorded part of it) of this binary, recording into the same
+//! store: the existing run pipeline, unchanged, and a crash of one run cannot take the
+//! others down. The module is fetched from the store once per worker into a directory of its
+//! own and compiled once per machine by the on-disk module cache. The child dies with the
+//! worker (`PR_SET_PDEATHSIG`): a SIGKILLed worker leaves no run behind that would keep
+//! writing.
+//!
+//! A heartbeat renews the worker's leases every lease/3. A claim the heartbeat no longer
+//! finds (the lease expired, another worker claimed it) is cancelled as Ctrl-C cancels a
+//! run, and its end is refused by the fence (`Queue::finish`).
+
+use super::store::open_store;
+use anyhow::{bail, Context};
+use clap::Args;
+use sandflow_host::store::queue::{Claim, Queue};
+use sandflow_host::store::{AnyStore, StoreRead};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Args)]
+/// Claim executions submitted with `sandflow run --submit` and run them (PostgreSQL only)
+pub struct WorkerArgs {
+    /// The execution store: postgres://USER[:PASSWORD]@HOST[:PORT]/DB (default: $SANDFLOW_DB)
+    #[arg(long, value_name = "URL")]
+    db: Option<PathBuf>,
+    /// Executions driven at once
+    #[arg(long, default_value_t = 2)]
+    workers: u32,
+    /// How long a claim lasts without a heartbeat: a dead worker's executions are taken over
+    /// after at most this long
+    #[arg(long, default_value_t = 10)]
+    lease_secs: u64,
+}
+
+/// How often an idle worker looks at the queue when no notification came.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The claims this worker drives: queue id -> (fence, the child's pid once started).
+type Running = Arc<Mutex<HashMap<String, (i64, Option<u32>)>>>;
+
+pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    if args.lease_secs == 0 {
+        bail!("--lease-secs must be at least 1");
+    }
+    let store = Arc::new(open_store(args.db.clone())?);
+    let AnyStore::Postgres(pg) = &*store else {
+        bail!(
+            "sandflow worker needs a PostgreSQL store (--db postgres://...); {} is a file",
+            store.path().display()
+        );
+    };
+    let url = pg.url().to_string();
+    let lease = Duration::from_secs(args.lease_secs);
+    let me = format!(
+        "{}:{}",
+        sandflow_host::store::Owner::current().host,
+        std::process::id()
+    );
+    let dir = std::env::temp_dir().join(format!("sandflow-worker-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let running: Running = Arc::default();
+    let mut claims = pg.queue()?;
+    let mut listen = pg.queue()?;
+    listen.listen()?;
+    spawn_heartbeat(pg.queue()?, me.clone(), lease, running.clone())?;
+    eprintln!(
+        "sandflow: worker {me} on {}: up to {} executions at once, lease {} s",
+        store.location(),
+        args.workers,
+        args.lease_secs
+    );
+    loop {
+        let free = args.workers as usize - lock(&running).len();
+        let mut got = Vec::new();
+        if free > 0 {
+            match claims.claim(&me, free as i64, lease) {
+                Ok(c) => got = c,
+                // A restarted server or a terminated backend: the worker outlives it, and
+                // what it runs meanwhile is fenced.
+                Err(e) => {
+                    eprintln!("sandflow: worker {me}: {e}; connecting again");
+                    std::thread::sleep(POLL);
+                    if let Ok(q) = pg.queue() {
+                        claims = q;
+                    }
+                    continue;
+                }
+            }
+        }
+        for claim in got.drain(..) {
+            lock(&running).insert(claim.id.clone(), (claim.fence, None));
+            let job = Job {
+                store: store.clone(),
+                url: url.clone(),
+                dir: dir.clone(),
+                running: running.clone(),
+                me: me.clone(),
+            };
+            std::thread::Builder::new()
+                .name("sandflow-drive".into())
+                .spawn(move || job.drive(claim))?;
+        }
+        // A submit wakes the loop at once; polling is the fallback (a lost notification, an
+        // expired lease, which notifies nobody). A full worker only polls.
+        if free > 0 {
+            if let Err(e) = listen.wait(POLL) {
+                eprintln!("sandflow: worker {me}: {e}; listening again");
+                std::thread::sleep(POLL);
+                if let Ok(mut q) = pg.queue() {
+                    if q.listen().is_ok() {
+                        listen = q;
+                    }
+                }
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Renews the leases every lease/3, and cancels each run whose claim was lost.
+fn spawn_heartbeat(
+    mut queue: Queue,
+    me: String,
+    lease: Duration,
+    running: Running,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("sandflow-heartbeat".into())
+        .spawn(move || loop {
+            std::thread::sleep(lease / 3);
+            let held = match queue.heartbeat(&me, lease) {
+                Ok(held) => held,
+                Err(e) => {
+                    // The leases run out unless a later heartbeat succeeds; the claims'
+                    // ends are fenced either way.
+                    eprintln!("sandflow: worker {me}: heartbeat failed: {e}");
+                    continue;
+                }
+            };
+            for (id, (fence, pid)) in lock(&running).iter() {
+                if held.iter().any(|(h, f)| h == id && f == fence) {
+                    continue;
+                }
+                if let Some(pid) = pid {
+                    eprintln!("sandflow: worker {me}: lost the lease of {id}; cancelling its run");
+                    // SAFETY: kill(2) with a pid this worker started and has not reaped.
+                    unsafe { libc::kill(*pid as libc::pid_t, libc::SIGINT) };
+                }
+            }
+        })?;
+    Ok(())
+}
+
+struct Job {
+    store: Arc<AnyStore>,
+    url: String,
+    dir: PathBuf,
+    running: Running,
+    me: String,
+}
+
+impl Job {
+    fn drive(self, claim: Claim) {
+        let id = claim.id.clone();
+        let fence = claim.fence;
+        let (code, summary, output) = match self.run(&claim) {
+            Ok(r) => r,
+            Err(e) => (
+                1,
+                format!("error: {}", super::render_error(&e)),
+                String::new(),
+            ),
+        };
+        let ended = match &*self.store {
+            AnyStore::Postgres(pg) => pg
+                .queue()
+                .and_then(|mut q| q.finish(&id, fence, code, &summary, &output)),
+            AnyStore::Sqlite(_) => Ok(false),
+        };
+        match ended {
+            Ok(true) => eprintln!("sandflow: worker {}: {id} ended: {summary}", self.me),
+            Ok(false) => eprintln!(
+                "sandflow: worker {}: {id} was taken over by another worker; its end here is dropped",
+                self.me
+            ),
+            Err(e) => eprintln!("sandflow: worker {}: recording the end of {id}: {e}", self.me),
+        }
+        lock(&self.running).remove(&id);
+    }
+
+    /// Runs the claim in a child process; its exit code, summary line and stdout.
+    fn run(&self, claim: &Claim) -> anyhow::Result<(i32, String, String)> {
+        let AnyStore::Postgres(pg) = &*self.store else {
+            bail!("not a PostgreSQL store");
+        };
+        let mut queue = pg.queue()?;
+        let mut cmd = Command::new(std::env::current_exe().context("finding this binary")?);
+        match &claim.execution {
+            Some(previous) => {
+                if !queue.interrupt_previous(&claim.id, claim.fence, previous)? {
+                    bail!("the claim was lost before it started");
+                }
+                eprintln!(
+                    "sandflow: worker {}: taking over {} (its driver's lease expired); recovering execution {previous}",
+                    self.me, claim.id
+                );
+                cmd.args(["recover", previous.as_str()]);
+            }
+            None => {
+                // The digest names a file: hex only, whatever the row says.
+                if claim.module.is_empty() || !claim.module.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    bail!(
+                        "{}: module digest {:?} is not a sha256 in hex",
+                        claim.id,
+                        claim.module
+                    );
+                }
+                let file = self.dir.join(format!("{}.wasm", claim.module));
+                if !file.exists() {
+                    let bytes = pg.module(&claim.module).with_context(|| {
+                        format!(
+                            "{}: its module {} is not in the store",
+                            claim.id, claim.module
+                        )
+                    })?;
+                    let part = file.with_extension("part");
+                    std::fs::write(&part, bytes)
+                        .and_then(|()| std::fs::rename(&part, &file))
+                        .with_context(|| format!("writing {}", file.display()))?;
+                }
+                cmd.arg("run")
+                    .arg(&file)
+                    .arg(&claim.entity)
+                    .args(["--inputs", "-"]);
+            }
+        }
+        // The URL (with its password) in the environment, never on a command line.
+        cmd.env("SANDFLOW_DB", &self.url)
+            .env(
+                sandflow_host::store::WORKER_OWNER,
+                sandflow_host::store::Owner::current().to_env(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe; the child dies with its worker.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("starting the run's process")?;
+        if let Some(e) = lock(&self.running).get_mut(&claim.id) {
+            e.1 = Some(child.id());
+        }
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(claim.inputs.as_bytes());
+        }
+        let mut stdout = child.stdout.take().context("the run's stdout")?;
+        let out_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+            s
+        });
+        let mut last = String::new();
+        let mut execution: Option<String> = None;
+        for line in BufReader::new(child.stderr.take().context("the run's stderr")?).lines() {
+            let Ok(line) = line else { break };
+            if let Some(started) = super::execute::started_execution(&line) {
+                execution = Some(started.to_string());
+                let execution = started;
+                if !queue.set_execution(&claim.id, claim.fence, execution)? {
+                    eprintln!(
+                        "sandflow: worker {}: lost the claim of {}",
+                        self.me, claim.id
+                    );
+                }
+                eprintln!(
+                    "sandflow: worker {}: {} is execution {execution} (process {})",
+                    self.me,
+                    claim.id,
+                    child.id()
+                );
+                continue;
+            }
+            eprintln!("[{}] {line}", claim.id);
+            if !line.trim().is_empty() {
+                last = line;
+            }
+        }
+        let status = child.wait().context("waiting for the run's process")?;
+        // Its owner is this worker, alive: an execution the run left `running` (it crashed)
+        // would read as running for ever, so it is marked interrupted, recoverable.
+        if let Some(e) = &execution {
+            queue.interrupt_previous(&claim.id, claim.fence, e)?;
+        }
+        let output = out_thread.join().unwrap_or_default();
+        let code = status.code().unwrap_or(1);
+        if status.code().is_none() {
+            last = format!("error: the run's process was killed ({status})");
+        }
+        Ok((code, last, output.trim_end().to_string()))
+    }
+}

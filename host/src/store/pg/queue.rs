@@ -1,0 +1,340 @@
+//! The work queue in PostgreSQL (issue 15, step 2): `sandflow run --submit` enqueues an
+//! execution, `sandflow worker` processes claim and drive them.
+//!
+//! A row of `sandflow.queue` is one submitted execution. It is claimed in one statement,
+//! `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n)`, which sets a lease
+//! (the worker's id and an expiry in server time) and increments the fence: every later
+//! write of the claimer (the recorded execution, the end) is `... AND fence = $fence`, so a
+//! worker whose lease expired and was claimed again writes nothing. A row whose lease
+//! expired is claimable again: its new claimer recovers the execution the dead one recorded.
+//!
+//! The table is created on first use (`IF NOT EXISTS`) rather than in the store's schema
+//! version: it is the only addition, and a store of version 1 without it is still read by
+//! every build of version 1.
+
+use super::super::error::pg;
+use super::super::StoreError;
+use super::PgStore;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+use std::time::Duration;
+
+/// The channel a submit notifies and idle workers listen on.
+pub const CHANNEL: &str = "sandflow_queue";
+
+/// The channel an execution's end is notified on (its queue id as the payload), for
+/// `run --wait`.
+pub const DONE_CHANNEL: &str = "sandflow_queue_done";
+
+const TABLE: &str = r#"
+CREATE TABLE IF NOT EXISTS sandflow.queue (
+    id text COLLATE "C" PRIMARY KEY,
+    module text NOT NULL,
+    entity text NOT NULL,
+    inputs text NOT NULL,
+    submitted_ms bigint NOT NULL,
+    state text NOT NULL,
+    lease_owner text,
+    lease_until timestamptz,
+    fence bigint NOT NULL DEFAULT 0,
+    execution text COLLATE "C",
+    exit_code integer,
+    summary text,
+    output text
+);
+CREATE INDEX IF NOT EXISTS queue_claimable ON sandflow.queue (state, submitted_ms)
+    WHERE state <> 'done';
+"#;
+
+/// A lock of our own around creating the table: `CREATE TABLE IF NOT EXISTS` run by two
+/// sessions at once can still fail on the type's unique index.
+const LOCK: i64 = 7_362_841_906;
+
+/// One claimed execution, as its claimer sees it.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: String,
+    pub module: String,
+    pub entity: String,
+    /// The inputs as a JSON object, by name.
+    pub inputs: String,
+    pub fence: i64,
+    /// The execution an earlier claimer recorded (to recover), if any.
+    pub execution: Option<String>,
+}
+
+/// Where a submitted execution is.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub state: String,
+    pub lease_owner: Option<String>,
+    pub execution: Option<String>,
+    pub exit_code: Option<i32>,
+    pub summary: Option<String>,
+    pub output: Option<String>,
+}
+
+/// A connection of its own to the queue.
+pub struct Queue {
+    client: Client,
+    location: String,
+}
+
+impl PgStore {
+    /// A new connection to the store's queue, its table created if absent.
+    pub fn queue(&self) -> Result<Queue, StoreError> {
+        let mut client = super::connect(&self.config, &self.location)?;
+        let location = self.location.clone();
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+            .and_then(|_| client.batch_execute(TABLE))
+            .map_err(pg(&location, "creating the work queue's table"))?;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+            .map_err(pg(
+                &location,
+                "releasing the lock on the work queue's table",
+            ))?;
+        Ok(Queue { client, location })
+    }
+}
+
+impl Queue {
+    fn err(&self, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {
+        pg(&self.location, context)
+    }
+
+    /// Enqueues an execution of `entity` of the stored module `module` and wakes the
+    /// listening workers (the notification is sent when the insert commits).
+    pub fn submit(
+        &mut self,
+        id: &str,
+        module: &str,
+        entity: &str,
+        inputs: &str,
+    ) -> Result<(), StoreError> {
+        let err = self.err(format!("enqueueing execution {id}"));
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg(&self.location, "enqueueing"))?;
+        tx.execute(
+            "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state) \
+             VALUES ($1, $2, $3, $4, $5, 'queued')",
+            &[&id, &module, &entity, &inputs, &crate::record::now_ms()],
+        )
+        .and_then(|_| tx.execute(&format!("NOTIFY {CHANNEL}"), &[]))
+        .and_then(|_| tx.commit())
+        .map_err(err)
+    }
+
+    /// Claims at most `n` executions, queued or with an expired lease, for `worker`, with a
+    /// lease of `lease`.
+    pub fn claim(
+        &mut self,
+        worker: &str,
+        n: i64,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let secs = lease.as_secs_f64();
+        let rows = self
+            .client
+            .query(
+                "UPDATE queue SET state = 'claimed', lease_owner = $1, \
+                 lease_until = now() + make_interval(secs => $2), fence = fence + 1 \
+                 WHERE id IN (SELECT id FROM queue WHERE state = 'queued' \
+                   OR (state = 'claimed' AND lease_until < now()) \
+                   ORDER BY submitted_ms FOR UPDATE SKIP LOCKED LIMIT $3) \
+                 RETURNING id, module, entity, inputs, fence, execution",
+                &[&worker, &secs, &n],
+            )
+            .map_err(pg(&self.location, "claiming queued executions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Claim {
+                id: r.get(0),
+                module: r.get(1),
+                entity: r.get(2),
+                inputs: r.get(3),
+                fence: r.get(4),
+                execution: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Renews the leases `worker` holds; returns the (id, fence) of each one it still holds.
+    pub fn heartbeat(
+        &mut self,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let secs = lease.as_secs_f64();
+        let rows = self
+            .client
+            .query(
+                "UPDATE queue SET lease_until = now() + make_interval(secs => $2) \
+                 WHERE lease_owner = $1 AND state = 'claimed' AND lease_until >= now() \
+                 RETURNING id, fence",
+                &[&worker, &secs],
+            )
+            .map_err(pg(&self.location, "renewing the worker's leases"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records the execution the claim under `fence` drives; false if the claim is lost.
+    pub fn set_execution(
+        &mut self,
+        id: &str,
+        fence: i64,
+        execution: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .client
+            .execute(
+                "UPDATE queue SET execution = $3 WHERE id = $1 AND fence = $2",
+                &[&id, &fence, &execution],
+            )
+            .map_err(self.err(format!("recording the execution of {id}")))?;
+        Ok(n == 1)
+    }
+
+    /// A dead claimer's execution, `running` in the store, as `interrupted`, so it can be
+    /// recovered: the expired lease is the proof its driver is gone, on any host. Only under
+    /// the current fence.
+    pub fn interrupt_previous(
+        &mut self,
+        id: &str,
+        fence: i64,
+        execution: &str,
+    ) -> Result<bool, StoreError> {
+        let held = self
+            .client
+            .query_opt(
+                "SELECT 1 FROM queue WHERE id = $1 AND fence = $2",
+                &[&id, &fence],
+            )
+            .map_err(self.err(format!("checking the claim of {id}")))?
+            .is_some();
+        if held {
+            self.client
+                .execute(
+                    "UPDATE executions SET status = 'interrupted' WHERE root = $1 AND status = 'running'",
+                    &[&execution],
+                )
+                .map_err(self.err(format!("marking execution {execution} interrupted")))?;
+        }
+        Ok(held)
+    }
+
+    /// Ends the claim under `fence` with the run's exit code, summary line and output; false
+    /// (nothing written) if the claim was lost to another worker.
+    pub fn finish(
+        &mut self,
+        id: &str,
+        fence: i64,
+        exit_code: i32,
+        summary: &str,
+        output: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .client
+            .execute(
+                "UPDATE queue SET state = 'done', exit_code = $3, summary = $4, output = $5, \
+                 lease_until = NULL WHERE id = $1 AND fence = $2 AND state = 'claimed'",
+                &[&id, &fence, &exit_code, &summary, &output],
+            )
+            .map_err(self.err(format!("recording the end of {id}")))?;
+        if n == 1 {
+            // Only a wake-up: a waiter that misses it reads the row at its next poll.
+            let _ = self
+                .client
+                .execute("SELECT pg_notify($1, $2)", &[&DONE_CHANNEL, &id]);
+        }
+        Ok(n == 1)
+    }
+
+    /// The state of submitted execution `id`, `None` if there is none.
+    pub fn status(&mut self, id: &str) -> Result<Option<Status>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT state, lease_owner, execution, exit_code, summary, output FROM queue WHERE id = $1",
+                &[&id],
+            )
+            .map_err(self.err(format!("reading the queue row of {id}")))?;
+        Ok(row.map(|r| Status {
+            state: r.get(0),
+            lease_owner: r.get(1),
+            execution: r.get(2),
+            exit_code: r.get(3),
+            summary: r.get(4),
+            output: r.get(5),
+        }))
+    }
+
+    /// Listens for submits on [`CHANNEL`].
+    pub fn listen(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(pg(&self.location, "listening for submitted executions"))
+    }
+
+    /// Listens for ends on [`DONE_CHANNEL`].
+    pub fn listen_done(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("LISTEN {DONE_CHANNEL}"))
+            .map_err(pg(&self.location, "listening for ended executions"))
+    }
+
+    /// Waits at most `timeout` for a notification on a channel this connection listens on
+    /// (true if one came). A lost connection is an error: the caller polls meanwhile and
+    /// connects again.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, StoreError> {
+        let mut n = self.client.notifications();
+        let mut it = n.timeout_iter(timeout);
+        let got = it
+            .next()
+            .map_err(pg(&self.location, "waiting for submitted executions"))?;
+        Ok(got.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cluster::cluster;
+    use super::PgStore;
+    use std::time::Duration;
+
+    #[test]
+    fn a_claim_whose_lease_expired_is_taken_over_and_its_late_end_is_refused_by_the_fence() {
+        let store = PgStore::open(&cluster().database("queue_fence")).unwrap();
+        let (mut a, mut b) = (store.queue().unwrap(), store.queue().unwrap());
+        a.submit("q1", "digest", "wf", "{}").unwrap();
+        let short = Duration::from_millis(200);
+        let first = a.claim("a", 10, short).unwrap();
+        assert_eq!(first.len(), 1);
+        // Held: nobody else gets it, and its heartbeat renews it.
+        assert!(b.claim("b", 10, short).unwrap().is_empty());
+        assert_eq!(
+            a.heartbeat("a", short).unwrap(),
+            [("q1".to_string(), first[0].fence)]
+        );
+        assert!(a.set_execution("q1", first[0].fence, "e1").unwrap());
+        std::thread::sleep(short * 2);
+        let second = b.claim("b", 10, Duration::from_secs(60)).unwrap();
+        assert_eq!(second.len(), 1, "an expired lease is claimable");
+        assert_eq!(second[0].fence, first[0].fence + 1);
+        assert_eq!(second[0].execution.as_deref(), Some("e1"), "to recover");
+        // The first claimer's heartbeat and end change nothing.
+        assert!(a.heartbeat("a", short).unwrap().is_empty());
+        assert!(!a.finish("q1", first[0].fence, 0, "late", "1").unwrap());
+        assert!(b.finish("q1", second[0].fence, 0, "done", "2").unwrap());
+        let s = a.status("q1").unwrap().unwrap();
+        assert_eq!((s.state.as_str(), s.output.as_deref()), ("done", Some("2")));
+        assert_eq!(s.lease_owner.as_deref(), Some("b"));
+        assert!(
+            b.claim("b", 10, short).unwrap().is_empty(),
+            "done is never claimed"
+        );
+    }
+}

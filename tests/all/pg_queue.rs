@@ -1,0 +1,315 @@
+//! The work queue in PostgreSQL, end to end through the `sandflow` binary: executions
+//! submitted with `run --submit`/`--wait` and run by `sandflow worker` processes; a SIGKILLed
+//! worker's execution taken over and recovered by another; the errors of a queue that cannot
+//! be used. The server is a real PostgreSQL started for this binary (see `pg_cluster`).
+
+use crate::guests::{module, repo, sandflow_command};
+use crate::pg_cluster::cluster;
+use serde_json::{json, Value as Json};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `sandflow worker` process, killed when dropped.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(url: &str, lease_secs: u32) -> Worker {
+    let child = sandflow_command()
+        .args([
+            "worker",
+            "--workers",
+            "2",
+            "--lease-secs",
+            &lease_secs.to_string(),
+        ])
+        .env("SANDFLOW_DB", url)
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sandflow worker starts");
+    Worker(child)
+}
+
+/// `sandflow run <nested_dynamics> multi_wf --l [0..n) --chunk c <extra>`.
+fn submit(url: &str, n: usize, chunk: usize, extra: &str) -> std::process::Output {
+    let m = module("nested_dynamics");
+    let l = json!((0..n).collect::<Vec<_>>()).to_string();
+    sandflow_command()
+        .args(["run", m.to_str().unwrap(), "multi_wf", "--l", &l])
+        .args(["--chunk", &chunk.to_string(), extra])
+        .env("SANDFLOW_DB", url)
+        .current_dir(repo())
+        .output()
+        .expect("sandflow runs")
+}
+
+/// The pids of `parent`'s child processes (field 4 of `/proc/<pid>/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let after = st.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+fn expected(n: usize) -> Json {
+    json!((0..n).map(|a| a + 3).collect::<Vec<_>>())
+}
+
+/// The queue row of `id`: state, lease owner, execution, exit code, output.
+fn row(
+    c: &mut postgres::Client,
+    id: &str,
+) -> (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    Option<String>,
+) {
+    let r = c
+        .query_one(
+            "SELECT state, lease_owner, execution, exit_code, output FROM sandflow.queue WHERE id = $1",
+            &[&id],
+        )
+        .expect("the queue row");
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+}
+
+fn wait_done(c: &mut postgres::Client, id: &str) -> (Option<String>, Option<i32>, Option<String>) {
+    let t0 = Instant::now();
+    loop {
+        let (state, owner, _, code, out) = row(c, id);
+        if state == "done" {
+            return (owner, code, out);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "{id} never ended: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn submitted_executions_are_run_by_two_workers_and_wait_prints_the_result() {
+    let url = cluster().database("queue_two");
+    let w1 = worker(&url, 10);
+    let w2 = worker(&url, 10);
+    let mut ids = Vec::new();
+    for n in [5, 40, 100, 7] {
+        let out = submit(&url, n, 10, "--submit");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(sandflow_host::store::is_id_text(&id), "not an id: {id}");
+        ids.push((id, n));
+    }
+    let waited = submit(&url, 30, 7, "--wait");
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(0), "{stderr}");
+    let got: Json = serde_json::from_slice(&waited.stdout).expect("JSON output");
+    assert_eq!(got, expected(30));
+    assert!(
+        stderr.contains("sandflow: multi_wf succeeded in "),
+        "{stderr}"
+    );
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let mut owners = std::collections::HashSet::new();
+    for (id, n) in ids {
+        let (owner, code, out) = wait_done(&mut c, &id);
+        assert_eq!(code, Some(0), "{id}");
+        let out: Json = serde_json::from_str(&out.expect("an output")).expect("JSON");
+        assert_eq!(out, expected(n));
+        owners.insert(owner.expect("a worker"));
+    }
+    // Each execution is recorded in the store, owned by a run of a worker.
+    let recorded: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sandflow.executions e JOIN sandflow.queue q ON q.execution = e.id \
+             WHERE e.status = 'succeeded'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 5);
+    assert!(!owners.is_empty());
+    // Each is recorded as driven by the worker that claimed it, and `show` says which.
+    let pids = [w1.0.id(), w2.0.id()];
+    for r in c
+        .query(
+            "SELECT e.id, e.owner_pid, q.lease_owner FROM sandflow.executions e \
+             JOIN sandflow.queue q ON q.execution = e.id",
+            &[],
+        )
+        .unwrap()
+    {
+        let (id, pid, lease): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+        assert!(
+            pids.iter().any(|p| i64::from(*p) == pid),
+            "{id}: {pid} is no worker"
+        );
+        assert!(
+            lease.ends_with(&format!(":{pid}")),
+            "{lease} claimed it, {pid} drove it"
+        );
+        let shown = sandflow_command()
+            .args(["show", &id])
+            .env("SANDFLOW_DB", &url)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            text.contains(&format!("driven by  process {pid} on ")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice() {
+    let url = cluster().database("queue_kill");
+    let n = 10_000;
+    let mut workers = vec![worker(&url, 2)];
+    let out = submit(&url, n, 100, "--submit");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    // Killed once a third of its 20 001 tasks are recorded.
+    let t0 = Instant::now();
+    let execution = loop {
+        let (state, _, execution, _, _) = row(&mut c, &id);
+        assert_ne!(
+            state, "done",
+            "the run ended before it was killed: the test proves nothing"
+        );
+        let done: i64 = c
+            .query_one(
+                "SELECT count(*) FROM sandflow.nodes WHERE status = 'succeeded' AND kind = 'task'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if let (Some(e), true) = (execution, done >= 7_000) {
+            break e;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(180), "nothing recorded");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // The execution is recorded as the worker's; its run is a child process of it.
+    let owner: i64 = c
+        .query_one(
+            "SELECT owner_pid FROM sandflow.executions WHERE id = $1",
+            &[&execution],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, i64::from(workers[0].0.id()));
+    let runs = children_of(workers[0].0.id());
+    assert_eq!(runs.len(), 1, "one run process: {runs:?}");
+    let killed = workers.remove(0);
+    drop(killed); // SIGKILL, and its run dies with it.
+    let t0 = Instant::now();
+    while std::path::Path::new(&format!("/proc/{}", runs[0])).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the run outlived its worker"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before: std::collections::HashSet<i64> = c
+        .query(
+            "SELECT n.key FROM sandflow.nodes n JOIN sandflow.executions e \
+             ON e.seq = n.execution WHERE e.root = $1 AND n.status = 'succeeded'",
+            &[&execution],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!before.is_empty());
+    let _w2 = worker(&url, 2);
+    let (_, code, out) = wait_done(&mut c, &id);
+    assert_eq!(code, Some(0));
+    let got: Json = serde_json::from_str(&out.expect("an output")).expect("JSON");
+    assert_eq!(got, expected(n));
+    let (_, _, recovery, _, _) = row(&mut c, &id);
+    let recovery = recovery.expect("the recovery's execution");
+    assert_ne!(recovery, execution, "taken over as a recovery");
+    let from: Option<String> = c
+        .query_one(
+            "SELECT recovered_from FROM sandflow.executions WHERE id = $1",
+            &[&recovery],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(from.as_deref(), Some(execution.as_str()));
+    let reran: Vec<String> = c
+        .query(
+            "SELECT n.path, n.key FROM sandflow.nodes n JOIN sandflow.executions e \
+             ON e.seq = n.execution WHERE e.root = $1 AND n.attempts > 0",
+            &[&recovery],
+        )
+        .unwrap()
+        .iter()
+        .filter(|r| before.contains(&r.get::<_, i64>(1)))
+        .map(|r| r.get(0))
+        .collect();
+    assert!(reran.is_empty(), "ran again: {reran:?}");
+}
+
+#[test]
+fn submitting_without_a_postgres_store_or_to_a_bad_url_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.db");
+    let out = submit(file.to_str().unwrap(), 3, 1, "--submit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("need a PostgreSQL store (--db postgres://...)"),
+        "{stderr}"
+    );
+    let t0 = Instant::now();
+    let out = submit("postgres://nobody@127.0.0.1:1/none", 3, 1, "--wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("postgres://nobody@127.0.0.1:1/none"),
+        "{stderr}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30), "not within seconds");
+    let out = sandflow_command()
+        .args(["worker", "--db", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr.contains("sandflow worker needs a PostgreSQL store"),
+        "{stderr}"
+    );
+}
