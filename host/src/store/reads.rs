@@ -598,12 +598,21 @@ impl StoreRead for SqliteStore {
             ))?;
         rows.into_iter()
             .map(|(key, path, hash, bytes)| {
-                let v = joined_value(
-                    &self.path,
-                    hash,
-                    bytes,
-                    &format!("node {path} of execution {id}"),
-                )?;
+                // Decoded without naming the node first: a recovery reads thousands, and
+                // the name is needed only for the error.
+                let v = match (&hash, &bytes) {
+                    (Some(_), Some(b)) => codec::decode(b).ok(),
+                    _ => None,
+                };
+                let v = match v {
+                    Some(v) => Some(v),
+                    None => joined_value(
+                        &self.path,
+                        hash,
+                        bytes,
+                        &format!("node {path} of execution {id}"),
+                    )?,
+                };
                 Ok((key as u64, v))
             })
             .collect()
