@@ -3,7 +3,7 @@
 //! stored module, the forms' interfaces, and the errors a bad request gets.
 
 use crate::console::{get_json, recorded, request_with_body, serve, Reply};
-use crate::guests::{module, sandflow_command};
+use crate::guests::{kill_while_running, module, sandflow_command};
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -243,8 +243,7 @@ fn a_killed_run_recovers_through_the_api() {
     let n = 2_000;
     let (mut run, id) = start_seed(&db, n);
     assert!(!id.is_empty(), "the run never named its execution");
-    run.kill().expect("SIGKILL");
-    let _ = run.wait();
+    kill_while_running(&mut run, &db, &id);
     assert_eq!(ended(a, &id)["status"], "interrupted");
     let r = post_ok(
         a,

@@ -7,7 +7,7 @@
 
 use crate::browser::{Browser, PATIENCE};
 use crate::console_page::{console, docs, run};
-use crate::guests::{module, sandflow_command};
+use crate::guests::{kill_while_running, module, sandflow_command};
 use serde_json::{json, Value as Json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -158,8 +158,7 @@ fn a_killed_run_recovers_from_the_page_and_succeeds() {
         "multi_wf",
         &["--l", &l, "--chunk", "100"],
     );
-    runner.kill().expect("SIGKILL");
-    let _ = runner.wait();
+    kill_while_running(&mut runner, &db, &id);
     let c = console(&db);
     let b = Browser::start();
     b.goto(&format!("{}/#/x/{id}", c.url));

@@ -146,3 +146,71 @@ pub fn output(guest: &str, entity: &str, report: Report) -> Result<Json, Failure
         _ => Json::Null,
     })
 }
+
+unsafe extern "C" {
+    /// kill(2), from the C library every test binary links.
+    #[link_name = "kill"]
+    fn kill_process(pid: i32, signal: i32) -> i32;
+}
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+
+/// Freezes process `pid` (SIGSTOP) every few milliseconds to ask `ready` whether it has
+/// recorded enough, and leaves it frozen when it has: a kill that follows lands at that point
+/// and nowhere later, however fast the run or slow the machine (a run polled while it ran
+/// could end between the look and the kill). `ready` answers `None` while the run should go
+/// on, `Some(true)` to stop it there, `Some(false)` when it already ended (the caller's test
+/// then proves nothing and says so). Panics after `limit`.
+pub fn freeze_when(pid: u32, limit: std::time::Duration, mut ready: impl FnMut() -> Option<bool>) {
+    let t0 = std::time::Instant::now();
+    loop {
+        // SAFETY: kill(2) with a pid this test started and a valid signal number.
+        assert_eq!(
+            unsafe { kill_process(pid as i32, SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        // The signal is sent, not yet taken: wait for the process to show stopped.
+        while !matches!(state(pid), Some('T' | 'Z') | None) {
+            assert!(t0.elapsed() < limit, "{pid} never stopped");
+            std::thread::yield_now();
+        }
+        match ready() {
+            Some(true) => return,
+            Some(false) => panic!("the run ended before it was killed: the test proves nothing"),
+            None => {}
+        }
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { kill_process(pid as i32, SIGCONT) },
+            0,
+            "SIGCONT {pid}"
+        );
+        assert!(t0.elapsed() < limit, "nothing recorded in {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The state letter of process `pid` in /proc/<pid>/stat (`T` stopped, `Z` ended), if any.
+fn state(pid: u32) -> Option<char> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    st.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// SIGKILLs the `sandflow run` process `child` while its execution `id` is still running in
+/// the SQLite store `db` (frozen first, so the kill cannot come after its end).
+pub fn kill_while_running(child: &mut std::process::Child, db: &Path, id: &str) {
+    let conn = rusqlite::Connection::open(db).expect("the store opens");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("timeout");
+    freeze_when(child.id(), std::time::Duration::from_secs(60), || {
+        let status: Option<String> = conn
+            .query_row("SELECT status FROM executions WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .ok();
+        status.map(|s| s == "running")
+    });
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+}

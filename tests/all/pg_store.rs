@@ -3,7 +3,7 @@
 //! across processes; `recover` of a SIGKILLed run; and the errors of a database that cannot
 //! be used. The server is a real PostgreSQL started for this binary (see `pg_cluster`).
 
-use crate::guests::{module, repo, sandflow_command};
+use crate::guests::{freeze_when, module, repo, sandflow_command};
 use crate::pg_cluster::{cluster, PASSWORD};
 use sandflow_host::store::{ExecutionId, PgStore, StoreRead};
 use serde_json::{json, Value as Json};
@@ -185,17 +185,22 @@ fn a_sigkilled_run_recorded_in_postgres_is_recovered_without_rerunning_what_fini
     }
     let id = run_id(&line);
     std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
-    // Killed once a third of its 20 001 tasks are recorded.
+    // Killed once a third of its 20 001 tasks are recorded: frozen while the store is read,
+    // so that it cannot end between the look and the kill.
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
-    let t0 = Instant::now();
-    while finished_tasks(&mut client) < 7_000 {
-        assert!(
-            child.try_wait().expect("waits").is_none(),
-            "the run ended before it was killed: the test proves nothing"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(180), "nothing recorded");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    freeze_when(child.id(), Duration::from_secs(180), || {
+        let status: Option<String> = client
+            .query_opt(
+                "SELECT status FROM sandflow.executions WHERE id = $1",
+                &[&id],
+            )
+            .expect("a query")
+            .map(|r| r.get(0));
+        if status.as_deref().is_some_and(|s| s != "running") {
+            return Some(false);
+        }
+        (finished_tasks(&mut client) >= 7_000).then_some(true)
+    });
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let before: std::collections::HashSet<i64> = client
