@@ -212,6 +212,13 @@ impl ModuleDecl {
     }
 
     /// Entity `index` as a resolved launch plan, if it is one.
+    /// Whether entity `index` is a launch plan.
+    pub fn is_launch_plan(&self, index: u32) -> bool {
+        self.entities
+            .get(index as usize)
+            .is_some_and(|e| matches!(e.kind, sandflow_contract::EntityKind::LaunchPlan(_)))
+    }
+
     pub fn plan(&self, index: usize) -> Option<&Plan> {
         self.plans.get(index).and_then(|p| p.as_ref())
     }

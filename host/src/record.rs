@@ -53,7 +53,10 @@ pub fn module_record(bytes: &[u8], decl: &ModuleDecl) -> ModuleRecord {
 /// The recorder of one run (its top execution and every child execution under it).
 pub struct Recorder {
     store: Arc<dyn Store>,
+    /// The execution this records.
     root: ExecutionId,
+    /// The top execution of its tree: itself, or its caller's for a delegated child.
+    tree_root: ExecutionId,
     module: String,
     owner: Owner,
     /// Execution ids by the scheduler's execution index (0 is the top one).
@@ -67,6 +70,20 @@ pub struct Recorder {
     ops: Vec<WriteOp>,
     /// Set by `finish`: how the top execution ended.
     ended: Option<ExecStatus>,
+    /// A delegated child execution's run (`Options::placed`): its top node is the caller's
+    /// launch plan node, which the caller records; this records what is under it.
+    placed: bool,
+}
+
+/// Where a delegated child execution is recorded: under its caller's execution.
+pub struct ChildOf {
+    /// The new execution's id (chosen by the caller: see `ExecutionId::derived`).
+    pub id: ExecutionId,
+    /// The caller's execution, and the top execution of the caller's tree.
+    pub parent: ExecutionId,
+    pub root: ExecutionId,
+    /// The stored module it runs (the caller recorded it).
+    pub module: String,
 }
 
 impl Recorder {
@@ -100,6 +117,7 @@ impl Recorder {
         ]);
         Recorder {
             store,
+            tree_root: root.clone(),
             root: root.clone(),
             module: digest,
             owner,
@@ -109,12 +127,60 @@ impl Recorder {
             first: 0,
             ops: Vec::new(),
             ended: None,
+            placed: false,
+        }
+    }
+
+    /// Records the start of a delegated child execution of `entity` on `inputs`, recovering
+    /// `recovered_from` if given (its module is already stored).
+    pub fn start_child(
+        store: Arc<dyn Store>,
+        at: ChildOf,
+        entity: &str,
+        inputs: &[Value],
+        recovered_from: Option<ExecutionId>,
+    ) -> Recorder {
+        let owner = Owner::for_run();
+        store.write(WriteOp::StartExecution(NewExecution {
+            id: at.id.clone(),
+            parent: Some(at.parent),
+            root: at.root.clone(),
+            entity: entity.to_string(),
+            module: at.module.clone(),
+            inputs: Value::List(inputs.to_vec()),
+            started_ms: now_ms(),
+            owner: owner.clone(),
+            recovered_from,
+        }));
+        Recorder {
+            store,
+            tree_root: at.root,
+            root: at.id.clone(),
+            module: at.module,
+            owner,
+            execs: vec![Some(at.id)],
+            events: Vec::new(),
+            seq: 0,
+            first: 0,
+            ops: Vec::new(),
+            ended: None,
+            placed: true,
         }
     }
 
     /// The id of the execution being recorded.
     pub fn execution(&self) -> &ExecutionId {
         &self.root
+    }
+
+    /// The digest of the stored module it runs.
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
+    /// The top execution of its tree: itself, or its caller's for a delegated child.
+    pub fn tree_root(&self) -> &ExecutionId {
+        &self.tree_root
     }
 
     /// Waits until everything is committed; the store's first write error, if any.
@@ -227,7 +293,7 @@ impl Recorder {
                     self.ops.push(WriteOp::StartExecution(NewExecution {
                         id,
                         parent: Some(self.exec_id(caller)),
-                        root: self.root.clone(),
+                        root: self.tree_root.clone(),
                         entity,
                         module: self.module.clone(),
                         inputs: Value::List(inputs),
@@ -253,6 +319,9 @@ impl Recorder {
     /// A node expanded or ended: its row, and for a launch plan node that ended, the end of
     /// the child execution it started.
     fn node(&mut self, sched: &Scheduler, node: NodeId, output: Option<Value>) {
+        if self.placed && node == 0 {
+            return;
+        }
         let v = sched.node_view(node);
         let status = match v.state {
             State::Waiting | State::Queued => NodeStatus::Queued,

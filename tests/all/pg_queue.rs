@@ -3,7 +3,7 @@
 //! worker's execution taken over and recovered by another; the errors of a queue that cannot
 //! be used. The server is a real PostgreSQL started for this binary (see `pg_cluster`).
 
-use crate::guests::{module, repo, sandflow_command};
+use crate::guests::{freeze_when, module, repo, sandflow_command};
 use crate::pg_cluster::cluster;
 use serde_json::{json, Value as Json};
 use std::process::{Child, Stdio};
@@ -199,14 +199,36 @@ fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice()
     );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
-    // Killed once a third of its 20 001 tasks are recorded.
+    // The worker claims it and starts its run process.
     let t0 = Instant::now();
-    let execution = loop {
+    let (execution, run) = loop {
         let (state, _, execution, _, _) = row(&mut c, &id);
         assert_ne!(
             state, "done",
             "the run ended before it was killed: the test proves nothing"
         );
+        let runs = children_of(workers[0].0.id());
+        if let (Some(e), [run]) = (execution, runs.as_slice()) {
+            break (e, *run);
+        }
+        assert!(runs.len() <= 1, "one run process: {runs:?}");
+        assert!(t0.elapsed() < Duration::from_secs(60), "never claimed");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // Killed once a third of its 20 001 tasks are recorded: the run is frozen while the store
+    // is read, so that it cannot end between the look and the kill.
+    freeze_when(run, Duration::from_secs(180), || {
+        let (state, ..) = row(&mut c, &id);
+        let status: String = c
+            .query_one(
+                "SELECT status FROM sandflow.executions WHERE id = $1",
+                &[&execution],
+            )
+            .unwrap()
+            .get(0);
+        if state == "done" || status != "running" {
+            return Some(false);
+        }
         let done: i64 = c
             .query_one(
                 "SELECT count(*) FROM sandflow.nodes WHERE status = 'succeeded' AND kind = 'task'",
@@ -214,12 +236,8 @@ fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice()
             )
             .unwrap()
             .get(0);
-        if let (Some(e), true) = (execution, done >= 7_000) {
-            break e;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(180), "nothing recorded");
-        std::thread::sleep(Duration::from_millis(2));
-    };
+        (done >= 7_000).then_some(true)
+    });
     // The execution is recorded as the worker's; its run is a child process of it.
     let owner: i64 = c
         .query_one(
@@ -229,8 +247,7 @@ fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice()
         .unwrap()
         .get(0);
     assert_eq!(owner, i64::from(workers[0].0.id()));
-    let runs = children_of(workers[0].0.id());
-    assert_eq!(runs.len(), 1, "one run process: {runs:?}");
+    let runs = vec![run];
     let killed = workers.remove(0);
     drop(killed); // SIGKILL, and its run dies with it.
     let t0 = Instant::now();
@@ -312,4 +329,70 @@ fn submitting_without_a_postgres_store_or_to_a_bad_url_is_a_clear_error() {
         stderr.contains("sandflow worker needs a PostgreSQL store"),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_seeds_child_executions_are_driven_by_more_than_one_of_three_workers() {
+    let url = cluster().database("queue_children");
+    let workers: Vec<Worker> = (0..3).map(|_| worker(&url, 10)).collect();
+    let n = 5_000;
+    let out = submit(&url, n, 100, "--wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let got: Json = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(got, expected(n));
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let top: String = c
+        .query_one(
+            "SELECT id FROM sandflow.executions WHERE parent IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // One child execution per item, each recorded once, succeeded, under the top execution,
+    // and driven by the workers themselves (the top one by a run process of one of them).
+    let rows = c
+        .query(
+            "SELECT owner_pid, count(*), count(DISTINCT id), bool_and(status = 'succeeded'), \
+             bool_and(root = $1) FROM sandflow.executions WHERE parent = $1 GROUP BY owner_pid",
+            &[&top],
+        )
+        .unwrap();
+    let pids: Vec<i64> = workers.iter().map(|w| i64::from(w.0.id())).collect();
+    let mut total = 0;
+    for r in &rows {
+        let (pid, count, distinct, ok, under): (i64, i64, i64, bool, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        assert!(pids.contains(&pid), "{pid} is no worker: {pids:?}");
+        assert_eq!(count, distinct);
+        assert!(ok && under, "worker {pid}: {ok} {under}");
+        total += count;
+    }
+    assert_eq!(total, n as i64, "one child execution per item");
+    assert!(
+        rows.len() >= 2,
+        "the child executions were driven by {} worker(s) only",
+        rows.len()
+    );
+    // Their nodes have the paths an expanded call gives them, and each task ran once.
+    let (tasks, distinct_paths): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT count(*), count(DISTINCT n.path) FROM sandflow.nodes n \
+                 JOIN sandflow.executions e ON e.seq = n.execution \
+                 WHERE n.kind = 'task' AND n.path LIKE 'multi_wf/level1/level2[%]/core_wf_lp[%]/step_'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((tasks, distinct_paths), (2 * n as i64, 2 * n as i64));
+    // `show` lists them, each with the worker that drove it.
+    let shown = sandflow_command()
+        .args(["show", &top])
+        .env("SANDFLOW_DB", &url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains(&format!("child executions ({n})")), "{text}");
 }

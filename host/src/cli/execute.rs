@@ -11,7 +11,7 @@ use sandflow_host::remote_cancel;
 use sandflow_host::runner::{Host, RunControls};
 use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{render_tree, Failure, Options, Scheduler, TreeNode, TreeOptions};
-use sandflow_host::store::{ExecutionId, Store};
+use sandflow_host::store::{AnyStore, ExecutionId, Store};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,15 +121,42 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
         "{}",
         started_line(&launch.entity, recorder.as_ref().map(|r| r.execution()))
     );
+    // A run a worker started: its launch plan calls go to the queue, for any worker.
+    let delegate = match (&recorder, super::children::claim_from_env()) {
+        (Some(_), Some(claim)) => match std::env::var("SANDFLOW_DB") {
+            Ok(url) if AnyStore::is_database_url(std::path::Path::new(&url)) => Some((
+                claim,
+                sandflow_host::store::PgStore::open(&url)
+                    .context("opening the queue to delegate launch plan calls")?,
+            )),
+            _ => None,
+        },
+        _ => None,
+    };
+    launch.opts.delegate_launch_plans = delegate.is_some();
     let inputs = std::mem::take(&mut launch.inputs);
     let opts = launch.opts.clone();
     let controls = Some(launch.controls.clone());
     let report = match &mut recorder {
-        Some(r) => {
-            launch
-                .host
-                .run_observed(&launch.sandbox, &launch.entity, inputs, opts, controls, r)
-        }
+        Some(r) => match delegate {
+            Some((claim, pg)) => {
+                let module = r.module().to_string();
+                let mut d = super::children::Delegating::new(r, pg, claim, module)?;
+                launch.host.run_observed(
+                    &launch.sandbox,
+                    &launch.entity,
+                    inputs,
+                    opts,
+                    controls,
+                    &mut d,
+                )
+            }
+            None => {
+                launch
+                    .host
+                    .run_observed(&launch.sandbox, &launch.entity, inputs, opts, controls, r)
+            }
+        },
         None => launch
             .host
             .run(&launch.sandbox, &launch.entity, inputs, opts, controls),

@@ -4,6 +4,7 @@ pub mod again;
 pub mod build;
 pub mod cache;
 pub mod cancel;
+pub mod children;
 mod console;
 pub mod describe;
 pub mod execute;

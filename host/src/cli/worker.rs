@@ -14,9 +14,11 @@
 //! finds (the lease expired, another worker claimed it) is cancelled as Ctrl-C cancels a
 //! run, and its end is refused by the fence (`Queue::finish`).
 
+use super::children::{drive_children, ChildHost};
 use super::store::open_store;
 use anyhow::{bail, Context};
 use clap::Args;
+use sandflow_host::runner::RunControls;
 use sandflow_host::store::queue::{Claim, Queue};
 use sandflow_host::store::{AnyStore, StoreRead};
 use std::collections::HashMap;
@@ -44,8 +46,17 @@ pub struct WorkerArgs {
 /// How often an idle worker looks at the queue when no notification came.
 const POLL: Duration = Duration::from_secs(1);
 
-/// The claims this worker drives: queue id -> (fence, the child's pid once started).
-type Running = Arc<Mutex<HashMap<String, (i64, Option<u32>)>>>;
+/// The claims this worker drives: queue id -> (fence, how to stop it: the run process's pid
+/// once started, or the controls of a row of delegated calls run in this process).
+type Running = Arc<Mutex<HashMap<String, (i64, Stop)>>>;
+
+#[derive(Clone, Default)]
+enum Stop {
+    #[default]
+    NotStarted,
+    Process(u32),
+    Calls(Arc<RunControls>),
+}
 
 pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
     if args.workers == 0 {
@@ -81,11 +92,62 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         args.workers,
         args.lease_secs
     );
+    // Rows of delegated launch plan calls run in this process, on one host, with slots of
+    // their own: an execution waiting for its calls never keeps them from being run.
+    let child_host = Arc::new(std::sync::OnceLock::<Option<Arc<ChildHost>>>::new());
     loop {
-        let free = args.workers as usize - lock(&running).len();
+        let (top, calls) = {
+            let r = lock(&running);
+            let calls = r
+                .values()
+                .filter(|(_, s)| matches!(s, Stop::Calls(_)))
+                .count();
+            (r.len() - calls, calls)
+        };
+        let free = args.workers as usize - top.min(args.workers as usize);
+        let free_calls = args.workers as usize - calls.min(args.workers as usize);
         let mut got = Vec::new();
+        if free_calls > 0 {
+            match claims.claim(&me, free_calls as i64, lease, true) {
+                Ok(c) => got = c,
+                Err(e) => {
+                    eprintln!("sandflow: worker {me}: {e}; connecting again");
+                    std::thread::sleep(POLL);
+                    if let Ok(q) = pg.queue() {
+                        claims = q;
+                    }
+                    continue;
+                }
+            }
+        }
+        for claim in got.drain(..) {
+            let controls = Arc::new(RunControls::default());
+            lock(&running).insert(
+                claim.id.clone(),
+                (claim.fence, Stop::Calls(controls.clone())),
+            );
+            let host = child_host
+                .get_or_init(|| match ChildHost::new() {
+                    Ok(h) => Some(Arc::new(h)),
+                    Err(e) => {
+                        eprintln!("sandflow: worker {me}: cannot start a host for child executions: {e:#}");
+                        None
+                    }
+                })
+                .clone();
+            let job = Job {
+                store: store.clone(),
+                url: url.clone(),
+                dir: dir.clone(),
+                running: running.clone(),
+                me: me.clone(),
+            };
+            std::thread::Builder::new()
+                .name("sandflow-calls".into())
+                .spawn(move || job.drive_calls(claim, host, controls))?;
+        }
         if free > 0 {
-            match claims.claim(&me, free as i64, lease) {
+            match claims.claim(&me, free as i64, lease, false) {
                 Ok(c) => got = c,
                 // A restarted server or a terminated backend: the worker outlives it, and
                 // what it runs meanwhile is fenced.
@@ -100,7 +162,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
             }
         }
         for claim in got.drain(..) {
-            lock(&running).insert(claim.id.clone(), (claim.fence, None));
+            lock(&running).insert(claim.id.clone(), (claim.fence, Stop::NotStarted));
             let job = Job {
                 store: store.clone(),
                 url: url.clone(),
@@ -114,7 +176,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         }
         // A submit wakes the loop at once; polling is the fallback (a lost notification, an
         // expired lease, which notifies nobody). A full worker only polls.
-        if free > 0 {
+        if free > 0 || free_calls > 0 {
             if let Err(e) = listen.wait(POLL) {
                 eprintln!("sandflow: worker {me}: {e}; listening again");
                 std::thread::sleep(POLL);
@@ -154,14 +216,27 @@ fn spawn_heartbeat(
                     continue;
                 }
             };
-            for (id, (fence, pid)) in lock(&running).iter() {
+            for (id, (fence, stop)) in lock(&running).iter() {
                 if held.iter().any(|(h, f)| h == id && f == fence) {
                     continue;
                 }
-                if let Some(pid) = pid {
-                    eprintln!("sandflow: worker {me}: lost the lease of {id}; cancelling its run");
-                    // SAFETY: kill(2) with a pid this worker started and has not reaped.
-                    unsafe { libc::kill(*pid as libc::pid_t, libc::SIGINT) };
+                match stop {
+                    Stop::Process(pid) => {
+                        eprintln!(
+                            "sandflow: worker {me}: lost the lease of {id}; cancelling its run"
+                        );
+                        // SAFETY: kill(2) with a pid this worker started and has not reaped.
+                        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGINT) };
+                    }
+                    Stop::Calls(controls) => {
+                        eprintln!(
+                            "sandflow: worker {me}: lost the lease of {id}; cancelling its calls"
+                        );
+                        controls
+                            .cancel
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Stop::NotStarted => {}
                 }
             }
         })?;
@@ -177,21 +252,28 @@ struct Job {
 }
 
 impl Job {
-    fn drive(self, claim: Claim) {
-        let id = claim.id.clone();
-        let fence = claim.fence;
-        let (code, summary, output) = match self.run(&claim) {
-            Ok(r) => r,
-            Err(e) => (
+    /// Drives a row of delegated launch plan calls in this process, and ends it.
+    fn drive_calls(self, claim: Claim, host: Option<Arc<ChildHost>>, controls: Arc<RunControls>) {
+        let (code, summary) = match host {
+            None => (
                 1,
-                format!("error: {}", super::render_error(&e)),
-                String::new(),
+                "error: this worker has no host for child executions".to_string(),
             ),
+            Some(host) => match drive_children(&host, &self.store, &claim, controls) {
+                Ok(s) => (0, s),
+                Err(e) => (1, format!("error: {}", super::render_error(&e))),
+            },
         };
+        self.end(&claim, code, &summary, "");
+    }
+
+    /// Ends claim `claim` with the exit code, summary and output of what drove it.
+    fn end(&self, claim: &Claim, code: i32, summary: &str, output: &str) {
+        let id = &claim.id;
         let ended = match &*self.store {
             AnyStore::Postgres(pg) => pg
                 .queue()
-                .and_then(|mut q| q.finish(&id, fence, code, &summary, &output)),
+                .and_then(|mut q| q.finish(id, claim.fence, code, summary, output)),
             AnyStore::Sqlite(_) => Ok(false),
         };
         match ended {
@@ -202,7 +284,19 @@ impl Job {
             ),
             Err(e) => eprintln!("sandflow: worker {}: recording the end of {id}: {e}", self.me),
         }
-        lock(&self.running).remove(&id);
+        lock(&self.running).remove(id);
+    }
+
+    fn drive(self, claim: Claim) {
+        let (code, summary, output) = match self.run(&claim) {
+            Ok(r) => r,
+            Err(e) => (
+                1,
+                format!("error: {}", super::render_error(&e)),
+                String::new(),
+            ),
+        };
+        self.end(&claim, code, &summary, &output);
     }
 
     /// Runs the claim in a child process; its exit code, summary line and stdout.
@@ -251,8 +345,13 @@ impl Job {
                     .args(["--inputs", "-"]);
             }
         }
-        // The URL (with its password) in the environment, never on a command line.
+        // The URL (with its password) in the environment, never on a command line; the
+        // claim, so the run delegates its launch plan calls under it.
         cmd.env("SANDFLOW_DB", &self.url)
+            .env(
+                super::children::CLAIM_ENV,
+                format!("{}:{}", claim.id, claim.fence),
+            )
             .env(
                 sandflow_host::store::WORKER_OWNER,
                 sandflow_host::store::Owner::current().to_env(),
@@ -270,7 +369,7 @@ impl Job {
         }
         let mut child = cmd.spawn().context("starting the run's process")?;
         if let Some(e) = lock(&self.running).get_mut(&claim.id) {
-            e.1 = Some(child.id());
+            e.1 = Stop::Process(child.id());
         }
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(claim.inputs.as_bytes());

@@ -207,6 +207,11 @@ struct Driver<'a> {
     cached: CachedCalls,
     /// Run cached tasks even when the cache has their result (`Options::overwrite_cache`).
     overwrite_cache: bool,
+    /// Launch plan calls the scheduler delegated (`Options::delegate_launch_plans`), handed
+    /// to the observer together after each batch of commands.
+    to_launch: Vec<RunTask>,
+    /// The delegated calls not yet ended.
+    delegated: rustc_hash::FxHashSet<NodeId>,
 }
 
 impl Driver<'_> {
@@ -221,6 +226,7 @@ impl Driver<'_> {
         let mut computed = None;
         if let Event::Attempted { node, outcome, .. } = &event {
             self.running.remove(node);
+            self.delegated.remove(node);
             if self.cached.computes(*node) {
                 // Identical calls wait for this one: they get its result if the scheduler
                 // takes it.
@@ -244,8 +250,26 @@ impl Driver<'_> {
     }
 
     /// Looks up the cached tasks' attempts the last commands asked for: a hit is answered at
-    /// once, an identical call waits, the rest run.
-    fn look_up(&mut self, observer: &mut Option<&mut dyn RunObserver>) {
+    /// once, an identical call waits, the rest run. Hands the delegated launch plan calls to
+    /// the observer (without one, each fails).
+    fn look_up(&mut self, sched: &Scheduler, observer: &mut Option<&mut dyn RunObserver>) {
+        if !self.to_launch.is_empty() {
+            let calls = std::mem::take(&mut self.to_launch);
+            let sink = EventSink {
+                events: self.shared.events.clone(),
+                driver: self.shared.driver.clone(),
+                t0: self.shared.t0,
+            };
+            match observer.as_mut() {
+                Some(o) => o.launch(sched, calls, &sink),
+                None => calls.into_iter().for_each(|c| {
+                    sink.fail(
+                        &c,
+                        AttemptFailure::host("no launcher for launch plan calls"),
+                    )
+                }),
+            }
+        }
         // Looked up together: a store reads a batch in one transaction.
         while !self.cached.to_look_up.is_empty() {
             let tasks = std::mem::take(&mut self.cached.to_look_up);
@@ -286,11 +310,30 @@ impl Driver<'_> {
     fn dispatch(&mut self, commands: Vec<Command>) {
         for c in commands {
             match c {
+                Command::Run(task) if self.shared.sandbox.decl.is_launch_plan(task.entity) => {
+                    self.controls.started.fetch_add(1, Ordering::Relaxed);
+                    self.delegated.insert(task.node);
+                    self.to_launch.push(task)
+                }
                 Command::Run(task) if task.cache_key.is_some() => self.cached.to_look_up.push(task),
                 Command::Run(task) => self.submit(task),
-                Command::Abort { node, .. } => {
+                Command::Abort { node, attempt } => {
                     if let Some(stop) = self.running.get(&node) {
                         stop.store(true, Ordering::Relaxed);
+                    } else if self.delegated.remove(&node) {
+                        // A child execution elsewhere is not waited for: the call ends now,
+                        // and the child's late answer is stale.
+                        let _ = self.shared.events.send(Event::Attempted {
+                            node,
+                            attempt,
+                            outcome: Outcome::Failed(AttemptFailure::host(
+                                "aborted: its result was no longer wanted",
+                            )),
+                            timing: Timing::default(),
+                            worker: None,
+                            stdout: Vec::new(),
+                            stderr: Vec::new(),
+                        });
                     }
                 }
                 Command::Finished(r) => self.result = Some(r),
@@ -319,6 +362,57 @@ pub trait RunObserver {
     }
     /// The run ended with `result`.
     fn finish(&mut self, _sched: &mut Scheduler, _result: &Result<Option<Value>, Failure>) {}
+    /// Launch plan calls to run as executions of their own elsewhere
+    /// (`Options::delegate_launch_plans`): each call's end goes to `sink`. By default none
+    /// is run: each fails.
+    fn launch(&mut self, _sched: &Scheduler, calls: Vec<RunTask>, sink: &EventSink) {
+        for c in calls {
+            sink.fail(
+                &c,
+                AttemptFailure::host("no launcher for launch plan calls"),
+            );
+        }
+    }
+}
+
+/// Where a launcher sends the ends of the launch plan calls it was given, from any thread:
+/// into the run's event channel, waking its driver.
+#[derive(Clone)]
+pub struct EventSink {
+    events: crossbeam_channel::Sender<Event>,
+    driver: std::thread::Thread,
+    t0: Instant,
+}
+
+impl EventSink {
+    /// Microseconds since the run started: the clock of attempt timings.
+    pub fn now_us(&self) -> u64 {
+        self.t0.elapsed().as_micros() as u64
+    }
+
+    /// Attempt `attempt` of call `node` ended with `outcome`; it was handed over at
+    /// `start_us`.
+    pub fn ended(&self, node: NodeId, attempt: u32, start_us: u64, outcome: Outcome) {
+        let _ = self.events.send(Event::Attempted {
+            node,
+            attempt,
+            outcome,
+            timing: Timing {
+                start_us,
+                end_us: self.now_us(),
+            },
+            worker: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        });
+        self.driver.unpark();
+    }
+
+    /// The call `call` could not run.
+    pub fn fail(&self, call: &RunTask, failure: AttemptFailure) {
+        let now = self.now_us();
+        self.ended(call.node, call.attempt, now, Outcome::Failed(failure));
+    }
 }
 
 /// Keeps every event, in order.
@@ -487,9 +581,11 @@ impl Host {
             result: None,
             cached: CachedCalls::default(),
             overwrite_cache,
+            to_launch: Vec::new(),
+            delegated: Default::default(),
         };
         driver.dispatch(sched.start());
-        driver.look_up(&mut observer);
+        driver.look_up(&sched, &mut observer);
         if let Some(o) = &mut observer {
             o.step(&mut sched);
         }
@@ -514,7 +610,7 @@ impl Host {
                 cancelled = true;
                 let commands = driver.feed(&mut sched, &mut observer, Event::Cancel);
                 driver.dispatch(commands);
-                driver.look_up(&mut observer);
+                driver.look_up(&sched, &mut observer);
                 if let Some(o) = &mut observer {
                     o.step(&mut sched);
                 }
@@ -539,7 +635,7 @@ impl Host {
                 // far are fed (each answer frees one place, so looking up after each one
                 // was a read transaction per key: 10 000 of them for a fully cached map).
                 if driver.cached.answers.is_empty() {
-                    driver.look_up(&mut observer);
+                    driver.look_up(&sched, &mut observer);
                 }
                 // A cancel is acted on between two events, not after a whole batch: a batch
                 // can hold thousands of results, and one of them a large graph to compile.

@@ -117,7 +117,10 @@ impl Scheduler {
         if attempt != n.attempts || !matches!(n.state, State::Running | State::Aborting) {
             return None;
         }
-        self.execs[n.exec as usize].running -= 1;
+        // A delegated launch plan call took no slot (see `dispatch`).
+        if !self.decl.is_launch_plan(n.entity) {
+            self.execs[n.exec as usize].running -= 1;
+        }
         self.to_dispatch.push(n.exec);
         n.timing = Some(match n.timing {
             Some(t) => Timing {
@@ -143,7 +146,8 @@ impl Scheduler {
         let decl = self.decl.clone();
         let e = &decl.entities[self.nodes[id as usize].entity as usize];
         match (answer, &e.kind) {
-            (CallResult::Output(v), EntityKind::Task(_)) => {
+            // A task's answer, or a delegated launch plan call's: its child execution's.
+            (CallResult::Output(v), EntityKind::Task(_) | EntityKind::LaunchPlan(_)) => {
                 let v = check_output(v, e.interface.output.as_ref())?;
                 self.succeed_node(id, v);
                 Ok(())

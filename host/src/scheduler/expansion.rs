@@ -17,6 +17,26 @@ impl Scheduler {
     pub(super) fn start_node(&mut self, id: NodeId, inputs: Vec<Value>, depth: u32) {
         let decl = self.decl.clone();
         let e = &decl.entities[self.nodes[id as usize].entity as usize];
+        // A launch plan call of the top execution that the driver runs elsewhere: one
+        // attempt, its child execution. As an expanded call's would, the child's tasks count
+        // against the child's parallelism, not the caller's: the call takes no slot here.
+        if matches!(e.kind, EntityKind::LaunchPlan(_))
+            && self.opts.delegate_launch_plans
+            && self.nodes[id as usize].exec == 0
+            && self.nodes[id as usize].parent != Parent::Root
+        {
+            let bytes = budget::values_bytes(&inputs);
+            if let Err(o) = self.budget.charge(bytes) {
+                let m = o.message(&format!("{}'s inputs", e.name));
+                return self.fail_node(id, self.graph_failure(id, m));
+            }
+            let n = &mut self.nodes[id as usize];
+            n.inputs = Some(inputs.into_boxed_slice());
+            n.state = State::Queued;
+            self.delegated.push_back(id);
+            self.to_dispatch.push(0);
+            return;
+        }
         match &e.kind {
             EntityKind::Task(_) | EntityKind::Dynamic(_) => {
                 let dynamic = matches!(e.kind, EntityKind::Dynamic(_));

@@ -191,10 +191,13 @@ impl Scheduler {
     pub fn node_key(&self, id: NodeId) -> u64 {
         let n = &self.nodes[id as usize];
         match n.parent {
-            Parent::Root => fnv(
-                FNV_OFFSET,
-                self.decl.entities[n.entity as usize].name.as_bytes(),
-            ),
+            Parent::Root => match &self.opts.placed {
+                Some(p) => p.key,
+                None => fnv(
+                    FNV_OFFSET,
+                    self.decl.entities[n.entity as usize].name.as_bytes(),
+                ),
+            },
             Parent::Scope(s, _) => {
                 let parent = self.node_key(self.scopes[s.index()].owner);
                 let h = fnv(parent, b"/");

@@ -34,8 +34,8 @@ use std::sync::Arc;
 pub use budget::DEFAULT_MAX_RUN_MEMORY_BYTES;
 pub use journal::{Change, NodeView, Origin, Recovered};
 pub use protocol::{
-    AttemptFailure, Command, Event, ExecId, Failure, NodeId, Options, Outcome, RunTask, StartError,
-    TaskOverrides, Timing, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_PARALLELISM,
+    AttemptFailure, Command, Event, ExecId, Failure, NodeId, Options, Outcome, Placement, RunTask,
+    StartError, TaskOverrides, Timing, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_PARALLELISM,
 };
 pub use tree::{fmt_us, render_tree, AttemptOutput, TreeNode, TreeOptions};
 
@@ -196,6 +196,8 @@ pub struct Scheduler {
     finished: bool,
     /// Executions whose queue may have work and room.
     to_dispatch: Vec<ExecId>,
+    /// Delegated launch plan calls to hand to the driver (`Options::delegate_launch_plans`).
+    delegated: VecDeque<NodeId>,
     /// Nodes whose inputs became available, and maps with an element that ended: worked
     /// through in `flush` rather than by recursion, so a long run of nodes that end as they
     /// start (empty graphs, maps over nothing) cannot exhaust the stack.
@@ -266,6 +268,7 @@ impl Scheduler {
             out: Vec::new(),
             finished: false,
             to_dispatch: Vec::new(),
+            delegated: VecDeque::new(),
             to_ready: VecDeque::new(),
             to_advance: VecDeque::new(),
             logs: LogBudget::default(),
@@ -371,6 +374,27 @@ impl Scheduler {
 
     /// Hands the queued attempts of execution `exec` to the driver while it has free slots.
     fn dispatch(&mut self, exec: ExecId) {
+        // Delegated launch plan calls take no slot (`Options::delegate_launch_plans`).
+        while let Some(id) = self.delegated.pop_front() {
+            let n = &mut self.nodes[id as usize];
+            if self.finished || n.state != State::Queued {
+                continue;
+            }
+            n.attempts += 1;
+            n.state = State::Running;
+            let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
+            self.budget.release(budget::values_bytes(&inputs));
+            self.out.push(Command::Run(RunTask {
+                node: id,
+                attempt: n.attempts,
+                entity: n.entity,
+                inputs,
+                timeout_ms: None,
+                max_memory_mb: None,
+                fuel: None,
+                cache_key: None,
+            }));
+        }
         loop {
             let ex = &mut self.execs[exec as usize];
             if self.finished || ex.running >= ex.max_parallelism {
@@ -445,7 +469,13 @@ impl Scheduler {
                     cur = Some(m);
                     continue;
                 }
-                Parent::Root => cur = None,
+                Parent::Root => {
+                    if let Some(p) = &self.opts.placed {
+                        parts.push(p.path.clone());
+                        break;
+                    }
+                    cur = None
+                }
                 Parent::Scope(s, _) => cur = Some(self.scopes[s.index()].owner),
             }
             let seg = if n.ordinal == u32::MAX {
@@ -492,7 +522,9 @@ impl Node {
 fn task_config(decl: &ModuleDecl, o: &TaskOverrides, entity: u32) -> TaskConfig {
     let mut c = match &decl.entities[entity as usize].kind {
         EntityKind::Task(c) | EntityKind::Dynamic(c) => c.clone(),
-        _ => TaskConfig::default(),
+        // A delegated launch plan call's one attempt is its child execution: the overrides
+        // apply to the tasks in it, not to it.
+        _ => return TaskConfig::default(),
     };
     c.retries = o.retries.unwrap_or(c.retries);
     c.timeout_ms = o.timeout_ms.or(c.timeout_ms);

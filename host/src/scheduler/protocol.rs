@@ -34,6 +34,24 @@ pub struct Options {
     pub recovered: Option<std::sync::Arc<super::Recovered>>,
     /// Run cached tasks even when the cache has their result, and replace it.
     pub overwrite_cache: bool,
+    /// Launch plan calls made by the top execution are not expanded here: each is a
+    /// [`Command::Run`] of the launch plan entity, which the driver answers with the child
+    /// execution's output as the call's only attempt (the child runs elsewhere: another
+    /// process or machine). Calls deeper down, inside a child execution, expand here.
+    pub delegate_launch_plans: bool,
+    /// This run is a child execution another run delegated: its top node stands for that
+    /// run's launch plan node, with its path and stable key, so its nodes have the paths
+    /// and keys they would have had had the call expanded there.
+    pub placed: Option<Placement>,
+}
+
+/// Where a delegated child execution's top node sits in the run that called it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// The launch plan node's path, e.g. `multi_wf/level1/level2[3]/core_wf_lp[7]`.
+    pub path: String,
+    /// The launch plan node's stable key ([`Scheduler::node_key`](super::Scheduler::node_key)).
+    pub key: u64,
 }
 
 /// The default [`Options::max_log_bytes`]: 64 MiB.
@@ -59,6 +77,8 @@ impl Default for Options {
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             recovered: None,
             overwrite_cache: false,
+            delegate_launch_plans: false,
+            placed: None,
         }
     }
 }

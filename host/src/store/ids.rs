@@ -49,6 +49,32 @@ impl ExecutionId {
         ExecutionId(s)
     }
 
+    /// The id of the child execution that the launch plan call with stable key `node` of
+    /// execution `parent` starts elsewhere, in its `attempt`-th try (a worker that takes
+    /// over a dead one's calls tries again): the same in every process that derives it, so
+    /// the one taking over finds what the dead one recorded. It ends with the parent's
+    /// second, as the parent's child executions made in its process would.
+    pub fn derived(parent: &ExecutionId, node: u64, attempt: u32) -> ExecutionId {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in parent
+            .0
+            .bytes()
+            .chain(node.to_le_bytes())
+            .chain(attempt.to_le_bytes())
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A final mix: FNV's low bits are weak.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        let bits = parent.0.bytes().fold(0u128, |acc, b| {
+            let d = ALPHABET.iter().position(|&a| a == b).unwrap_or(0) as u128;
+            (acc << 5) | d
+        });
+        ExecutionId::from_parts((bits & ((1 << 34) - 1)) as u64, h)
+    }
+
     /// An id as read back (from the database or a user); [`is_id_text`] says whether it
     /// could be one.
     pub fn from_string(s: String) -> ExecutionId {

@@ -167,3 +167,99 @@ fn an_empty_map_starts_its_dependents_once() {
     let root = p.sched.tree(&TreeOptions::default());
     assert_eq!(root.children[1].children.len(), 1);
 }
+
+/// With `delegate_launch_plans`, each launch plan call of the top execution is one `Run` of
+/// the launch plan entity that the driver answers with its child execution's output; a run
+/// `placed` at such a call gives its nodes the paths and keys the expanded call gives them.
+#[test]
+fn delegated_launch_plan_calls_are_answered_by_placed_child_runs_with_the_same_keys() {
+    let here = play_seed((1..=6).collect(), 2, Options::default());
+    let decl = module(seed());
+    // Each delegated call is run as a placed run of its own, as another worker would.
+    let mut placed_keys: Vec<(String, u64)> = Vec::new();
+    let opts = Options {
+        delegate_launch_plans: true,
+        max_parallelism: 2,
+        ..Options::default()
+    };
+    let mut sched = Scheduler::new(
+        decl.clone(),
+        "multi_wf",
+        vec![ints(1..=6), Value::Int(2)],
+        opts,
+    )
+    .unwrap();
+    let first = sched.start();
+    let mut calls = Vec::new();
+    let p = drive(sched, first, |entity, inputs, attempt| {
+        if entity != "core_wf_lp" {
+            return seed_answer(entity, inputs, attempt);
+        }
+        calls.push(inputs[0].clone());
+        output(Value::Int(int_of(&inputs[0]) + 3))
+    });
+    assert_eq!(p.value(), &ints([4, 5, 6, 7, 8, 9]));
+    assert_eq!(calls, (1..=6).map(Value::Int).collect::<Vec<_>>());
+    assert_eq!(p.sched.child_executions(), 0, "none expanded here");
+    // Two level2 at most, and the calls beside them: as expanded calls, they take no slot of
+    // the caller (their tasks count against their own execution's limit).
+    assert!(p.max_outstanding > 2, "{}", p.max_outstanding);
+    // The placed runs: the same paths and keys as the calls' nodes where they expanded.
+    for (path, run) in p
+        .runs
+        .iter()
+        .filter(|(path, _)| path.ends_with(']') && path.contains("core_wf_lp"))
+    {
+        let key = p.sched.node_key(run.node);
+        let opts = Options {
+            placed: Some(Placement {
+                path: path.clone(),
+                key,
+            }),
+            ..Options::default()
+        };
+        let child = play(
+            decl.clone(),
+            "core_wf_lp",
+            run.inputs.clone(),
+            opts,
+            seed_answer,
+        );
+        assert_eq!(child.value(), &Value::Int(int_of(&run.inputs[0]) + 3));
+        for (cpath, crun) in &child.runs {
+            placed_keys.push((cpath.clone(), child.sched.node_key(crun.node)));
+        }
+    }
+    let mut expanded: Vec<(String, u64)> = here
+        .runs
+        .iter()
+        .filter(|(path, _)| path.contains("/step"))
+        .map(|(path, r)| (path.clone(), here.sched.node_key(r.node)))
+        .collect();
+    expanded.sort();
+    placed_keys.sort();
+    assert_eq!(placed_keys.len(), 12);
+    assert_eq!(placed_keys, expanded);
+}
+
+/// Calls inside a child execution still expand: only the top execution delegates.
+#[test]
+fn a_placed_run_expands_its_own_launch_plan_calls() {
+    let opts = Options {
+        delegate_launch_plans: true,
+        ..Options::default()
+    };
+    let p = play(
+        module(seed()),
+        "core_wf_lp",
+        vec![Value::Int(1)],
+        opts,
+        seed_answer,
+    );
+    assert_eq!(p.value(), &Value::Int(4));
+    assert_eq!(
+        p.count("core_wf_lp"),
+        0,
+        "the top node itself is never delegated"
+    );
+}

@@ -17,6 +17,8 @@ use super::super::StoreError;
 use super::PgStore;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
+use sandflow_contract::{codec, Value};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The channel a submit notifies and idle workers listen on.
@@ -44,7 +46,54 @@ CREATE TABLE IF NOT EXISTS sandflow.queue (
 );
 CREATE INDEX IF NOT EXISTS queue_claimable ON sandflow.queue (state, submitted_ms)
     WHERE state <> 'done';
+ALTER TABLE sandflow.queue
+    ADD COLUMN IF NOT EXISTS parent text COLLATE "C",
+    ADD COLUMN IF NOT EXISTS calls bytea,
+    ADD COLUMN IF NOT EXISTS keys bigint[],
+    ADD COLUMN IF NOT EXISTS results bytea;
+CREATE INDEX IF NOT EXISTS queue_parent ON sandflow.queue (parent) WHERE parent IS NOT NULL;
 "#;
+
+/// A batch of launch plan calls that a claimed execution delegated (a row whose `parent` is
+/// that execution's queue id): each call is a child execution of its own, and a worker that
+/// claims the row drives them all. One row for many calls: a call of a microsecond task's
+/// workflow is not worth a claim (a round trip and a process) of its own.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChildBatch {
+    /// The calling execution, and the top execution of its tree.
+    pub parent_execution: String,
+    pub root: String,
+    pub calls: Vec<ChildCall>,
+}
+
+/// One delegated launch plan call: the node it is in its caller, and its inputs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChildCall {
+    pub key: u64,
+    pub path: String,
+    /// In the launch plan's interface order.
+    pub inputs: Vec<Value>,
+}
+
+/// How a delegated call's child execution ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChildEnd {
+    pub key: u64,
+    /// The child execution, as recorded.
+    pub execution: String,
+    /// Its output, or its failure (a fault of the guest?, the message).
+    pub result: Result<Option<Value>, (bool, String)>,
+}
+
+/// A row of delegated calls as its caller sees it.
+#[derive(Clone, Debug)]
+pub struct ChildRow {
+    pub id: String,
+    pub keys: Vec<i64>,
+    /// Set once the row is done: its ends (none if its claimer failed without them), the exit
+    /// code and summary line of its claimer.
+    pub ended: Option<(Vec<ChildEnd>, i32, String)>,
+}
 
 /// A lock of our own around creating the table: `CREATE TABLE IF NOT EXISTS` run by two
 /// sessions at once can still fail on the type's unique index.
@@ -61,6 +110,8 @@ pub struct Claim {
     pub fence: i64,
     /// The execution an earlier claimer recorded (to recover), if any.
     pub execution: Option<String>,
+    /// For a row of delegated launch plan calls: the queue id of the execution that made them.
+    pub parent: Option<String>,
 }
 
 /// Where a submitted execution is.
@@ -129,12 +180,13 @@ impl Queue {
     }
 
     /// Claims at most `n` executions, queued or with an expired lease, for `worker`, with a
-    /// lease of `lease`.
+    /// lease of `lease`: submitted ones, or (`children`) rows of delegated launch plan calls.
     pub fn claim(
         &mut self,
         worker: &str,
         n: i64,
         lease: Duration,
+        children: bool,
     ) -> Result<Vec<Claim>, StoreError> {
         let secs = lease.as_secs_f64();
         let rows = self
@@ -142,24 +194,194 @@ impl Queue {
             .query(
                 "UPDATE queue SET state = 'claimed', lease_owner = $1, \
                  lease_until = now() + make_interval(secs => $2), fence = fence + 1 \
-                 WHERE id IN (SELECT id FROM queue WHERE state = 'queued' \
-                   OR (state = 'claimed' AND lease_until < now()) \
+                 WHERE id IN (SELECT id FROM queue WHERE (state = 'queued' \
+                   OR (state = 'claimed' AND lease_until < now())) \
+                   AND (parent IS NOT NULL) = $4 \
                    ORDER BY submitted_ms FOR UPDATE SKIP LOCKED LIMIT $3) \
-                 RETURNING id, module, entity, inputs, fence, execution",
-                &[&worker, &secs, &n],
+                 RETURNING id, module, entity, inputs, fence, execution, parent",
+                &[&worker, &secs, &n, &children],
             )
             .map_err(pg(&self.location, "claiming queued executions"))?;
-        Ok(rows
-            .iter()
-            .map(|r| Claim {
-                id: r.get(0),
-                module: r.get(1),
-                entity: r.get(2),
-                inputs: r.get(3),
-                fence: r.get(4),
-                execution: r.get(5),
+        rows.iter()
+            .map(|r| {
+                Ok(Claim {
+                    id: r.try_get(0)?,
+                    module: r.try_get(1)?,
+                    entity: r.try_get(2)?,
+                    inputs: r.try_get(3)?,
+                    fence: r.try_get(4)?,
+                    execution: r.try_get(5)?,
+                    parent: r.try_get(6)?,
+                })
             })
-            .collect())
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(pg(&self.location, "reading claimed executions"))
+    }
+
+    /// Enqueues rows of launch plan calls that the execution claimed as `parent` delegated,
+    /// each `(id, entity, batch)`, in one transaction, and wakes the listening workers.
+    pub fn submit_children(
+        &mut self,
+        parent: &str,
+        module: &str,
+        rows: &[(String, String, ChildBatch)],
+    ) -> Result<(), StoreError> {
+        let location = self.location.clone();
+        let err = |e| {
+            pg(
+                &location,
+                format!("enqueueing the launch plan calls of {parent}"),
+            )(e)
+        };
+        let mut tx = self.client.transaction().map_err(err)?;
+        let now = crate::record::now_ms();
+        for (id, entity, batch) in rows {
+            let calls = codec::encode(batch).map_err(|e| StoreError::Postgres {
+                location: location.clone(),
+                context: format!("the launch plan calls of {parent}"),
+                message: format!("does not decode: {e}"),
+            })?;
+            let keys: Vec<i64> = batch.calls.iter().map(|c| c.key as i64).collect();
+            tx.execute(
+                "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state, parent, calls, keys) \
+                 VALUES ($1, $2, $3, '', $4, 'queued', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                &[id, &module, entity, &now, &parent, &calls, &keys],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(&format!("NOTIFY {CHANNEL}"), &[]).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The rows of launch plan calls the execution claimed as `parent` delegated, with the
+    /// ends of those done; only rows in `ids` when given.
+    pub fn children(
+        &mut self,
+        parent: &str,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<ChildRow>, StoreError> {
+        let context = format!("reading the launch plan calls of {parent}");
+        let rows = match ids {
+            Some(ids) => self.client.query(
+                "SELECT id, keys, state, results, exit_code, summary FROM queue \
+                 WHERE parent = $1 AND id = ANY($2)",
+                &[&parent, &ids],
+            ),
+            None => self.client.query(
+                "SELECT id, keys, state, results, exit_code, summary FROM queue WHERE parent = $1",
+                &[&parent],
+            ),
+        }
+        .map_err(pg(&self.location, context.clone()))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let read = || -> Result<_, postgres::Error> {
+                Ok((
+                    r.try_get::<_, String>(0)?,
+                    r.try_get::<_, Option<Vec<i64>>>(1)?,
+                    r.try_get::<_, String>(2)?,
+                    r.try_get::<_, Option<Vec<u8>>>(3)?,
+                    r.try_get::<_, Option<i32>>(4)?,
+                    r.try_get::<_, Option<String>>(5)?,
+                ))
+            };
+            let (id, keys, state, results, code, summary) =
+                read().map_err(pg(&self.location, context.clone()))?;
+            let ended = if state == "done" {
+                let ends = match results {
+                    Some(bytes) => codec::decode::<Vec<ChildEnd>>(&bytes).map_err(|e| {
+                        StoreError::Postgres {
+                            location: self.location.clone(),
+                            context: format!("the ends of the launch plan calls in {id}"),
+                            message: format!("does not decode: {e}"),
+                        }
+                    })?,
+                    None => Vec::new(),
+                };
+                Some((ends, code.unwrap_or(1), summary.unwrap_or_default()))
+            } else {
+                None
+            };
+            out.push(ChildRow {
+                id,
+                keys: keys.unwrap_or_default(),
+                ended,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The calls of row `id` under `fence`; `None` if the claim is lost.
+    pub fn child_batch(&mut self, id: &str, fence: i64) -> Result<Option<ChildBatch>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT calls FROM queue WHERE id = $1 AND fence = $2 AND parent IS NOT NULL",
+                &[&id, &fence],
+            )
+            .map_err(self.err(format!("reading the launch plan calls of {id}")))?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Option<Vec<u8>> = row
+            .try_get(0)
+            .map_err(self.err(format!("reading the launch plan calls of {id}")))?;
+        let bytes = bytes.unwrap_or_default();
+        codec::decode(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Postgres {
+                location: self.location.clone(),
+                context: format!("the launch plan calls of {id}"),
+                message: format!("does not decode: {e}"),
+            })
+    }
+
+    /// Keeps the ends of row `id`'s calls under `fence` (before its claimer finishes it);
+    /// false if the claim is lost.
+    pub fn set_child_ends(
+        &mut self,
+        id: &str,
+        fence: i64,
+        ends: &[ChildEnd],
+    ) -> Result<bool, StoreError> {
+        let bytes = codec::encode(ends).map_err(|e| StoreError::Postgres {
+            location: self.location.clone(),
+            context: format!("the ends of the launch plan calls in {id}"),
+            message: format!("does not decode: {e}"),
+        })?;
+        let n = self
+            .client
+            .execute(
+                "UPDATE queue SET results = $3 WHERE id = $1 AND fence = $2 AND state = 'claimed'",
+                &[&id, &fence, &bytes],
+            )
+            .map_err(self.err(format!(
+                "recording the ends of the launch plan calls in {id}"
+            )))?;
+        Ok(n == 1)
+    }
+
+    /// Child executions a dead claimer left `running`, as `interrupted` (recoverable).
+    pub fn interrupt_executions(&mut self, ids: &[String]) -> Result<u64, StoreError> {
+        self.client
+            .execute(
+                "UPDATE executions SET status = 'interrupted' WHERE id = ANY($1) AND status = 'running'",
+                &[&ids],
+            )
+            .map_err(self.err("marking the child executions of a dead worker interrupted"))
+    }
+
+    /// Ends every row of launch plan calls of `parent` not yet claimed (its run ended
+    /// without them: they are no longer wanted).
+    pub fn drop_unclaimed_children(&mut self, parent: &str) -> Result<u64, StoreError> {
+        self.client
+            .execute(
+                "UPDATE queue SET state = 'done', exit_code = 130, \
+                 summary = 'not run: the calling execution ended first' \
+                 WHERE parent = $1 AND state = 'queued'",
+                &[&parent],
+            )
+            .map_err(self.err(format!(
+                "dropping the unclaimed launch plan calls of {parent}"
+            )))
     }
 
     /// Renews the leases `worker` holds; returns the (id, fence) of each one it still holds.
@@ -311,17 +533,17 @@ mod tests {
         let (mut a, mut b) = (store.queue().unwrap(), store.queue().unwrap());
         a.submit("q1", "digest", "wf", "{}").unwrap();
         let short = Duration::from_millis(200);
-        let first = a.claim("a", 10, short).unwrap();
+        let first = a.claim("a", 10, short, false).unwrap();
         assert_eq!(first.len(), 1);
         // Held: nobody else gets it, and its heartbeat renews it.
-        assert!(b.claim("b", 10, short).unwrap().is_empty());
+        assert!(b.claim("b", 10, short, false).unwrap().is_empty());
         assert_eq!(
             a.heartbeat("a", short).unwrap(),
             [("q1".to_string(), first[0].fence)]
         );
         assert!(a.set_execution("q1", first[0].fence, "e1").unwrap());
         std::thread::sleep(short * 2);
-        let second = b.claim("b", 10, Duration::from_secs(60)).unwrap();
+        let second = b.claim("b", 10, Duration::from_secs(60), false).unwrap();
         assert_eq!(second.len(), 1, "an expired lease is claimable");
         assert_eq!(second[0].fence, first[0].fence + 1);
         assert_eq!(second[0].execution.as_deref(), Some("e1"), "to recover");
@@ -333,7 +555,7 @@ mod tests {
         assert_eq!((s.state.as_str(), s.output.as_deref()), ("done", Some("2")));
         assert_eq!(s.lease_owner.as_deref(), Some("b"));
         assert!(
-            b.claim("b", 10, short).unwrap().is_empty(),
+            b.claim("b", 10, short, false).unwrap().is_empty(),
             "done is never claimed"
         );
     }
