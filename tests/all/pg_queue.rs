@@ -396,3 +396,64 @@ fn the_seeds_child_executions_are_driven_by_more_than_one_of_three_workers() {
     let text = String::from_utf8_lossy(&shown.stdout);
     assert!(text.contains(&format!("child executions ({n})")), "{text}");
 }
+
+/// `sandflow run <fixtures> <entity> <args> --wait` against `url`.
+fn wait_fixture(url: &str, entity: &str, args: &[&str]) -> std::process::Output {
+    sandflow_command()
+        .arg("run")
+        .arg(module("fixtures"))
+        .arg(entity)
+        .args(args)
+        .arg("--wait")
+        .env("SANDFLOW_DB", url)
+        .current_dir(repo())
+        .output()
+        .expect("sandflow runs")
+}
+
+#[test]
+fn a_map_over_a_launch_plan_is_delegated_and_a_submitted_runs_options_are_kept() {
+    let url = cluster().database("queue_options");
+    let _w = [worker(&url, 10), worker(&url, 10)];
+    // Each element a child execution on a worker, with the plan's default (b = 100).
+    let l: Vec<i64> = (0..300).collect();
+    let out = wait_fixture(
+        &url,
+        "map_over_launch_plan",
+        &["--l", &json!(l).to_string()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Json = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(
+        got,
+        json!(l.iter().map(|a| a * 2 + 100).collect::<Vec<_>>())
+    );
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let children: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sandflow.executions WHERE parent IS NOT NULL AND entity = 'dta_lp'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(children, 300);
+    // The submitter's --task-retries 0 is the run's: one attempt, not the task's three.
+    let out = wait_fixture(&url, "always_fails", &["--a", "1", "--task-retries", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("always fails (input 1)"), "{stderr}");
+    let attempts: i64 = c
+        .query_one(
+            "SELECT max(n.attempts) FROM sandflow.nodes n JOIN sandflow.executions e \
+             ON e.seq = n.execution WHERE e.entity = 'always_fails'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 1, "the run kept the task's own retries");
+}

@@ -374,6 +374,37 @@ pub(super) fn gather_inputs(
     })
 }
 
+/// The options of a submitted run that its worker's run takes too, as `sandflow run` reads
+/// them: how it runs, not how this machine runs it (`--workers`) or what it prints.
+fn queued_options(args: &RunArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut put = |name: &str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push(format!("--{name}"));
+            out.push(v);
+        }
+    };
+    put(
+        "max-parallelism",
+        args.max_parallelism.map(|v| v.to_string()),
+    );
+    put(
+        "task-timeout-ms",
+        args.task_timeout_ms.map(|v| v.to_string()),
+    );
+    put("task-memory-mb", args.task_memory_mb.map(|v| v.to_string()));
+    put("task-retries", args.task_retries.map(|v| v.to_string()));
+    put("task-fuel", args.task_fuel.map(|v| v.to_string()));
+    put(
+        "max-run-memory-mb",
+        args.max_run_memory_mb.map(|v| v.to_string()),
+    );
+    if args.overwrite_cache {
+        out.push("--overwrite-cache".into());
+    }
+    out
+}
+
 /// Runs the entity; the process exit code: 0 success, 1 failed, 130 cancelled.
 pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
     let controls = Arc::new(RunControls::default());
@@ -402,6 +433,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<u8> {
             entity,
             &inputs,
             args.wait,
+            &queued_options(&args),
         );
     }
     let entity_name = entity.name.clone();

@@ -24,6 +24,7 @@ pub fn submit(
     entity: &EntityDecl,
     inputs: &[Value],
     wait: bool,
+    args: &[String],
 ) -> anyhow::Result<u8> {
     if store.no_store {
         bail!("--submit and --wait need the store's work queue: drop --no-store");
@@ -50,7 +51,7 @@ pub fn submit(
     let inputs = serde_json::Value::Object(named).to_string();
     let id = ExecutionId::generate();
     let mut queue = pg.queue()?;
-    queue.submit(id.as_str(), &digest, &entity.name, &inputs)?;
+    queue.submit(id.as_str(), &digest, &entity.name, &inputs, args)?;
     if !wait {
         eprintln!("sandflow: submitted {} (queued as {id})", entity.name);
         super::print_stdout(id.as_str());

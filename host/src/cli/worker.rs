@@ -316,6 +316,14 @@ impl Job {
                     self.me, claim.id
                 );
                 cmd.args(["recover", previous.as_str()]);
+                // A recovery takes the run's parallelism; the task overrides are recorded
+                // with the nodes that ran under them, and the rest runs with them too only
+                // where the recovery is given them (not yet: `recover` takes no overrides).
+                for pair in claim.args.chunks(2) {
+                    if pair.len() == 2 && pair[0] == "--max-parallelism" {
+                        cmd.args(pair);
+                    }
+                }
             }
             None => {
                 // The digest names a file: hex only, whatever the row says.
@@ -339,10 +347,14 @@ impl Job {
                         .and_then(|()| std::fs::rename(&part, &file))
                         .with_context(|| format!("writing {}", file.display()))?;
                 }
+                check_options(&claim.args)
+                    .with_context(|| format!("{}: its run options", claim.id))?;
                 cmd.arg("run")
                     .arg(&file)
                     .arg(&claim.entity)
-                    .args(["--inputs", "-"]);
+                    .args(["--inputs", "-"])
+                    // The submitter's options, checked by the submitter's own parse.
+                    .args(&claim.args);
             }
         }
         // The URL (with its password) in the environment, never on a command line; the
@@ -418,5 +430,54 @@ impl Job {
             last = format!("error: the run's process was killed ({status})");
         }
         Ok((code, last, output.trim_end().to_string()))
+    }
+}
+
+/// A queue row's run options are those `run --submit` writes (see `run::queued_options`):
+/// a row that says anything else (`--db`, say) is refused, not passed on to a run.
+fn check_options(args: &[String]) -> anyhow::Result<()> {
+    const VALUED: [&str; 6] = [
+        "--max-parallelism",
+        "--task-timeout-ms",
+        "--task-memory-mb",
+        "--task-retries",
+        "--task-fuel",
+        "--max-run-memory-mb",
+    ];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--overwrite-cache" {
+            continue;
+        }
+        if !VALUED.contains(&a.as_str()) {
+            bail!("{a:?} is not an option a submitted run may carry");
+        }
+        match it.next() {
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {}
+            other => bail!("{a} needs a number, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_options;
+
+    #[test]
+    fn a_rows_run_options_are_only_those_submit_writes() {
+        let ok = |a: &[&str]| check_options(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(ok(&[]).is_ok());
+        assert!(ok(&[
+            "--max-parallelism",
+            "5",
+            "--overwrite-cache",
+            "--task-retries",
+            "2"
+        ])
+        .is_ok());
+        assert!(ok(&["--db", "/tmp/other.db"]).is_err());
+        assert!(ok(&["--max-parallelism"]).is_err());
+        assert!(ok(&["--max-parallelism", "--db"]).is_err());
     }
 }

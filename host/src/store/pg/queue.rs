@@ -50,7 +50,8 @@ ALTER TABLE sandflow.queue
     ADD COLUMN IF NOT EXISTS parent text COLLATE "C",
     ADD COLUMN IF NOT EXISTS calls bytea,
     ADD COLUMN IF NOT EXISTS keys bigint[],
-    ADD COLUMN IF NOT EXISTS results bytea;
+    ADD COLUMN IF NOT EXISTS results bytea,
+    ADD COLUMN IF NOT EXISTS args text[];
 CREATE INDEX IF NOT EXISTS queue_parent ON sandflow.queue (parent) WHERE parent IS NOT NULL;
 "#;
 
@@ -112,6 +113,8 @@ pub struct Claim {
     pub execution: Option<String>,
     /// For a row of delegated launch plan calls: the queue id of the execution that made them.
     pub parent: Option<String>,
+    /// The run's options as `sandflow run` takes them (`--max-parallelism 5`, ...).
+    pub args: Vec<String>,
 }
 
 /// Where a submitted execution is.
@@ -163,6 +166,7 @@ impl Queue {
         module: &str,
         entity: &str,
         inputs: &str,
+        args: &[String],
     ) -> Result<(), StoreError> {
         let err = self.err(format!("enqueueing execution {id}"));
         let mut tx = self
@@ -170,9 +174,16 @@ impl Queue {
             .transaction()
             .map_err(pg(&self.location, "enqueueing"))?;
         tx.execute(
-            "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state) \
-             VALUES ($1, $2, $3, $4, $5, 'queued')",
-            &[&id, &module, &entity, &inputs, &crate::record::now_ms()],
+            "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state, args) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6)",
+            &[
+                &id,
+                &module,
+                &entity,
+                &inputs,
+                &crate::record::now_ms(),
+                &args,
+            ],
         )
         .and_then(|_| tx.execute(&format!("NOTIFY {CHANNEL}"), &[]))
         .and_then(|_| tx.commit())
@@ -198,7 +209,7 @@ impl Queue {
                    OR (state = 'claimed' AND lease_until < now())) \
                    AND (parent IS NOT NULL) = $4 \
                    ORDER BY submitted_ms FOR UPDATE SKIP LOCKED LIMIT $3) \
-                 RETURNING id, module, entity, inputs, fence, execution, parent",
+                 RETURNING id, module, entity, inputs, fence, execution, parent, args",
                 &[&worker, &secs, &n, &children],
             )
             .map_err(pg(&self.location, "claiming queued executions"))?;
@@ -212,6 +223,7 @@ impl Queue {
                     fence: r.try_get(4)?,
                     execution: r.try_get(5)?,
                     parent: r.try_get(6)?,
+                    args: r.try_get::<_, Option<Vec<String>>>(7)?.unwrap_or_default(),
                 })
             })
             .collect::<Result<_, postgres::Error>>()
@@ -531,7 +543,7 @@ mod tests {
     fn a_claim_whose_lease_expired_is_taken_over_and_its_late_end_is_refused_by_the_fence() {
         let store = PgStore::open(&cluster().database("queue_fence")).unwrap();
         let (mut a, mut b) = (store.queue().unwrap(), store.queue().unwrap());
-        a.submit("q1", "digest", "wf", "{}").unwrap();
+        a.submit("q1", "digest", "wf", "{}", &[]).unwrap();
         let short = Duration::from_millis(200);
         let first = a.claim("a", 10, short, false).unwrap();
         assert_eq!(first.len(), 1);
