@@ -457,3 +457,89 @@ fn a_map_over_a_launch_plan_is_delegated_and_a_submitted_runs_options_are_kept()
         .get(0);
     assert_eq!(attempts, 1, "the run kept the task's own retries");
 }
+
+#[test]
+fn a_sigkilled_worker_driving_child_executions_has_them_taken_over_without_rerunning_what_finished()
+{
+    let url = cluster().database("queue_kill_children");
+    let mut workers = vec![worker(&url, 2), worker(&url, 2)];
+    let n = 10_000;
+    let out = submit(&url, n, 100, "--submit");
+    assert_eq!(out.status.code(), Some(0));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    // The worker that does not drive the top execution is killed while it drives child
+    // executions, some finished and some running.
+    let t0 = Instant::now();
+    let victim = loop {
+        let (state, owner, ..) = row(&mut c, &id);
+        assert_ne!(state, "done", "the run ended before a worker was killed");
+        if let Some(owner) = owner {
+            let driver = workers
+                .iter()
+                .position(|w| owner.ends_with(&format!(":{}", w.0.id())))
+                .expect("claimed by one of the workers");
+            break 1 - driver;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never claimed");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let pid = i64::from(workers[victim].0.id());
+    freeze_when(workers[victim].0.id(), Duration::from_secs(180), || {
+        let (state, ..) = row(&mut c, &id);
+        if state == "done" {
+            return Some(false);
+        }
+        let r = c
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
+                 count(*) FILTER (WHERE status = 'running') \
+                 FROM sandflow.executions WHERE parent IS NOT NULL AND owner_pid = $1",
+                &[&pid],
+            )
+            .unwrap();
+        let (done, running): (i64, i64) = (r.get(0), r.get(1));
+        (done >= 50 && running > 0).then_some(true)
+    });
+    let killed = workers.remove(victim);
+    drop(killed); // SIGKILL
+    let before: std::collections::HashSet<i64> = c
+        .query(
+            "SELECT key FROM sandflow.nodes WHERE status = 'succeeded' AND kind = 'task'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (_, code, out) = wait_done(&mut c, &id);
+    assert_eq!(code, Some(0));
+    let got: Json = serde_json::from_str(&out.expect("an output")).expect("JSON");
+    assert_eq!(got, expected(n));
+    // The dead worker's child executions were recovered by the other one: what finished there
+    // ran nowhere again.
+    let recovered: i64 = c
+        .query_one(
+            "SELECT count(*) FROM sandflow.executions WHERE parent IS NOT NULL \
+             AND recovered_from IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(recovered > 0, "no child execution was taken over");
+    let twice: Vec<(String, i64)> = c
+        .query(
+            "SELECT min(path), key FROM sandflow.nodes WHERE kind = 'task' AND attempts > 0 \
+             GROUP BY key HAVING count(*) > 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .filter(|(_, k)| before.contains(k))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "finished before the kill, ran again: {twice:?}"
+    );
+}
