@@ -71,7 +71,11 @@ pub struct Delegating<'a> {
     pending: Arc<Mutex<HashMap<String, Waiting>>>,
     stop: Arc<AtomicBool>,
     waiter: Option<std::thread::JoinHandle<()>>,
+    submitter: Option<std::sync::mpsc::Sender<Vec<Row>>>,
 }
+
+/// A row to enqueue: its id, the launch plan's name, its calls.
+type Row = (String, String, ChildBatch);
 
 impl<'a> Delegating<'a> {
     /// Delegation for the run `recorder` records, of the module stored as `module`.
@@ -94,6 +98,7 @@ impl<'a> Delegating<'a> {
             pending: Arc::default(),
             stop: Arc::default(),
             waiter: None,
+            submitter: None,
         })
     }
 
@@ -165,13 +170,6 @@ impl<'a> Delegating<'a> {
                 ));
             }
         }
-        if !rows.is_empty() {
-            // The caller's execution was committed before its run started: a worker can
-            // record children of it at once.
-            self.queue
-                .submit_children(&self.claim, &self.module, &rows)?;
-        }
-        lock(&self.pending).extend(waiting);
         if self.waiter.is_none() {
             self.waiter = Some(spawn_waiter(
                 self.store.queue()?,
@@ -180,6 +178,24 @@ impl<'a> Delegating<'a> {
                 self.stop.clone(),
                 sink.clone(),
             )?);
+        }
+        if self.submitter.is_none() {
+            self.submitter = Some(spawn_submitter(
+                self.store.queue()?,
+                self.claim.clone(),
+                self.module.clone(),
+                self.pending.clone(),
+                sink.clone(),
+            )?);
+        }
+        lock(&self.pending).extend(waiting);
+        if !rows.is_empty() {
+            // Enqueued by a thread of its own: the driver never waits for a commit. (The
+            // caller's execution was committed before its run started: a worker can record
+            // children of it at once.)
+            if let Some(tx) = &self.submitter {
+                let _ = tx.send(rows);
+            }
         }
         Ok(())
     }
@@ -222,6 +238,56 @@ impl RunObserver for Delegating<'_> {
             }
         }
     }
+}
+
+/// Enqueues the rows it is sent, all that have come in one transaction; a row that cannot
+/// be enqueued fails its calls.
+fn spawn_submitter(
+    mut queue: Queue,
+    claim: String,
+    module: String,
+    pending: Arc<Mutex<HashMap<String, Waiting>>>,
+    sink: EventSink,
+) -> std::io::Result<std::sync::mpsc::Sender<Vec<Row>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Row>>();
+    std::thread::Builder::new()
+        .name("sandflow-delegate".into())
+        .spawn(move || {
+            while let Ok(mut rows) = rx.recv() {
+                while let Ok(more) = rx.try_recv() {
+                    rows.extend(more);
+                }
+                let mut tries = 0;
+                let failed = loop {
+                    match queue.submit_children(&claim, &module, &rows) {
+                        Ok(()) => break None,
+                        // A lost connection: once more on a new one (the insert is idempotent).
+                        Err(e) if tries == 0 => {
+                            tries += 1;
+                            match reconnect(&queue) {
+                                Ok(q) => queue = q,
+                                Err(_) => break Some(e.to_string()),
+                            }
+                        }
+                        Err(e) => break Some(e.to_string()),
+                    }
+                };
+                if let Some(e) = failed {
+                    let m = format!("delegating the launch plan call to a worker: {e}");
+                    for (id, ..) in &rows {
+                        let Some(waiting) = lock(&pending).remove(id) else {
+                            continue;
+                        };
+                        for (_, node, attempt, _) in waiting {
+                            let now = sink.now_us();
+                            let f = Outcome::Failed(AttemptFailure::host(m.clone()));
+                            sink.ended(node, attempt, now, f);
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 /// Waits for the rows in `pending` to be done and feeds each call's end to the run.
@@ -346,14 +412,14 @@ impl ChildHost {
     }
 }
 
-/// Runs the calls of claimed row `claim` (each a child execution, several at once), and
-/// keeps their ends in the row; the summary line. `controls` cancels them all.
+/// Runs the calls of claimed row `claim` (each a child execution, several at once); the
+/// summary line and their ends, for the row. `controls` cancels them all.
 pub fn drive_children(
     host: &ChildHost,
     store: &Arc<sandflow_host::store::AnyStore>,
     claim: &Claim,
     controls: Arc<RunControls>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Vec<ChildEnd>)> {
     let sandflow_host::store::AnyStore::Postgres(pg) = &**store else {
         bail!("not a PostgreSQL store");
     };
@@ -447,13 +513,11 @@ pub fn drive_children(
     // Every child execution is committed before its end is given to the caller.
     store.flush()?;
     let failed = ends.iter().filter(|e| e.result.is_err()).count();
-    if !queue.set_child_ends(&claim.id, claim.fence, &ends)? {
-        bail!("the claim of {} was lost: its ends are dropped", claim.id);
-    }
-    Ok(format!(
+    let summary = format!(
         "{} child executions of {entity} ({failed} failed)",
         ends.len()
-    ))
+    );
+    Ok((summary, ends))
 }
 
 /// Runs one delegated call as a child execution; how it ended.

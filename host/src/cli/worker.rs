@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 10)]
     lease_secs: u64,
 }
+
+/// Rows of delegated calls driven at once, per `--workers`.
+const ROW_SLOTS: usize = 4;
 
 /// How often an idle worker looks at the queue when no notification came.
 const POLL: Duration = Duration::from_secs(1);
@@ -82,6 +86,8 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
     let dir = std::env::temp_dir().join(format!("sandflow-worker-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let running: Running = Arc::default();
+    // Set by a claim that ended: its slot is free.
+    let freed = Arc::new(AtomicBool::new(false));
     let mut claims = pg.queue()?;
     let mut listen = pg.queue()?;
     listen.listen()?;
@@ -105,7 +111,10 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
             (r.len() - calls, calls)
         };
         let free = args.workers as usize - top.min(args.workers as usize);
-        let free_calls = args.workers as usize - calls.min(args.workers as usize);
+        // Rows of calls wait on the database (their claim, the commit of what they recorded,
+        // their end) more than on the CPU: more of them at once than executions.
+        let row_slots = ROW_SLOTS * args.workers as usize;
+        let free_calls = row_slots - calls.min(row_slots);
         let mut got = Vec::new();
         if free_calls > 0 {
             match claims.claim(&me, free_calls as i64, lease, true) {
@@ -141,6 +150,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
                 dir: dir.clone(),
                 running: running.clone(),
                 me: me.clone(),
+                freed: freed.clone(),
             };
             std::thread::Builder::new()
                 .name("sandflow-calls".into())
@@ -169,6 +179,7 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
                 dir: dir.clone(),
                 running: running.clone(),
                 me: me.clone(),
+                freed: freed.clone(),
             };
             std::thread::Builder::new()
                 .name("sandflow-drive".into())
@@ -176,21 +187,35 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         }
         // A submit wakes the loop at once; polling is the fallback (a lost notification, an
         // expired lease, which notifies nobody). A full worker only polls.
-        if free > 0 || free_calls > 0 {
-            if let Err(e) = listen.wait(POLL) {
-                eprintln!("sandflow: worker {me}: {e}; listening again");
-                std::thread::sleep(POLL);
-                if let Ok(mut q) = pg.queue() {
-                    if q.listen().is_ok() {
-                        listen = q;
+        // A claim that ends frees a slot: the loop claims again at once (a row of calls that
+        // waited for a slot would otherwise wait for the next notification or poll).
+        let deadline = std::time::Instant::now() + POLL;
+        while !freed.swap(false, Ordering::AcqRel) && std::time::Instant::now() < deadline {
+            if free == 0 && free_calls == 0 {
+                std::thread::sleep(SLICE);
+                continue;
+            }
+            match listen.wait(SLICE) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("sandflow: worker {me}: {e}; listening again");
+                    std::thread::sleep(POLL);
+                    if let Ok(mut q) = pg.queue() {
+                        if q.listen().is_ok() {
+                            listen = q;
+                        }
                     }
+                    break;
                 }
             }
-        } else {
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
+
+/// How long the idle loop waits at a time for a notification before it looks whether a
+/// claim of its own ended.
+const SLICE: Duration = Duration::from_millis(10);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -249,22 +274,30 @@ struct Job {
     dir: PathBuf,
     running: Running,
     me: String,
+    freed: Arc<AtomicBool>,
 }
 
 impl Job {
     /// Drives a row of delegated launch plan calls in this process, and ends it.
     fn drive_calls(self, claim: Claim, host: Option<Arc<ChildHost>>, controls: Arc<RunControls>) {
-        let (code, summary) = match host {
+        let (code, summary, ends) = match host {
             None => (
                 1,
                 "error: this worker has no host for child executions".to_string(),
+                Vec::new(),
             ),
             Some(host) => match drive_children(&host, &self.store, &claim, controls) {
-                Ok(s) => (0, s),
-                Err(e) => (1, format!("error: {}", super::render_error(&e))),
+                Ok((s, ends)) => (0, s, ends),
+                Err(e) => (1, format!("error: {}", super::render_error(&e)), Vec::new()),
             },
         };
-        self.end(&claim, code, &summary, "");
+        let ended = match &*self.store {
+            AnyStore::Postgres(pg) => pg
+                .queue()
+                .and_then(|mut q| q.finish_children(&claim.id, claim.fence, code, &summary, &ends)),
+            AnyStore::Sqlite(_) => Ok(false),
+        };
+        self.report(&claim.id, &summary, ended);
     }
 
     /// Ends claim `claim` with the exit code, summary and output of what drove it.
@@ -276,6 +309,16 @@ impl Job {
                 .and_then(|mut q| q.finish(id, claim.fence, code, summary, output)),
             AnyStore::Sqlite(_) => Ok(false),
         };
+        self.report(id, summary, ended);
+    }
+
+    /// Says how ending claim `id` went, and frees its slot.
+    fn report(
+        &self,
+        id: &str,
+        summary: &str,
+        ended: Result<bool, sandflow_host::store::StoreError>,
+    ) {
         match ended {
             Ok(true) => eprintln!("sandflow: worker {}: {id} ended: {summary}", self.me),
             Ok(false) => eprintln!(
@@ -285,6 +328,7 @@ impl Job {
             Err(e) => eprintln!("sandflow: worker {}: recording the end of {id}: {e}", self.me),
         }
         lock(&self.running).remove(id);
+        self.freed.store(true, Ordering::Release);
     }
 
     fn drive(self, claim: Claim) {

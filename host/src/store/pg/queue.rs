@@ -206,7 +206,7 @@ impl Queue {
                 "UPDATE queue SET state = 'claimed', lease_owner = $1, \
                  lease_until = now() + make_interval(secs => $2), fence = fence + 1 \
                  WHERE id IN (SELECT id FROM queue WHERE (state = 'queued' \
-                   OR (state = 'claimed' AND lease_until < now())) \
+                   OR (state = 'claimed' AND lease_until < now() AND lease_owner <> $1)) \
                    AND (parent IS NOT NULL) = $4 \
                    ORDER BY submitted_ms FOR UPDATE SKIP LOCKED LIMIT $3) \
                  RETURNING id, module, entity, inputs, fence, execution, parent, args",
@@ -346,29 +346,32 @@ impl Queue {
             })
     }
 
-    /// Keeps the ends of row `id`'s calls under `fence` (before its claimer finishes it);
-    /// false if the claim is lost.
-    pub fn set_child_ends(
+    /// Ends row `id` of delegated calls under `fence` with its claimer's exit code, summary
+    /// line and the calls' ends, and wakes their caller, in one statement (one commit);
+    /// false (nothing written) if the claim was lost to another worker.
+    pub fn finish_children(
         &mut self,
         id: &str,
         fence: i64,
+        exit_code: i32,
+        summary: &str,
         ends: &[ChildEnd],
     ) -> Result<bool, StoreError> {
         let bytes = codec::encode(ends).map_err(|e| StoreError::Postgres {
             location: self.location.clone(),
             context: format!("the ends of the launch plan calls in {id}"),
-            message: format!("does not decode: {e}"),
+            message: format!("does not encode: {e}"),
         })?;
-        let n = self
+        let rows = self
             .client
-            .execute(
-                "UPDATE queue SET results = $3 WHERE id = $1 AND fence = $2 AND state = 'claimed'",
-                &[&id, &fence, &bytes],
+            .query(
+                "WITH ended AS (UPDATE queue SET state = 'done', exit_code = $3, summary = $4, \
+                 results = $5, lease_until = NULL WHERE id = $1 AND fence = $2 \
+                 AND state = 'claimed' RETURNING id) SELECT pg_notify($6, id) FROM ended",
+                &[&id, &fence, &exit_code, &summary, &bytes, &DONE_CHANNEL],
             )
-            .map_err(self.err(format!(
-                "recording the ends of the launch plan calls in {id}"
-            )))?;
-        Ok(n == 1)
+            .map_err(self.err(format!("recording the end of {id}")))?;
+        Ok(rows.len() == 1)
     }
 
     /// Child executions a dead claimer left `running`, as `interrupted` (recoverable).
@@ -397,6 +400,9 @@ impl Queue {
     }
 
     /// Renews the leases `worker` holds; returns the (id, fence) of each one it still holds.
+    /// A lease that expired (a late heartbeat: a busy machine, a slow server) and that nobody
+    /// claimed since is still this worker's: another claimer would have replaced the owner
+    /// and the fence. A worker never takes over its own claim (`claim`).
     pub fn heartbeat(
         &mut self,
         worker: &str,
@@ -407,8 +413,7 @@ impl Queue {
             .client
             .query(
                 "UPDATE queue SET lease_until = now() + make_interval(secs => $2) \
-                 WHERE lease_owner = $1 AND state = 'claimed' AND lease_until >= now() \
-                 RETURNING id, fence",
+                 WHERE lease_owner = $1 AND state = 'claimed' RETURNING id, fence",
                 &[&worker, &secs],
             )
             .map_err(pg(&self.location, "renewing the worker's leases"))?;
@@ -555,6 +560,8 @@ mod tests {
         );
         assert!(a.set_execution("q1", first[0].fence, "e1").unwrap());
         std::thread::sleep(short * 2);
+        // Its owner never takes its own expired claim over (it still drives it).
+        assert!(a.claim("a", 10, short, false).unwrap().is_empty());
         let second = b.claim("b", 10, Duration::from_secs(60), false).unwrap();
         assert_eq!(second.len(), 1, "an expired lease is claimable");
         assert_eq!(second[0].fence, first[0].fence + 1);
