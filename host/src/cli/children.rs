@@ -423,7 +423,7 @@ pub fn drive_children(
     let sandflow_host::store::AnyStore::Postgres(pg) = &**store else {
         bail!("not a PostgreSQL store");
     };
-    let mut queue = pg.queue()?;
+    let mut queue = pg.take_queue()?;
     let Some(batch) = queue.child_batch(&claim.id, claim.fence)? else {
         bail!("the claim of {} was lost before it started", claim.id);
     };
@@ -509,6 +509,7 @@ pub fn drive_children(
             });
         }
     });
+    pg.give_back(queue);
     let ends = ends.into_inner().unwrap_or_else(|e| e.into_inner());
     // Every child execution is committed before its end is given to the caller.
     store.flush()?;

@@ -292,9 +292,11 @@ impl Job {
             },
         };
         let ended = match &*self.store {
-            AnyStore::Postgres(pg) => pg
-                .queue()
-                .and_then(|mut q| q.finish_children(&claim.id, claim.fence, code, &summary, &ends)),
+            AnyStore::Postgres(pg) => pg.take_queue().and_then(|mut q| {
+                let r = q.finish_children(&claim.id, claim.fence, code, &summary, &ends);
+                pg.give_back(q);
+                r
+            }),
             AnyStore::Sqlite(_) => Ok(false),
         };
         self.report(&claim.id, &summary, ended);
@@ -304,9 +306,11 @@ impl Job {
     fn end(&self, claim: &Claim, code: i32, summary: &str, output: &str) {
         let id = &claim.id;
         let ended = match &*self.store {
-            AnyStore::Postgres(pg) => pg
-                .queue()
-                .and_then(|mut q| q.finish(id, claim.fence, code, summary, output)),
+            AnyStore::Postgres(pg) => pg.take_queue().and_then(|mut q| {
+                let r = q.finish(id, claim.fence, code, summary, output);
+                pg.give_back(q);
+                r
+            }),
             AnyStore::Sqlite(_) => Ok(false),
         };
         self.report(id, summary, ended);

@@ -27,15 +27,21 @@ pub enum Liveness {
 pub const WORKER_OWNER: &str = "SANDFLOW_WORKER_OWNER";
 
 impl Owner {
-    /// This process.
+    /// This process. Read once: a worker records thousands of child executions, and each
+    /// read is three files (the host name, the boot id, /proc/self/stat).
     pub fn current() -> Owner {
-        let pid = std::process::id();
-        Owner {
-            host: hostname(),
-            boot: boot_id(),
-            pid,
-            start: start_time(pid).unwrap_or(0),
-        }
+        static CURRENT: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        CURRENT
+            .get_or_init(|| {
+                let pid = std::process::id();
+                Owner {
+                    host: hostname(),
+                    boot: boot_id(),
+                    pid,
+                    start: start_time(pid).unwrap_or(0),
+                }
+            })
+            .clone()
     }
 
     /// The process a run records as its owner: this one, or, in a run a `sandflow worker`

@@ -52,6 +52,11 @@ pub struct PgStore {
     path: PathBuf,
     reader: Mutex<Client>,
     writer: Writer,
+    /// The queue's table is there as this build needs it (checked once per process).
+    queue_ready: std::sync::atomic::AtomicBool,
+    /// Queue connections given back for reuse (`take_queue`, `give_back`): a new one costs
+    /// a TCP handshake and a SCRAM exchange (thousands of SHA-256 rounds on both sides).
+    idle_queues: Mutex<Vec<queue::Queue>>,
 }
 
 impl PgStore {
@@ -85,6 +90,8 @@ impl PgStore {
             path,
             reader: Mutex::new(read_conn),
             writer,
+            queue_ready: Default::default(),
+            idle_queues: Mutex::default(),
         })
     }
 

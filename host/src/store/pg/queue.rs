@@ -96,6 +96,10 @@ pub struct ChildRow {
     pub ended: Option<(Vec<ChildEnd>, i32, String)>,
 }
 
+/// The columns the latest `TABLE` adds last, and all the others before them: when all are
+/// there, nothing in `TABLE` needs to run.
+const QUEUE_COLUMNS: [&str; 6] = ["id", "parent", "calls", "keys", "results", "args"];
+
 /// A lock of our own around creating the table: `CREATE TABLE IF NOT EXISTS` run by two
 /// sessions at once can still fail on the type's unique index.
 const LOCK: i64 = 7_362_841_906;
@@ -137,19 +141,60 @@ pub struct Queue {
 impl PgStore {
     /// A new connection to the store's queue, its table created if absent.
     pub fn queue(&self) -> Result<Queue, StoreError> {
+        use std::sync::atomic::Ordering;
         let mut client = super::connect(&self.config, &self.location)?;
         let location = self.location.clone();
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
-            .and_then(|_| client.batch_execute(TABLE))
-            .map_err(pg(&location, "creating the work queue's table"))?;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
-            .map_err(pg(
-                &location,
-                "releasing the lock on the work queue's table",
-            ))?;
+        if !self.queue_ready.load(Ordering::Acquire) {
+            // Only where the table lacks what this build needs: `ALTER TABLE` takes the
+            // table's exclusive lock even when it changes nothing, which would stop every
+            // worker's claims for as long.
+            let columns: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM information_schema.columns WHERE table_schema = \
+                     'sandflow' AND table_name = 'queue' AND column_name = ANY($1)",
+                    &[&QUEUE_COLUMNS.to_vec()],
+                )
+                .map_err(pg(&location, "looking at the work queue's table"))?
+                .try_get(0)
+                .map_err(pg(&location, "looking at the work queue's table"))?;
+            if columns != QUEUE_COLUMNS.len() as i64 {
+                client
+                    .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+                    .and_then(|_| client.batch_execute(TABLE))
+                    .map_err(pg(&location, "creating the work queue's table"))?;
+                client
+                    .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+                    .map_err(pg(
+                        &location,
+                        "releasing the lock on the work queue's table",
+                    ))?;
+            }
+            self.queue_ready.store(true, Ordering::Release);
+        }
         Ok(Queue { client, location })
+    }
+
+    /// A queue connection given back earlier, else a new one.
+    pub fn take_queue(&self) -> Result<Queue, StoreError> {
+        let idle = self
+            .idle_queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        match idle {
+            Some(q) if !q.client.is_closed() => Ok(q),
+            _ => self.queue(),
+        }
+    }
+
+    /// Keeps `queue` for the next `take_queue`, unless its connection is lost.
+    pub fn give_back(&self, queue: Queue) {
+        if !queue.client.is_closed() {
+            let mut idle = self.idle_queues.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < 16 {
+                idle.push(queue);
+            }
+        }
     }
 }
 
