@@ -28,4 +28,5 @@ mod pg_store;
 mod seed;
 mod semantics;
 mod store_cli;
+mod store_faults;
 mod unions;

@@ -155,10 +155,13 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
         }
         WriteOp::StartExecution(x) => {
             let inputs = put_small_inline(tx, st, &x.inputs)?;
+            // A start delivered twice (a batch retried after a commit whose answer was
+            // lost) is the same start: the row stays as the first one made it.
             tx.prepare_cached(
                 "INSERT INTO executions (id, parent, root, entity, module, inputs, status, \
                  started_ms, owner_host, owner_boot, owner_pid, owner_start, recovered_from) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -177,8 +180,18 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
                     x.recovered_from.as_ref().map(|p| p.as_str()),
                 ])
             })
-            .map_err(sql(|| format!("starting execution {}", x.id)))?;
-            st.seqs.insert(x.id.clone(), tx.last_insert_rowid());
+            .map_err(sql(|| format!("starting execution {}", x.id)))
+            .and_then(|inserted| {
+                let seq = if inserted == 1 {
+                    tx.last_insert_rowid()
+                } else {
+                    tx.prepare_cached("SELECT seq FROM executions WHERE id = ?1")
+                        .and_then(|mut s| s.query_row([x.id.as_str()], |r| r.get(0)))
+                        .map_err(sql(|| format!("finding execution {}", x.id)))?
+                };
+                st.seqs.insert(x.id.clone(), seq);
+                Ok(())
+            })?;
         }
         WriteOp::Node { execution, node } => {
             let e = seq(tx, st, execution)?;

@@ -295,7 +295,7 @@ impl State {
                  $6::bytea[], $7::bigint[], $8::text[], $9::text[], $10::bigint[], \
                  $11::bigint[], $12::text[]) AS x(id, parent, root, entity, module, inputs, \
                  started_ms, owner_host, owner_boot, owner_pid, owner_start, recovered_from) \
-                 RETURNING id, seq",
+                 ON CONFLICT (id) DO NOTHING RETURNING id, seq",
                 &[
                     &ids,
                     &parents,
@@ -312,6 +312,8 @@ impl State {
                 ],
             )
             .map_err(db(|| format!("starting executions {}", ids.join(", "))))?;
+        // A start delivered twice (a batch retried after a commit whose answer was lost)
+        // returns no row: `resolve` looks its seq up with the others this writer has not seen.
         for r in rows {
             self.seqs
                 .insert(ExecutionId::from_string(r.get(0)), r.get(1));
