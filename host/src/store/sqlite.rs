@@ -51,8 +51,18 @@ impl SqliteStore {
                 .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
                 .map_err(StoreError::sqlite(&path, "limiting the page count"))?;
         }
+        // Checkpoints are not the writer's: SQLite's automatic one runs inside the commit
+        // that takes the log past 1 000 pages, so a run's last flush (or the first commit of
+        // a recovery, after a killed run left its log behind) waited for a copy of megabytes.
+        // A thread of its own checkpoints instead, beside the writer (WAL lets it).
+        write_conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(StoreError::sqlite(
+                &path,
+                "turning the automatic checkpoint off",
+            ))?;
         let read_conn = connect(&path)?;
-        let writer = Writer::spawn(write_conn, path.clone());
+        let writer = Writer::spawn(write_conn, path.clone(), Checkpointer::spawn(path.clone()));
         Ok(SqliteStore {
             path,
             reader: Mutex::new(read_conn),
@@ -142,4 +152,62 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         .map_err(err("setting the page cache size"))?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Checkpoints the store's log on a thread of its own (PASSIVE: it never blocks the writer or
+/// a reader) when the writer finds the log past [`Checkpointer::LOG_BYTES`] after a commit.
+/// Its connection is opened on the first checkpoint: a short run that never needs one never
+/// pays for it. A process that exits meanwhile leaves the log to the next one (a checkpoint
+/// stopped half way is safe: SQLite redoes it).
+pub(crate) struct Checkpointer {
+    log: PathBuf,
+    wanted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::Thread>,
+}
+
+impl Checkpointer {
+    /// SQLite's own threshold (1 000 pages of 4 KiB).
+    const LOG_BYTES: u64 = 4 << 20;
+
+    fn spawn(path: PathBuf) -> Checkpointer {
+        let mut log = path.clone().into_os_string();
+        log.push("-wal");
+        let wanted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = wanted.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandflow-checkpoint".into())
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                loop {
+                    std::thread::park();
+                    if !flag.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                        continue;
+                    }
+                    if conn.is_none() {
+                        conn = connect(&path).ok();
+                    }
+                    if let Some(c) = &conn {
+                        // Best effort: a checkpoint that cannot run now runs at the next one.
+                        let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    }
+                }
+            })
+            .ok()
+            .map(|h| h.thread().clone());
+        Checkpointer {
+            log: PathBuf::from(log),
+            wanted,
+            thread,
+        }
+    }
+
+    /// After a commit: wakes the thread if the log has grown past the threshold.
+    pub(crate) fn after_commit(&self) {
+        let big = std::fs::metadata(&self.log).is_ok_and(|m| m.len() > Self::LOG_BYTES);
+        if big && !self.wanted.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            if let Some(t) = &self.thread {
+                t.unpark();
+            }
+        }
+    }
 }

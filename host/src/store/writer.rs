@@ -39,11 +39,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(mut conn: Connection, path: PathBuf) -> Writer {
+    pub(crate) fn spawn(
+        mut conn: Connection,
+        path: PathBuf,
+        checkpoints: super::sqlite::Checkpointer,
+    ) -> Writer {
         let mut state = State::default();
         Writer::spawn_with(
             Box::new(move |ops| {
-                commit(&mut conn, &mut state, ops).inspect_err(|_| state.rolled_back())
+                let r = commit(&mut conn, &mut state, ops).inspect_err(|_| state.rolled_back());
+                checkpoints.after_commit();
+                r
             }),
             path,
         )
