@@ -200,6 +200,9 @@ fn the_page_shows_a_running_executions_counts_change() {
         .expect("the run names its execution")
         .to_string();
     std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+    // Held still until the page shows it running: on a loaded machine the console and the
+    // page can take longer to come up than the run takes to end.
+    crate::guests::pause(child.id());
 
     let c = console(&db);
     b.goto(&format!("{}/#/x/{id}", c.url));
@@ -207,6 +210,7 @@ fn the_page_shows_a_running_executions_counts_change() {
         "the running execution's counts",
         "const s = document.querySelector('#exec-status'); \
          return s && s.textContent === 'running' && document.getElementById('exec-counts').textContent;", &[]);
+    crate::guests::resume(child.id());
     // Without a reload: the same page's counts move on, and it ends succeeded with all 30.
     b.eval("window.notReloaded = true", &[]);
     let later = b.wait_until(

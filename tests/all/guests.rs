@@ -214,3 +214,23 @@ pub fn kill_while_running(child: &mut std::process::Child, db: &Path, id: &str) 
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 }
+
+/// Stops process `pid` (SIGSTOP) until [`resume`]: a run held still while a test looks.
+pub fn pause(pid: u32) {
+    // SAFETY: kill(2) with a pid the test started and a valid signal number.
+    assert_eq!(
+        unsafe { kill_process(pid as i32, SIGSTOP) },
+        0,
+        "SIGSTOP {pid}"
+    );
+}
+
+/// Lets a [`pause`]d process go on (SIGCONT).
+pub fn resume(pid: u32) {
+    // SAFETY: as in `pause`.
+    assert_eq!(
+        unsafe { kill_process(pid as i32, SIGCONT) },
+        0,
+        "SIGCONT {pid}"
+    );
+}

@@ -186,7 +186,7 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
         .map(|r| (r.execution().clone(), r.close()));
     let counts = (
         report.scheduler.attempts_started(),
-        report.scheduler.child_executions(),
+        report.scheduler.child_executions() + report.scheduler.delegated_calls() as usize,
     );
     // The process ends right after this: leave the execution tree, the module and the engine
     // (its pool's slots, the worker threads) to the OS instead of freeing them piece by piece

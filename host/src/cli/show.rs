@@ -137,6 +137,13 @@ pub fn show(args: ShowArgs) -> anyhow::Result<u8> {
             if let Some(p) = b.parent.as_ref().filter(|p| **p != s.id) {
                 via.push_str(&format!("  (called by {p})"));
             }
+            // A child execution another worker drove (delegated through the queue).
+            if b.owner.pid != s.owner.pid || b.owner.host != s.owner.host {
+                via.push_str(&format!(
+                    "  driven by process {} on {}",
+                    b.owner.pid, b.owner.host
+                ));
+            }
             text.push(format!(
                 "  #{:<3} {}  {:<24} {:<11} {:>8}{via}",
                 k + 1,

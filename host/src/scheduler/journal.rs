@@ -225,7 +225,13 @@ impl Scheduler {
                 State::Aborting => State::Aborted,
                 s => s,
             },
-            attempts: n.attempts,
+            // A delegated launch plan call's attempt is its child execution, which records
+            // its own tasks: the call itself counts as none, as an expanded call does.
+            attempts: if self.decl.is_launch_plan(n.entity) {
+                0
+            } else {
+                n.attempts
+            },
             origin: n.origin,
             start_us: n.timing.map(|t| t.start_us),
             worker: (n.worker != u16::MAX).then_some(n.worker),

@@ -198,6 +198,8 @@ pub struct Scheduler {
     to_dispatch: Vec<ExecId>,
     /// Delegated launch plan calls to hand to the driver (`Options::delegate_launch_plans`).
     delegated: VecDeque<NodeId>,
+    /// Their attempts handed over so far.
+    delegated_calls: u64,
     /// Nodes whose inputs became available, and maps with an element that ended: worked
     /// through in `flush` rather than by recursion, so a long run of nodes that end as they
     /// start (empty graphs, maps over nothing) cannot exhaust the stack.
@@ -269,6 +271,7 @@ impl Scheduler {
             finished: false,
             to_dispatch: Vec::new(),
             delegated: VecDeque::new(),
+            delegated_calls: 0,
             to_ready: VecDeque::new(),
             to_advance: VecDeque::new(),
             logs: LogBudget::default(),
@@ -328,7 +331,15 @@ impl Scheduler {
 
     /// Task executions (attempts) started so far, over all nodes.
     pub fn attempts_started(&self) -> u64 {
-        self.nodes.iter().map(|n| n.attempts as u64).sum()
+        let all: u64 = self.nodes.iter().map(|n| n.attempts as u64).sum();
+        // A delegated launch plan call's attempt is a child execution, not a task's.
+        all - self.delegated_calls
+    }
+
+    /// Launch plan calls handed to the driver to run elsewhere
+    /// ([`Options::delegate_launch_plans`]): child executions this run did not expand.
+    pub fn delegated_calls(&self) -> u64 {
+        self.delegated_calls
     }
 
     /// Bytes of task output not kept in memory because the run's log budget
@@ -382,6 +393,7 @@ impl Scheduler {
             }
             n.attempts += 1;
             n.state = State::Running;
+            self.delegated_calls += 1;
             let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
             self.budget.release(budget::values_bytes(&inputs));
             self.out.push(Command::Run(RunTask {
