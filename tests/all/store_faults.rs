@@ -303,10 +303,7 @@ fn writes_lost_from_any_batch_on_are_an_error_and_the_recovery_reruns_nothing_re
                 .filter(|(_, n)| n.1 == "succeeded" && n.2 > 0)
                 .map(|(k, _)| k)
                 .collect();
-            let recovered = Recovered {
-                outputs: store.succeeded_outputs(&id).unwrap(),
-                graphs: store.graphs(&id).unwrap(),
-            };
+            let recovered = store.recovered(&id).unwrap();
             let (again, out, rec) = run_seed(store.clone(), Some((id.clone(), recovered)));
             assert_eq!(out, Some(expected()), "{kind} {k}");
             rec.unwrap_or_else(|e| panic!("{kind} {k}: {e}"));

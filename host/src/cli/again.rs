@@ -14,7 +14,7 @@ use clap::Args;
 use sandflow_contract::Value;
 use sandflow_host::json;
 use sandflow_host::runner::RunControls;
-use sandflow_host::scheduler::{Options, Recovered};
+use sandflow_host::scheduler::Options;
 use sandflow_host::store::{AnyStore, ExecStatus, Execution, Store, StoreRead};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
@@ -165,10 +165,7 @@ fn recorded_inputs(rec: &Recorded, arity: usize) -> anyhow::Result<Vec<Value>> {
 pub fn recover(args: RecoverArgs) -> anyhow::Result<u8> {
     let rec = open(&args.again)?;
     let id = rec.execution.summary.id.clone();
-    let recovered = Recovered {
-        outputs: rec.store.succeeded_outputs(&id)?,
-        graphs: rec.store.graphs(&id)?,
-    };
+    let recovered = rec.store.recovered(&id)?;
     eprintln!(
         "sandflow: recovering {id} ({}): {} node results and {} dynamic graphs recorded",
         rec.execution.summary.status,

@@ -461,10 +461,7 @@ pub fn drive_children(
         Some(one) => {
             queue.interrupt_executions(&unfinished)?;
             let id = ExecutionId::from_string(one.clone());
-            Some(Arc::new(Recovered {
-                outputs: store.succeeded_outputs(&id)?,
-                graphs: store.graphs(&id)?,
-            }))
+            Some(Arc::new(store.recovered(&id)?))
         }
         None => None,
     };

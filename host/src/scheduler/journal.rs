@@ -59,8 +59,60 @@ pub enum Change {
 /// running those nodes again (see [`Options::recovered`](super::Options::recovered)).
 #[derive(Debug, Default)]
 pub struct Recovered {
-    pub outputs: HashMap<u64, Option<Value>>,
-    pub graphs: HashMap<u64, GraphSpec>,
+    pub outputs: HashMap<u64, RecordedOutput>,
+    pub graphs: HashMap<u64, RecordedGraph>,
+}
+
+/// A recorded node output, as read or still encoded: a recovery decodes only the results it
+/// reaches (a run killed at 90% recorded thousands under nodes that succeeded whole, which
+/// stand for them). One that no longer decodes is not reused: its node runs again.
+#[derive(Clone, Debug)]
+pub enum RecordedOutput {
+    /// The node had no output (a task returning nothing).
+    Nothing,
+    Value(Value),
+    /// A value in the contract's codec.
+    Encoded(Vec<u8>),
+}
+
+impl RecordedOutput {
+    /// The output, `None` if it does not decode.
+    pub fn get(&self) -> Option<Option<Value>> {
+        match self {
+            RecordedOutput::Nothing => Some(None),
+            RecordedOutput::Value(v) => Some(Some(v.clone())),
+            RecordedOutput::Encoded(b) => sandflow_contract::codec::decode(b).ok().map(Some),
+        }
+    }
+}
+
+impl From<Option<Value>> for RecordedOutput {
+    fn from(v: Option<Value>) -> Self {
+        v.map_or(RecordedOutput::Nothing, RecordedOutput::Value)
+    }
+}
+
+/// A dynamic's recorded graph, as read or still encoded (see [`RecordedOutput`]).
+#[derive(Clone, Debug)]
+pub enum RecordedGraph {
+    Graph(GraphSpec),
+    Encoded(Vec<u8>),
+}
+
+impl RecordedGraph {
+    /// The graph, `None` if it does not decode.
+    pub fn get(&self) -> Option<GraphSpec> {
+        match self {
+            RecordedGraph::Graph(g) => Some(g.clone()),
+            RecordedGraph::Encoded(b) => sandflow_contract::codec::decode(b).ok(),
+        }
+    }
+}
+
+impl From<GraphSpec> for RecordedGraph {
+    fn from(g: GraphSpec) -> Self {
+        RecordedGraph::Graph(g)
+    }
 }
 
 /// How a node got its result.
@@ -276,11 +328,11 @@ impl Scheduler {
         let Some(rec) = self.opts.recovered.clone() else {
             return false;
         };
-        let Some(out) = rec.outputs.get(&self.node_key(id)) else {
+        let Some(out) = rec.outputs.get(&self.node_key(id)).and_then(|o| o.get()) else {
             return false;
         };
         self.nodes[id as usize].origin = Origin::Recovered;
-        self.succeed_node(id, out.clone());
+        self.succeed_node(id, out);
         true
     }
 
@@ -292,22 +344,22 @@ impl Scheduler {
         };
         let key = self.node_key(id);
         if dynamic {
-            let Some(g) = rec.graphs.get(&key) else {
+            let Some(g) = rec.graphs.get(&key).and_then(|g| g.get()) else {
                 return false;
             };
             self.nodes[id as usize].origin = Origin::Recovered;
-            if self.expand_dynamic(id, g.clone()).is_err() {
+            if self.expand_dynamic(id, g).is_err() {
                 // The recorded graph no longer compiles (the module changed): run the dynamic.
                 self.nodes[id as usize].origin = Origin::Ran;
                 return false;
             }
             true
         } else {
-            let Some(out) = rec.outputs.get(&key) else {
+            let Some(out) = rec.outputs.get(&key).and_then(|o| o.get()) else {
                 return false;
             };
             self.nodes[id as usize].origin = Origin::Recovered;
-            self.succeed_node(id, out.clone());
+            self.succeed_node(id, out);
             true
         }
     }

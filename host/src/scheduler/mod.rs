@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use budget::DEFAULT_MAX_RUN_MEMORY_BYTES;
-pub use journal::{Change, NodeView, Origin, Recovered};
+pub use journal::{Change, NodeView, Origin, RecordedGraph, RecordedOutput, Recovered};
 pub use protocol::{
     AttemptFailure, Command, Event, ExecId, Failure, NodeId, Options, Outcome, Placement, RunTask,
     StartError, TaskOverrides, Timing, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_PARALLELISM,

@@ -107,6 +107,9 @@ impl StoreRead for AnyStore {
     fn graphs(&self, id: &ExecutionId) -> Result<Graphs, StoreError> {
         each!(self, s => s.graphs(id))
     }
+    fn recovered(&self, id: &ExecutionId) -> Result<crate::scheduler::Recovered, StoreError> {
+        each!(self, s => s.recovered(id))
+    }
     fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         each!(self, s => s.events(id))
     }

@@ -83,6 +83,23 @@ pub trait StoreRead: Send + Sync {
     /// Node key -> the graph each dynamic of the execution tree of `id` returned, for
     /// recovery.
     fn graphs(&self, id: &ExecutionId) -> Result<Graphs, StoreError>;
+    /// What a recovery of `id` reuses: [`succeeded_outputs`](StoreRead::succeeded_outputs)
+    /// and [`graphs`](StoreRead::graphs), which a store may leave encoded until the
+    /// recovery reaches them.
+    fn recovered(&self, id: &ExecutionId) -> Result<crate::scheduler::Recovered, StoreError> {
+        Ok(crate::scheduler::Recovered {
+            outputs: self
+                .succeeded_outputs(id)?
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
+            graphs: self
+                .graphs(id)?
+                .into_iter()
+                .map(|(k, g)| (k, g.into()))
+                .collect(),
+        })
+    }
     /// The scheduler's events, by sequence number.
     fn events(&self, id: &ExecutionId) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The entry for `key` with its output.

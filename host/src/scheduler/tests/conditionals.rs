@@ -482,7 +482,7 @@ fn a_recovery_reuses_the_taken_branchs_output_and_evaluates_the_conditional_agai
             if let Change::Node { node, output } = c {
                 let v = s.node_view(node);
                 if v.state == State::Succeeded && v.kind == "task" {
-                    rec.outputs.insert(v.key, output);
+                    rec.outputs.insert(v.key, output.into());
                 }
             }
         }

@@ -30,11 +30,12 @@ fn journaled_seed_keeping(limit: usize, keep: fn(&str) -> bool) -> (Recovered, u
                 Change::Node { node, output } => {
                     let v = sched.node_view(node);
                     if v.state == State::Succeeded && keep(v.kind) {
-                        rec.outputs.insert(v.key, output);
+                        rec.outputs.insert(v.key, output.into());
                     }
                 }
                 Change::Graph { node, graph } => {
-                    rec.graphs.insert(sched.node_key(node), graph.spec.clone());
+                    rec.graphs
+                        .insert(sched.node_key(node), graph.spec.clone().into());
                 }
                 Change::Attempt { .. } | Change::Execution { .. } | Change::Cache { .. } => {}
             }
