@@ -304,7 +304,11 @@ impl Recorder {
                 }
             }
         }
-        if !self.events.is_empty() {
+        // A delegated child execution (a few tasks, run whole by one worker) keeps its event
+        // log until it ends and writes it as one row: a row per step was most of the rows its
+        // worker wrote. Its recovery needs only its node rows, which go as they come.
+        let hold = self.placed && self.ended.is_none();
+        if !self.events.is_empty() && !hold {
             self.ops.push(WriteOp::Events {
                 execution: self.root.clone(),
                 seq: self.first,
@@ -414,13 +418,14 @@ impl RunObserver for Recorder {
     }
 
     fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {
-        self.drain(sched);
         let (status, error, output) = match result {
             Ok(v) => (ExecStatus::Succeeded, None, v.clone()),
             Err(f) if f.cancelled => (ExecStatus::Cancelled, Some(f.to_string()), None),
             Err(f) => (ExecStatus::Failed, Some(f.to_string()), None),
         };
+        // Set first: the last drain writes what a delegated child held back.
         self.ended = Some(status);
+        self.drain(sched);
         self.store.write(WriteOp::FinishExecution {
             execution: self.root.clone(),
             end: ExecutionEnd {

@@ -67,15 +67,18 @@ pub struct Delegating<'a> {
     module: String,
     /// Rows enqueued by earlier claimers of this execution (key -> row), read once.
     earlier: Option<HashMap<u64, String>>,
-    rows_made: u32,
     pending: Arc<Mutex<HashMap<String, Waiting>>>,
     stop: Arc<AtomicBool>,
     waiter: Option<std::thread::JoinHandle<()>>,
-    submitter: Option<std::sync::mpsc::Sender<Vec<Row>>>,
+    submitter: Option<std::sync::mpsc::Sender<Calls>>,
 }
 
 /// A row to enqueue: its id, the launch plan's name, its calls.
 type Row = (String, String, ChildBatch);
+
+/// Calls of one launch plan (by name) to enqueue, each with its node, attempt and when it was
+/// handed over.
+type Calls = (String, Vec<(ChildCall, NodeId, u32, u64)>);
 
 impl<'a> Delegating<'a> {
     /// Delegation for the run `recorder` records, of the module stored as `module`.
@@ -94,7 +97,6 @@ impl<'a> Delegating<'a> {
             fence,
             module,
             earlier: None,
-            rows_made: 0,
             pending: Arc::default(),
             stop: Arc::default(),
             waiter: None,
@@ -145,31 +147,6 @@ impl<'a> Delegating<'a> {
                 ));
             }
         }
-        let mut rows = Vec::new();
-        let mut waiting = Vec::new();
-        for (entity, list) in fresh {
-            let name = sched.decl().entities[entity as usize].name.clone();
-            for chunk in list.chunks(ROW_CALLS) {
-                self.rows_made += 1;
-                let id = format!("{}.{}.{}", self.claim, self.fence, self.rows_made);
-                waiting.push((
-                    id.clone(),
-                    chunk
-                        .iter()
-                        .map(|(c, node, attempt)| (c.key, *node, *attempt, now))
-                        .collect::<Waiting>(),
-                ));
-                rows.push((
-                    id,
-                    name.clone(),
-                    ChildBatch {
-                        parent_execution: parent.clone(),
-                        root: root.clone(),
-                        calls: chunk.iter().map(|(c, ..)| c.clone()).collect(),
-                    },
-                ));
-            }
-        }
         if self.waiter.is_none() {
             self.waiter = Some(spawn_waiter(
                 self.store.queue()?,
@@ -182,19 +159,25 @@ impl<'a> Delegating<'a> {
         if self.submitter.is_none() {
             self.submitter = Some(spawn_submitter(
                 self.store.queue()?,
-                self.claim.clone(),
+                (self.claim.clone(), self.fence),
                 self.module.clone(),
+                (parent, root),
                 self.pending.clone(),
                 sink.clone(),
             )?);
         }
-        lock(&self.pending).extend(waiting);
-        if !rows.is_empty() {
-            // Enqueued by a thread of its own: the driver never waits for a commit. (The
-            // caller's execution was committed before its run started: a worker can record
-            // children of it at once.)
-            if let Some(tx) = &self.submitter {
-                let _ = tx.send(rows);
+        // Made into rows and enqueued by a thread of its own: the driver never waits for a
+        // commit, and the calls of the steps taken while one commits go together. (The
+        // caller's execution was committed before its run started: a worker can record
+        // children of it at once.)
+        if let Some(tx) = &self.submitter {
+            for (entity, list) in fresh {
+                let name = sched.decl().entities[entity as usize].name.clone();
+                let calls = list
+                    .into_iter()
+                    .map(|(c, node, attempt)| (c, node, attempt, now))
+                    .collect();
+                let _ = tx.send((name, calls));
             }
         }
         Ok(())
@@ -240,22 +223,50 @@ impl RunObserver for Delegating<'_> {
     }
 }
 
-/// Enqueues the rows it is sent, all that have come in one transaction; a row that cannot
-/// be enqueued fails its calls.
+/// Makes the calls it is sent into rows of at most [`ROW_CALLS`] calls of one launch plan, all
+/// that have come while it committed the last ones, and enqueues them in one transaction; a
+/// row that cannot be enqueued fails its calls.
 fn spawn_submitter(
     mut queue: Queue,
-    claim: String,
+    (claim, fence): (String, i64),
     module: String,
+    (parent, root): (String, String),
     pending: Arc<Mutex<HashMap<String, Waiting>>>,
     sink: EventSink,
-) -> std::io::Result<std::sync::mpsc::Sender<Vec<Row>>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<Row>>();
+) -> std::io::Result<std::sync::mpsc::Sender<Calls>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Calls>();
     std::thread::Builder::new()
         .name("sandflow-delegate".into())
         .spawn(move || {
-            while let Ok(mut rows) = rx.recv() {
-                while let Ok(more) = rx.try_recv() {
-                    rows.extend(more);
+            let mut made = 0u64;
+            while let Ok(first) = rx.recv() {
+                let mut by_entity: Vec<Calls> = vec![first];
+                while let Ok((name, calls)) = rx.try_recv() {
+                    match by_entity.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, list)) => list.extend(calls),
+                        None => by_entity.push((name, calls)),
+                    }
+                }
+                let mut rows: Vec<Row> = Vec::new();
+                for (name, list) in by_entity {
+                    for chunk in list.chunks(ROW_CALLS) {
+                        made += 1;
+                        let id = format!("{claim}.{fence}.{made}");
+                        let waiting: Waiting = chunk
+                            .iter()
+                            .map(|(c, node, attempt, start)| (c.key, *node, *attempt, *start))
+                            .collect();
+                        lock(&pending).insert(id.clone(), waiting);
+                        rows.push((
+                            id,
+                            name.clone(),
+                            ChildBatch {
+                                parent_execution: parent.clone(),
+                                root: root.clone(),
+                                calls: chunk.iter().map(|(c, ..)| c.clone()).collect(),
+                            },
+                        ));
+                    }
                 }
                 let mut tries = 0;
                 let failed = loop {
