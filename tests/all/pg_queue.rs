@@ -247,7 +247,7 @@ fn a_sigkilled_workers_execution_is_taken_over_and_nothing_finished_runs_twice()
         .unwrap()
         .get(0);
     assert_eq!(owner, i64::from(workers[0].0.id()));
-    let runs = vec![run];
+    let runs = [run];
     let killed = workers.remove(0);
     drop(killed); // SIGKILL, and its run dies with it.
     let t0 = Instant::now();

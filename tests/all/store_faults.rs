@@ -27,19 +27,22 @@ enum Fault {
     LoseFrom(u32),
 }
 
+/// A batch for the delaying thread, and where to say it was handed on (`None`: stop).
+type Delayed = Option<(Vec<WriteOp>, mpsc::Sender<()>)>;
+
 /// A store that passes everything to `inner`, with `fault` on the way.
 struct Faulty {
     inner: Arc<AnyStore>,
     fault: Fault,
     batches: AtomicU32,
     lost: Mutex<bool>,
-    delayed: Mutex<Option<mpsc::Sender<Option<(Vec<WriteOp>, mpsc::Sender<()>)>>>>,
+    delayed: Mutex<Option<mpsc::Sender<Delayed>>>,
 }
 
 impl Faulty {
     fn new(inner: Arc<AnyStore>, fault: Fault) -> Arc<Faulty> {
         let delayed = matches!(fault, Fault::Delay).then(|| {
-            let (tx, rx) = mpsc::channel::<Option<(Vec<WriteOp>, mpsc::Sender<()>)>>();
+            let (tx, rx) = mpsc::channel::<Delayed>();
             let store = inner.clone();
             std::thread::spawn(move || {
                 let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
