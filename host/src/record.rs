@@ -98,37 +98,13 @@ impl Recorder {
         recovered_from: Option<ExecutionId>,
     ) -> Recorder {
         let root = ExecutionId::generate();
-        let owner = Owner::for_run();
-        let digest = module.digest.clone();
-        // One batch: a prune in another process cannot remove the module in between.
-        store.write_batch(vec![
-            WriteOp::PutModule(module),
-            WriteOp::StartExecution(NewExecution {
-                id: root.clone(),
-                parent: None,
-                root: root.clone(),
-                entity: entity.to_string(),
-                module: digest.clone(),
-                inputs: Value::List(inputs.to_vec()),
-                started_ms: now_ms(),
-                owner: owner.clone(),
-                recovered_from,
-            }),
-        ]);
-        Recorder {
-            store,
-            tree_root: root.clone(),
-            root: root.clone(),
-            module: digest,
-            owner,
-            execs: vec![Some(root)],
-            events: Vec::new(),
-            seq: 0,
-            first: 0,
-            ops: Vec::new(),
-            ended: None,
-            placed: false,
-        }
+        let at = ChildOf {
+            id: root.clone(),
+            parent: root.clone(),
+            root,
+            module: module.digest.clone(),
+        };
+        Recorder::begin(store, at, Some(module), entity, inputs, recovered_from)
     }
 
     /// Records the start of a delegated child execution of `entity` on `inputs`, recovering
@@ -140,10 +116,24 @@ impl Recorder {
         inputs: &[Value],
         recovered_from: Option<ExecutionId>,
     ) -> Recorder {
+        Recorder::begin(store, at, None, entity, inputs, recovered_from)
+    }
+
+    /// A top execution (`at.parent` is itself, and `module` is stored with its start) or a
+    /// delegated child execution (placed under its caller).
+    fn begin(
+        store: Arc<dyn Store>,
+        at: ChildOf,
+        module: Option<ModuleRecord>,
+        entity: &str,
+        inputs: &[Value],
+        recovered_from: Option<ExecutionId>,
+    ) -> Recorder {
         let owner = Owner::for_run();
-        store.write(WriteOp::StartExecution(NewExecution {
+        let placed = at.parent != at.id;
+        let start = WriteOp::StartExecution(NewExecution {
             id: at.id.clone(),
-            parent: Some(at.parent),
+            parent: placed.then(|| at.parent.clone()),
             root: at.root.clone(),
             entity: entity.to_string(),
             module: at.module.clone(),
@@ -151,7 +141,12 @@ impl Recorder {
             started_ms: now_ms(),
             owner: owner.clone(),
             recovered_from,
-        }));
+        });
+        // One batch: a prune in another process cannot remove the module in between.
+        match module {
+            Some(m) => store.write_batch(vec![WriteOp::PutModule(m), start]),
+            None => store.write(start),
+        }
         Recorder {
             store,
             tree_root: at.root,
@@ -164,7 +159,7 @@ impl Recorder {
             first: 0,
             ops: Vec::new(),
             ended: None,
-            placed: true,
+            placed,
         }
     }
 

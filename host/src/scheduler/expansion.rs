@@ -25,16 +25,10 @@ impl Scheduler {
             && self.nodes[id as usize].exec == 0
             && self.nodes[id as usize].parent != Parent::Root
         {
-            let bytes = budget::values_bytes(&inputs);
-            if let Err(o) = self.budget.charge(bytes) {
-                let m = o.message(&format!("{}'s inputs", e.name));
-                return self.fail_node(id, self.graph_failure(id, m));
+            if self.hold_inputs(id, inputs, &e.name) {
+                self.delegated.push_back(id);
+                self.to_dispatch.push(0);
             }
-            let n = &mut self.nodes[id as usize];
-            n.inputs = Some(inputs.into_boxed_slice());
-            n.state = State::Queued;
-            self.delegated.push_back(id);
-            self.to_dispatch.push(0);
             return;
         }
         match &e.kind {
@@ -43,17 +37,11 @@ impl Scheduler {
                 if self.opts.recovered.is_some() && self.reuse_recorded(id, dynamic) {
                     return;
                 }
-                let bytes = budget::values_bytes(&inputs);
-                if let Err(o) = self.budget.charge(bytes) {
-                    let m = o.message(&format!("{}'s inputs", e.name));
-                    return self.fail_node(id, self.graph_failure(id, m));
+                if self.hold_inputs(id, inputs, &e.name) {
+                    let exec = self.nodes[id as usize].exec;
+                    self.execs[exec as usize].queue.push_back(id);
+                    self.to_dispatch.push(exec);
                 }
-                let n = &mut self.nodes[id as usize];
-                n.inputs = Some(inputs.into_boxed_slice());
-                n.state = State::Queued;
-                let exec = n.exec;
-                self.execs[exec as usize].queue.push_back(id);
-                self.to_dispatch.push(exec);
             }
             EntityKind::Workflow(_) => {
                 let exec = self.nodes[id as usize].exec;
@@ -114,6 +102,20 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Keeps `inputs` for node `id`'s attempts and marks it queued, charging them to the
+    /// run's memory budget; false (the node failed) when the budget has no room.
+    fn hold_inputs(&mut self, id: NodeId, inputs: Vec<Value>, name: &str) -> bool {
+        if let Err(o) = self.budget.charge(budget::values_bytes(&inputs)) {
+            let m = o.message(&format!("{name}'s inputs"));
+            self.fail_node(id, self.graph_failure(id, m));
+            return false;
+        }
+        let n = &mut self.nodes[id as usize];
+        n.inputs = Some(inputs.into_boxed_slice());
+        n.state = State::Queued;
+        true
     }
 
     /// Instantiates `graph` as the children of `owner`, and starts what can start.

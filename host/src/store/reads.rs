@@ -47,6 +47,25 @@ fn joined_value(
     }
 }
 
+/// After `SELECT n.key[, n.path], `: each succeeded node's output hash (or inline value) and
+/// its bytes, in the tree of execution `?1`: the top execution's nodes and those of its
+/// unfinished children (a child that succeeded is stood for by its launch plan node's output
+/// in its caller: a recovery does not start it, so a run killed at 90% reads a tenth of its
+/// records).
+const RECORDED_OUTPUTS: &str = "coalesce(n.output, n.output_inline), \
+     coalesce(n.output_inline, v.bytes) FROM nodes n \
+     LEFT JOIN value_bytes v ON v.hash = n.output \
+     WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
+     (SELECT root FROM executions WHERE seq = ?1) \
+     AND (parent IS NULL OR status <> 'succeeded')) \
+     AND n.status = 'succeeded'";
+
+/// Each dynamic's graph (node, hash, bytes) in the tree of execution `?1`.
+const RECORDED_GRAPHS: &str = "SELECT g.node, g.hash, b.bytes FROM graphs g \
+     LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution IN \
+     (SELECT seq FROM executions WHERE root = \
+     (SELECT root FROM executions WHERE seq = ?1))";
+
 /// A summary row (without counts) and its `seq`.
 fn summary_row(path: &Path, r: &Row) -> Result<(i64, ExecutionSummary), StoreError> {
     let get_err = StoreError::sqlite(path, "reading an execution");
@@ -574,21 +593,10 @@ impl StoreRead for SqliteStore {
     ) -> Result<HashMap<u64, Option<Value>>, StoreError> {
         let conn = self.read();
         let seq = self.seq_of(&conn, id)?;
-        // key, path, output hash, output bytes. A child execution that succeeded is stood for
-        // by its launch plan node's output in its caller (a recovery does not start it), so
-        // only the top execution's nodes and those of unfinished children are read: a run
-        // killed at 90% reads a tenth of its records.
+        // key, path, output hash, output bytes (see RECORDED_OUTPUTS).
         type OutputRow = (i64, String, Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<OutputRow> = conn
-            .prepare_cached(
-                "SELECT n.key, n.path, coalesce(n.output, n.output_inline), \
-                 coalesce(n.output_inline, v.bytes) FROM nodes n \
-                 LEFT JOIN value_bytes v ON v.hash = n.output \
-                 WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
-                 (SELECT root FROM executions WHERE seq = ?1) \
-                 AND (parent IS NULL OR status <> 'succeeded')) \
-                 AND n.status = 'succeeded'",
-            )
+            .prepare_cached(&format!("SELECT n.key, n.path, {RECORDED_OUTPUTS}"))
             .and_then(|mut s| {
                 s.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
@@ -628,36 +636,28 @@ impl StoreRead for SqliteStore {
         // of the run that was left. The path is read only to name a missing value.
         let mut outputs = HashMap::new();
         let mut missing: Option<i64> = None;
-        conn.prepare_cached(
-            "SELECT n.key, coalesce(n.output, n.output_inline), \
-             coalesce(n.output_inline, v.bytes) FROM nodes n \
-             LEFT JOIN value_bytes v ON v.hash = n.output \
-             WHERE n.execution IN (SELECT seq FROM executions WHERE root = \
-             (SELECT root FROM executions WHERE seq = ?1) \
-             AND (parent IS NULL OR status <> 'succeeded')) \
-             AND n.status = 'succeeded'",
-        )
-        .and_then(|mut s| {
-            let mut rows = s.query([seq])?;
-            while let Some(r) = rows.next()? {
-                let key: i64 = r.get(0)?;
-                let has_output = !matches!(r.get_ref(1)?, rusqlite::types::ValueRef::Null);
-                let out = match (has_output, r.get::<_, Option<Vec<u8>>>(2)?) {
-                    (false, _) => RecordedOutput::Nothing,
-                    (true, Some(b)) => RecordedOutput::Encoded(b),
-                    (true, None) => {
-                        missing = Some(key);
-                        continue;
-                    }
-                };
-                outputs.insert(key as u64, out);
-            }
-            Ok(())
-        })
-        .map_err(StoreError::sqlite(
-            &self.path,
-            format!("reading the outputs of execution {id}"),
-        ))?;
+        conn.prepare_cached(&format!("SELECT n.key, {RECORDED_OUTPUTS}"))
+            .and_then(|mut s| {
+                let mut rows = s.query([seq])?;
+                while let Some(r) = rows.next()? {
+                    let key: i64 = r.get(0)?;
+                    let has_output = !matches!(r.get_ref(1)?, rusqlite::types::ValueRef::Null);
+                    let out = match (has_output, r.get::<_, Option<Vec<u8>>>(2)?) {
+                        (false, _) => RecordedOutput::Nothing,
+                        (true, Some(b)) => RecordedOutput::Encoded(b),
+                        (true, None) => {
+                            missing = Some(key);
+                            continue;
+                        }
+                    };
+                    outputs.insert(key as u64, out);
+                }
+                Ok(())
+            })
+            .map_err(StoreError::sqlite(
+                &self.path,
+                format!("reading the outputs of execution {id}"),
+            ))?;
         if let Some(key) = missing {
             let path: String = conn
                 .query_row(
@@ -673,29 +673,24 @@ impl StoreRead for SqliteStore {
         }
         let mut graphs = HashMap::new();
         let mut lost: Option<(i64, Vec<u8>)> = None;
-        conn.prepare_cached(
-            "SELECT g.node, g.hash, b.bytes FROM graphs g \
-             LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution IN \
-             (SELECT seq FROM executions WHERE root = \
-             (SELECT root FROM executions WHERE seq = ?1))",
-        )
-        .and_then(|mut s| {
-            let mut rows = s.query([seq])?;
-            while let Some(r) = rows.next()? {
-                let node: i64 = r.get(0)?;
-                match r.get::<_, Option<Vec<u8>>>(2)? {
-                    Some(b) => {
-                        graphs.insert(node as u64, RecordedGraph::Encoded(b));
+        conn.prepare_cached(RECORDED_GRAPHS)
+            .and_then(|mut s| {
+                let mut rows = s.query([seq])?;
+                while let Some(r) = rows.next()? {
+                    let node: i64 = r.get(0)?;
+                    match r.get::<_, Option<Vec<u8>>>(2)? {
+                        Some(b) => {
+                            graphs.insert(node as u64, RecordedGraph::Encoded(b));
+                        }
+                        None => lost = Some((node, r.get(1)?)),
                     }
-                    None => lost = Some((node, r.get(1)?)),
                 }
-            }
-            Ok(())
-        })
-        .map_err(StoreError::sqlite(
-            &self.path,
-            format!("reading the graphs of execution {id}"),
-        ))?;
+                Ok(())
+            })
+            .map_err(StoreError::sqlite(
+                &self.path,
+                format!("reading the graphs of execution {id}"),
+            ))?;
         if let Some((node, hash)) = lost {
             return Err(corrupt(
                 &self.path,
@@ -713,12 +708,7 @@ impl StoreRead for SqliteStore {
         let conn = self.read();
         let seq = self.seq_of(&conn, id)?;
         let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = conn
-            .prepare_cached(
-                "SELECT g.node, g.hash, b.bytes FROM graphs g \
-                 LEFT JOIN graph_bytes b ON b.hash = g.hash WHERE g.execution IN \
-                 (SELECT seq FROM executions WHERE root = \
-                 (SELECT root FROM executions WHERE seq = ?1))",
-            )
+            .prepare_cached(RECORDED_GRAPHS)
             .and_then(|mut s| {
                 s.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect()
