@@ -207,7 +207,9 @@ fn spawn_heartbeat(
         .name("sandflow-heartbeat".into())
         .spawn(move || loop {
             std::thread::sleep(lease / 3);
-            let held = match queue.heartbeat(&me, lease) {
+            let ids: Vec<String> = lock(&running).keys().cloned().collect();
+            // A lost connection is connected again inside (`Queue`'s retries).
+            let held = match queue.heartbeat(&me, lease, &ids) {
                 Ok(held) => held,
                 Err(e) => {
                     // The leases run out unless a later heartbeat succeeds; the claims'

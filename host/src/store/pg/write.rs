@@ -4,21 +4,41 @@
 //! and written with one `INSERT ... SELECT FROM unnest(...)` per table: a batch of 50 000
 //! node rows is one statement. Values and graphs are stored once per sha256 of their
 //! encoding, as in SQLite.
+//!
+//! A lost connection (a restarted server, a terminated backend) does not fail the run: the
+//! writer connects again and writes the batch again, for up to [`RECONNECT_FOR`]. Writing it
+//! again must not record anything twice, and the batch's statements cannot all make that so
+//! by themselves: node rows are appended (see `schema`), with no key an `ON CONFLICT` could
+//! name. Instead the writer learns whether the lost transaction committed: its first round
+//! trip (`BEGIN; SELECT txid_current()`, the one `BEGIN` alone would cost) takes its
+//! transaction id, and after connecting again `txid_status` says `committed` (the batch is
+//! written: done), `aborted` (nothing of it is: write it again) or `in progress` (its backend
+//! is still ending: ask again). This is what PostgreSQL's `txid_status` is for, and it
+//! costs the normal path nothing.
+//!
+//! [`RECONNECT_FOR`]: super::RECONNECT_FOR
 
 use super::super::ops::{Hash, WriteOp};
 use super::super::types::*;
 use super::super::ExecutionId;
+use super::super::error::pg_message;
+use super::{is_lost, reconnect, RECONNECT_FOR};
 use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use postgres::{Client, Config, SimpleQueryMessage};
 use sandflow_contract::{codec, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
-/// The writer's memory between batches.
+/// The writer's memory between batches, and its connection.
 pub(crate) struct State {
     location: String,
     /// Execution id -> its `seq`.
     seqs: HashMap<ExecutionId, i64>,
+    /// To connect again after the connection was lost.
+    config: Config,
+    /// `None` from a lost connection until the next is made.
+    client: Option<Client>,
 }
 
 /// A node row: its execution, the record, its output's hash or its inline bytes.
@@ -47,14 +67,33 @@ struct Rows {
     modules: Vec<ModuleRecord>,
 }
 
-type OpResult<T> = Result<T, String>;
+/// Why a batch was not written, and whether because the connection was lost (worth
+/// connecting again) rather than because of the batch.
+struct Fail {
+    message: String,
+    lost: bool,
+}
 
-fn db(what: impl FnOnce() -> String) -> impl FnOnce(postgres::Error) -> String {
-    move |e| format!("{}: {e}", what())
+impl From<String> for Fail {
+    fn from(message: String) -> Fail {
+        Fail {
+            message,
+            lost: false,
+        }
+    }
+}
+
+type OpResult<T> = Result<T, Fail>;
+
+fn db(what: impl FnOnce() -> String) -> impl FnOnce(postgres::Error) -> Fail {
+    move |e| Fail {
+        lost: is_lost(&e),
+        message: format!("{}: {}", what(), pg_message(&e)),
+    }
 }
 
 fn encode(value: &Value, whose: impl FnOnce() -> String) -> OpResult<Vec<u8>> {
-    codec::encode(value).map_err(|e| format!("encoding {}: {e}", whose()))
+    codec::encode(value).map_err(|e| Fail::from(format!("encoding {}: {e}", whose())))
 }
 
 impl Rows {
@@ -125,8 +164,9 @@ impl Rows {
                 node,
                 graph,
             } => {
-                let bytes = codec::encode(graph)
-                    .map_err(|e| format!("encoding the graph of node {node:#x}: {e}"))?;
+                let bytes = codec::encode(graph).map_err(|e| {
+                    Fail::from(format!("encoding the graph of node {node:#x}: {e}"))
+                })?;
                 let hash: Hash = Sha256::digest(&bytes).into();
                 if self.graph_seen.insert(hash) {
                     self.graph_bytes.push((hash, bytes));
@@ -183,7 +223,7 @@ fn hashes(rows: &[(Hash, Vec<u8>)]) -> (Vec<&[u8]>, Vec<&[u8]>) {
 
 /// Runs `sql` with `params` unless `n` (the number of rows) is 0.
 fn exec(
-    tx: &mut Transaction,
+    tx: &mut Client,
     n: usize,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -197,37 +237,162 @@ fn exec(
 }
 
 impl State {
-    pub(crate) fn new(location: String) -> State {
+    /// The writer of the store at `location`, writing on `client` (connected with `config`).
+    pub(crate) fn new(location: String, config: Config, client: Client) -> State {
         State {
             location,
             seqs: HashMap::new(),
+            config,
+            client: Some(client),
         }
     }
 
-    /// Writes `ops` in one transaction. What a failed transaction taught (seqs) is
-    /// forgotten with it.
-    pub(crate) fn commit(&mut self, client: &mut Client, ops: &[WriteOp]) -> OpResult<()> {
-        let result = self.commit_inner(client, ops);
-        if result.is_err() {
-            self.seqs.clear();
-        }
-        result.map_err(|e| format!("{e} (in {})", self.location))
-    }
-
-    fn commit_inner(&mut self, client: &mut Client, ops: &[WriteOp]) -> OpResult<()> {
+    /// Writes `ops` in one transaction, connecting again (for up to [`RECONNECT_FOR`]) where
+    /// the connection is lost, and never twice (see the module's comment). What a failed
+    /// transaction taught (seqs) is forgotten with it.
+    pub(crate) fn commit(&mut self, ops: &[WriteOp]) -> Result<(), String> {
         let mut rows = Rows::default();
         for op in ops {
-            rows.add(op)?;
+            rows.add(op).map_err(|f| self.located(f.message))?;
         }
-        let mut tx = client
-            .transaction()
+        // When the connection was first lost: the deadline is counted from there.
+        let mut lost_at: Option<Instant> = None;
+        loop {
+            let deadline = lost_at.map_or_else(Instant::now, |t| t + RECONNECT_FOR);
+            let mut client = match self.client.take() {
+                Some(c) => c,
+                None => reconnect(&self.config, &self.location, deadline)
+                    .map_err(|e| self.gave_up(&e.to_string()))?,
+            };
+            let mut xid = None;
+            let result = self.write(&mut client, &rows, &mut xid);
+            let lost = match result {
+                Ok(()) => {
+                    self.client = Some(client);
+                    if lost_at.is_some() {
+                        eprintln!(
+                            "sandflow: connected to the store {} again; writing goes on",
+                            self.location
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(f) => {
+                    self.seqs.clear();
+                    if !(f.lost || client.is_closed()) {
+                        // The batch's own error: the transaction is rolled back where the
+                        // connection still holds it, and the run fails with the error.
+                        let _ = client.batch_execute("ROLLBACK");
+                        self.client = Some(client);
+                        return Err(self.located(f.message));
+                    }
+                    f
+                }
+            };
+            if lost_at.is_none() {
+                eprintln!(
+                    "sandflow: warning: the connection to the store {} was lost while writing \
+                     ({}); connecting again for up to {} s",
+                    self.location,
+                    lost.message,
+                    RECONNECT_FOR.as_secs()
+                );
+                lost_at = Some(Instant::now());
+            }
+            let deadline = lost_at.map_or_else(Instant::now, |t| t + RECONNECT_FOR);
+            if let Some(xid) = xid {
+                if self.committed(xid, deadline)? {
+                    eprintln!(
+                        "sandflow: connected to the store {} again; writing goes on",
+                        self.location
+                    );
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self.gave_up(&lost.message));
+            }
+        }
+    }
+
+    fn located(&self, message: String) -> String {
+        format!("{message} (in {})", self.location)
+    }
+
+    fn gave_up(&self, message: &str) -> String {
+        format!(
+            "{message} (in {}; the connection was lost and connecting again failed for {} s)",
+            self.location,
+            RECONNECT_FOR.as_secs()
+        )
+    }
+
+    /// Whether transaction `xid`, whose connection was lost (perhaps after its COMMIT reached
+    /// the server), committed. Asks on a new connection until the server knows, or until
+    /// `deadline`.
+    fn committed(&mut self, xid: i64, deadline: Instant) -> Result<bool, String> {
+        loop {
+            let mut client = match self.client.take() {
+                Some(c) => c,
+                None => reconnect(&self.config, &self.location, deadline)
+                    .map_err(|e| self.gave_up(&e.to_string()))?,
+            };
+            let asked = client.query_one("SELECT txid_status($1)", &[&xid]);
+            let lost = match asked {
+                Ok(row) => {
+                    self.client = Some(client);
+                    let status: Option<String> = row.try_get(0).map_err(|e| {
+                        self.located(format!("reading the status of transaction {xid}: {e}"))
+                    })?;
+                    match status.as_deref() {
+                        Some("committed") => return Ok(true),
+                        // Its backend has not ended yet (a terminated one rolls back first).
+                        Some("in progress") => None,
+                        // Aborted, or crashed with the server (NULL is "too old to know",
+                        // which a transaction of seconds ago is not).
+                        _ => return Ok(false),
+                    }
+                }
+                Err(e) if is_lost(&e) || client.is_closed() => Some(pg_message(&e)),
+                Err(e) => {
+                    return Err(self.located(format!(
+                        "asking whether transaction {xid} committed after the connection was                          lost: {e}"
+                    )))
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(self.gave_up(&lost.unwrap_or_else(|| {
+                    format!("transaction {xid} was still in progress on the server")
+                })));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One try at writing `rows` in one transaction on `client`; `xid` is set to the
+    /// transaction's id once the server gave it.
+    fn write(&mut self, client: &mut Client, rows: &Rows, xid: &mut Option<i64>) -> OpResult<()> {
+        // One round trip, as `BEGIN` alone: the id is how a retry knows whether this
+        // transaction committed.
+        let begun = client
+            .simple_query("BEGIN; SELECT txid_current()")
             .map_err(db(|| "starting a transaction".into()))?;
-        write_modules(&mut tx, &rows.modules)?;
-        self.write_starts(&mut tx, &rows.starts)?;
-        self.resolve(&mut tx, &rows)?;
+        *xid = begun.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
+            _ => None,
+        });
+        if xid.is_none() {
+            return Err(Fail::from(
+                "starting a transaction: the server returned no transaction id".to_string(),
+            ));
+        }
+        let tx = client;
+        write_modules(tx, &rows.modules)?;
+        self.write_starts(tx, &rows.starts)?;
+        self.resolve(tx, &rows)?;
         let (h, b) = hashes(&rows.values);
         exec(
-            &mut tx,
+            tx,
             h.len(),
             "INSERT INTO value_bytes (hash, bytes) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
              ON CONFLICT DO NOTHING",
@@ -236,32 +401,33 @@ impl State {
         )?;
         let (h, b) = hashes(&rows.graph_bytes);
         exec(
-            &mut tx,
+            tx,
             h.len(),
             "INSERT INTO graph_bytes (hash, bytes) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
              ON CONFLICT DO NOTHING",
             &[&h, &b],
             "storing graphs",
         )?;
-        self.write_nodes(&mut tx, &rows)?;
-        self.write_attempts(&mut tx, &rows)?;
-        self.write_logs(&mut tx, &rows)?;
-        self.write_graphs_events(&mut tx, &rows)?;
-        write_cache(&mut tx, &rows)?;
-        write_finishes(&mut tx, &rows)?;
-        tx.commit().map_err(db(|| "committing".into()))
+        self.write_nodes(tx, &rows)?;
+        self.write_attempts(tx, &rows)?;
+        self.write_logs(tx, &rows)?;
+        self.write_graphs_events(tx, &rows)?;
+        write_cache(tx, &rows)?;
+        write_finishes(tx, &rows)?;
+        tx.batch_execute("COMMIT")
+            .map_err(db(|| "committing".into()))
     }
 
     fn seq(&self, id: &ExecutionId) -> OpResult<i64> {
         self.seqs
             .get(id)
             .copied()
-            .ok_or_else(|| format!("a row for execution {id}, which was never started"))
+            .ok_or_else(|| Fail::from(format!("a row for execution {id}, which was never started")))
     }
 
     fn write_starts(
         &mut self,
-        tx: &mut Transaction,
+        tx: &mut Client,
         starts: &[(NewExecution, Vec<u8>)],
     ) -> OpResult<()> {
         if starts.is_empty() {
@@ -321,7 +487,7 @@ impl State {
 
     /// Looks up the `seq` of every execution the batch refers to and this writer has not
     /// seen (one started by another process: a recovery's parent, say).
-    fn resolve(&mut self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn resolve(&mut self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let missing: Vec<&str> = rows
             .referenced()
             .into_iter()
@@ -346,7 +512,7 @@ impl State {
         Ok(())
     }
 
-    fn write_nodes(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_nodes(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let n = rows.nodes.len();
         let mut execs = Vec::with_capacity(n);
         for (id, ..) in &rows.nodes {
@@ -385,7 +551,7 @@ impl State {
         Ok(())
     }
 
-    fn write_attempts(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_attempts(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let n = rows.attempts.len();
         let (mut execs, mut nodes, mut numbers, mut starts, mut ends) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -417,7 +583,7 @@ impl State {
         Ok(())
     }
 
-    fn write_logs(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_logs(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let (mut execs, mut nodes, mut numbers, mut outs, mut errs) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((id, node, attempt), (stdout, stderr)) in &rows.logs {
@@ -440,7 +606,7 @@ impl State {
         Ok(())
     }
 
-    fn write_graphs_events(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_graphs_events(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let (mut execs, mut nodes, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         for ((id, node), hash) in &rows.graphs {
             execs.push(self.seq(id)?);
@@ -475,7 +641,7 @@ impl State {
     }
 }
 
-fn write_modules(tx: &mut Transaction, modules: &[ModuleRecord]) -> OpResult<()> {
+fn write_modules(tx: &mut Client, modules: &[ModuleRecord]) -> OpResult<()> {
     for m in modules {
         tx.execute(
             "INSERT INTO modules (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -504,7 +670,7 @@ fn write_modules(tx: &mut Transaction, modules: &[ModuleRecord]) -> OpResult<()>
     Ok(())
 }
 
-fn write_cache(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+fn write_cache(tx: &mut Client, rows: &Rows) -> OpResult<()> {
     let entries: Vec<&(CacheRecord, Hash)> = rows.cache.values().collect();
     let keys: Vec<&[u8]> = entries.iter().map(|(c, _)| &c.key[..]).collect();
     let tasks: Vec<&str> = entries.iter().map(|(c, _)| c.task.as_str()).collect();
@@ -530,7 +696,7 @@ fn write_cache(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
     Ok(())
 }
 
-fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+fn write_finishes(tx: &mut Client, rows: &Rows) -> OpResult<()> {
     let n = rows.finishes.len();
     let ids: Vec<&str> = rows.finishes.keys().map(|id| id.as_str()).collect();
     let statuses: Vec<&str> = rows
@@ -566,10 +732,10 @@ fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
             .copied()
             .filter(|i| !found.contains(*i))
             .collect();
-        return Err(format!(
+        return Err(Fail::from(format!(
             "finishing execution {}, which was never started",
             missing.join(", ")
-        ));
+        )));
     }
     Ok(())
 }
