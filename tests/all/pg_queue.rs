@@ -443,9 +443,15 @@ fn submit_and_wait_for_progress(c: &mut postgres::Client, url: &str, tasks: i64)
         String::from_utf8_lossy(&out.stderr)
     );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    wait_for_progress(c, &id, tasks);
+    id
+}
+
+/// Waits until `tasks` task nodes are recorded succeeded while the row of `id` is not done.
+fn wait_for_progress(c: &mut postgres::Client, id: &str, tasks: i64) {
     let t0 = Instant::now();
     loop {
-        let (state, ..) = row(c, &id);
+        let (state, ..) = row(c, id);
         assert_ne!(
             state, "done",
             "the run ended before the fault: the test proves nothing"
@@ -458,7 +464,7 @@ fn submit_and_wait_for_progress(c: &mut postgres::Client, url: &str, tasks: i64)
             .unwrap()
             .get(0);
         if done >= tasks {
-            return id;
+            return;
         }
         assert!(t0.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(5));
@@ -540,6 +546,12 @@ fn a_restart_of_postgres_mid_run_is_ridden_out_and_each_task_is_recorded_once() 
     drop(c);
     // Every connection of both workers and their runs is lost; down for 2 s.
     pg.restart("fast", Duration::from_secs(2));
+    // Again, later in the run, as a crash: transactions in flight are neither committed nor
+    // rolled back until the server recovers.
+    let mut c = connect_again(&url);
+    wait_for_progress(&mut c, &id, 8_000);
+    drop(c);
+    pg.restart("immediate", Duration::from_secs(1));
     let logs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
     assert_ended_right_and_recorded_once(&url, &id, &logs);
 }

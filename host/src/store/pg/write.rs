@@ -418,6 +418,18 @@ impl State {
             .map_err(db(|| "committing".into()))
     }
 
+    /// Keeps the `seq` of each `(id, seq)` row.
+    fn learn_seqs(&mut self, rows: &[postgres::Row]) -> OpResult<()> {
+        for r in rows {
+            let (id, seq): (String, i64) = r
+                .try_get(0)
+                .and_then(|id| Ok((id, r.try_get(1)?)))
+                .map_err(db(|| "reading the seq of an execution".into()))?;
+            self.seqs.insert(ExecutionId::from_string(id), seq);
+        }
+        Ok(())
+    }
+
     fn seq(&self, id: &ExecutionId) -> OpResult<i64> {
         self.seqs
             .get(id)
@@ -478,11 +490,7 @@ impl State {
                 ],
             )
             .map_err(db(|| format!("starting executions {}", ids.join(", "))))?;
-        for r in rows {
-            self.seqs
-                .insert(ExecutionId::from_string(r.get(0)), r.get(1));
-        }
-        Ok(())
+        self.learn_seqs(&rows)
     }
 
     /// Looks up the `seq` of every execution the batch refers to and this writer has not
@@ -505,11 +513,7 @@ impl State {
             .map_err(db(|| {
                 format!("looking up executions {}", missing.join(", "))
             }))?;
-        for r in found {
-            self.seqs
-                .insert(ExecutionId::from_string(r.get(0)), r.get(1));
-        }
-        Ok(())
+        self.learn_seqs(&found)
     }
 
     fn write_nodes(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
@@ -723,10 +727,8 @@ fn write_finishes(tx: &mut Client, rows: &Rows) -> OpResult<()> {
     if changed < n as u64 {
         let found: HashSet<String> = tx
             .query("SELECT id FROM executions WHERE id = ANY($1)", &[&ids])
-            .map_err(db(|| "looking up finished executions".into()))?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+            .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
+            .map_err(db(|| "looking up finished executions".into()))?;
         let missing: Vec<&str> = ids
             .iter()
             .copied()
