@@ -493,8 +493,12 @@ fn assert_ended_right_and_recorded_once(url: &str, id: &str, logs: &[&std::path:
             .expect("the queue row");
         let state: String = r.get(0);
         if state == "done" {
-            let (e, code, summary, out): (Option<String>, Option<i32>, Option<String>, Option<String>) =
-                (r.get(1), r.get(2), r.get(3), r.get(4));
+            let (e, code, summary, out): (
+                Option<String>,
+                Option<i32>,
+                Option<String>,
+                Option<String>,
+            ) = (r.get(1), r.get(2), r.get(3), r.get(4));
             break (e, code, summary, out);
         }
         assert!(
@@ -574,7 +578,10 @@ fn terminating_a_workers_backends_mid_run_is_ridden_out_and_each_task_is_recorde
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
         .expect("host:pid");
-    assert!(workers.iter().any(|w| w.0.id() == pid), "{owner} is no worker");
+    assert!(
+        workers.iter().any(|w| w.0.id() == pid),
+        "{owner} is no worker"
+    );
     let runs = children_of(pid);
     assert_eq!(runs.len(), 1, "one run process: {runs:?}");
     let names = vec![format!("sandflow {pid}"), format!("sandflow {}", runs[0])];

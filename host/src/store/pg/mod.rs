@@ -136,10 +136,7 @@ impl PgStore {
         let read_conn = connect(&config, &location)?;
         let path = PathBuf::from(&location);
         let mut state = write::State::new(location.clone(), config.clone(), write_conn);
-        let writer = Writer::spawn_with(
-            Box::new(move |ops| state.commit(ops)),
-            path.clone(),
-        );
+        let writer = Writer::spawn_with(Box::new(move |ops| state.commit(ops)), path.clone());
         Ok(PgStore {
             config,
             url: url.to_string(),

@@ -8,7 +8,7 @@ use super::super::reads::{decode_value, hex};
 use super::super::types::*;
 use super::super::{ids, ExecutionId, Owner, StoreError, StoreRead};
 use super::PgStore;
-use postgres::types::ToSql;
+use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row};
 use sandflow_contract::{codec, GraphSpec, Value};
 use std::collections::HashMap;
@@ -21,6 +21,15 @@ const LAST_NODES: &str =
     "(SELECT DISTINCT ON (key) * FROM nodes WHERE execution = $1 ORDER BY key, id DESC)";
 
 impl PgStore {
+    /// Column `i` of row `r`. A column of another type than this build reads (a store
+    /// written by another version of sandflow) is an error naming the column, not a panic.
+    pub(super) fn col<'a, T: FromSql<'a>>(&self, r: &'a Row, i: usize) -> Result<T, StoreError> {
+        r.try_get(i).map_err(|e| {
+            let name = r.columns().get(i).map_or("?", |c| c.name());
+            self.corrupt(format!("column {name} (number {i}) of a row it read: {e}"))
+        })
+    }
+
     fn corrupt(&self, what: String) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
@@ -52,13 +61,13 @@ impl PgStore {
 
     /// A summary row (without counts) and its `seq`.
     fn summary_row(&self, r: &Row) -> Result<(i64, ExecutionSummary), StoreError> {
-        let id: String = r.get(1);
-        let status: String = r.get(6);
+        let id: String = self.col(r, 1)?;
+        let status: String = self.col(r, 6)?;
         let owner = Owner {
-            host: r.get(11),
-            boot: r.get(12),
-            pid: r.get::<_, i64>(13) as u32,
-            start: r.get::<_, i64>(14) as u64,
+            host: self.col(r, 11)?,
+            boot: self.col(r, 12)?,
+            pid: self.col::<i64>(r, 13)? as u32,
+            start: self.col::<i64>(r, 14)? as u64,
         };
         let mut status = ExecStatus::parse(&status).ok_or_else(|| {
             self.corrupt(format!("execution {id} has an unknown status {status:?}"))
@@ -67,18 +76,22 @@ impl PgStore {
             status = ExecStatus::Interrupted;
         }
         Ok((
-            r.get(0),
+            self.col(r, 0)?,
             ExecutionSummary {
                 id: ExecutionId::from_string(id),
-                parent: r.get::<_, Option<String>>(2).map(ExecutionId::from_string),
-                root: ExecutionId::from_string(r.get(3)),
-                entity: r.get(4),
-                module: r.get(5),
+                parent: self
+                    .col::<Option<String>>(r, 2)?
+                    .map(ExecutionId::from_string),
+                root: ExecutionId::from_string(self.col(r, 3)?),
+                entity: self.col(r, 4)?,
+                module: self.col(r, 5)?,
                 status,
-                started_ms: r.get(7),
-                ended_ms: r.get(8),
-                error: r.get(9),
-                recovered_from: r.get::<_, Option<String>>(10).map(ExecutionId::from_string),
+                started_ms: self.col(r, 7)?,
+                ended_ms: self.col(r, 8)?,
+                error: self.col(r, 9)?,
+                recovered_from: self
+                    .col::<Option<String>>(r, 10)?
+                    .map(ExecutionId::from_string),
                 owner,
                 counts: TaskCounts::default(),
             },
@@ -139,8 +152,8 @@ impl PgStore {
     ) -> Result<i64, StoreError> {
         c.query_opt("SELECT seq FROM executions WHERE id = $1", &[&id.as_str()])
             .map_err(self.err(format!("looking up execution {id}")))?
-            .map(|r| r.get(0))
-            .ok_or_else(|| self.unknown(id.as_str()))
+            .map(|r| self.col(&r, 0))
+            .ok_or_else(|| self.unknown(id.as_str()))?
     }
 
     /// The one id `prefix` starts, or why not.
@@ -157,8 +170,8 @@ impl PgStore {
             )
             .map_err(self.err(format!("looking up execution {prefix}")))?
             .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| self.col(&r, 0))
+            .collect::<Result<_, _>>()?;
         match found.as_slice() {
             [] => Err(self.unknown(prefix)),
             [one] => Ok(ExecutionId::from_string(one.clone())),
@@ -193,16 +206,16 @@ impl PgStore {
         let Some(r) = row else {
             return Ok(None);
         };
-        let task: String = r.get(0);
+        let task: String = self.col(&r, 0)?;
         let whose = format!("the cache entry {} of task {task}", hex(key));
-        let output = self.joined_value(Some(r.get(5)), r.get(6), &whose)?;
+        let output = self.joined_value(Some(self.col(&r, 5)?), self.col(&r, 6)?, &whose)?;
         Ok(Some(CacheEntry {
             key: key.to_vec(),
             task,
-            cache_version: r.get(1),
-            created_ms: r.get(2),
-            execution: ExecutionId::from_string(r.get(3)),
-            node: r.get::<_, i64>(4) as u64,
+            cache_version: self.col(&r, 1)?,
+            created_ms: self.col(&r, 2)?,
+            execution: ExecutionId::from_string(self.col(&r, 3)?),
+            node: self.col::<i64>(&r, 4)? as u64,
             output,
         }))
     }
@@ -221,29 +234,30 @@ impl PgStore {
         let bytes: Option<Vec<u8>> = c
             .query_opt("SELECT bytes FROM value_bytes WHERE hash = $1", &[&hash])
             .map_err(self.err(format!("reading the value of {whose}")))?
-            .map(|r| r.get(0));
+            .map(|r| self.col(&r, 0))
+            .transpose()?;
         self.joined_value(Some(hash.to_vec()), bytes, whose)?
             .ok_or_else(|| self.corrupt(format!("no value for {whose}")))
     }
 
     fn node_row(&self, r: &Row, id: &ExecutionId) -> Result<NodeRecord, StoreError> {
-        let path: String = r.get(1);
-        let status: String = r.get(4);
+        let path: String = self.col(r, 1)?;
+        let status: String = self.col(r, 4)?;
         let whose = format!("node {path} of execution {id}");
         let status = NodeStatus::parse(&status)
             .ok_or_else(|| self.corrupt(format!("{whose} has an unknown status {status:?}")))?;
-        let output = self.joined_value(r.get(6), r.get(7), &whose)?;
+        let output = self.joined_value(self.col(r, 6)?, self.col(r, 7)?, &whose)?;
         Ok(NodeRecord {
-            key: r.get::<_, i64>(0) as u64,
+            key: self.col::<i64>(r, 0)? as u64,
             path,
-            entity: r.get(2),
-            kind: r.get(3),
+            entity: self.col(r, 2)?,
+            kind: self.col(r, 3)?,
             status,
-            attempts: r.get::<_, i64>(5) as u32,
+            attempts: self.col::<i64>(r, 5)? as u32,
             output,
-            cached: r.get(8),
-            start_us: r.get::<_, Option<i64>>(9).map(|v| v as u64),
-            end_us: r.get::<_, Option<i64>>(10).map(|v| v as u64),
+            cached: self.col(r, 8)?,
+            start_us: self.col::<Option<i64>>(r, 9)?.map(|v| v as u64),
+            end_us: self.col::<Option<i64>>(r, 10)?.map(|v| v as u64),
             worker: r
                 .get::<_, Option<i64>>(11)
                 .and_then(|w| u32::try_from(w).ok()),
@@ -286,8 +300,8 @@ impl StoreRead for PgStore {
             .map_err(self.err(format!("reading execution {id}")))?
             .ok_or_else(|| self.unknown(id.as_str()))?;
         let (seq, mut summary) = self.summary_row(&row)?;
-        let inputs: Vec<u8> = row.get(15);
-        let output: Option<Vec<u8>> = row.get(16);
+        let inputs: Vec<u8> = self.col(&row, 15)?;
+        let output: Option<Vec<u8>> = self.col(&row, 16)?;
         summary.counts = self.counts(&mut *c, seq)?;
         let inputs = self.value_at(&mut *c, &inputs, &format!("the inputs of execution {id}"))?;
         let output = match output {
@@ -367,9 +381,9 @@ impl StoreRead for PgStore {
             .map_err(err())?;
         rows.iter()
             .map(|r| {
-                let path: String = r.get(0);
-                let attempt = r.get::<_, i64>(2) as u32;
-                let outcome: String = r.get(5);
+                let path: String = self.col(r, 0)?;
+                let attempt = self.col::<i64>(r, 2)? as u32;
+                let outcome: String = self.col(r, 5)?;
                 let outcome = AttemptOutcome::parse(&outcome).ok_or_else(|| {
                     self.corrupt(format!(
                         "attempt {attempt} of node {path} of execution {id} has an unknown \
@@ -378,13 +392,13 @@ impl StoreRead for PgStore {
                 })?;
                 Ok(AttemptLog {
                     record: AttemptRecord {
-                        node: r.get::<_, i64>(1) as u64,
+                        node: self.col::<i64>(r, 1)? as u64,
                         attempt,
-                        start_us: r.get::<_, i64>(3) as u64,
-                        end_us: r.get::<_, i64>(4) as u64,
+                        start_us: self.col::<i64>(r, 3)? as u64,
+                        end_us: self.col::<i64>(r, 4)? as u64,
                         outcome,
-                        message: r.get(6),
-                        worker: r.get::<_, Option<i64>>(7).map(|w| w as u32),
+                        message: self.col(r, 6)?,
+                        worker: self.col::<Option<i64>>(r, 7)?.map(|w| w as u32),
                     },
                     path,
                     stdout: r.get::<_, Option<Vec<u8>>>(8).unwrap_or_default(),
@@ -398,11 +412,11 @@ impl StoreRead for PgStore {
         self.read()
             .query_opt("SELECT bytes FROM modules WHERE digest = $1", &[&digest])
             .map_err(self.err(format!("reading module {digest}")))?
-            .map(|r| r.get(0))
+            .map(|r| self.col(&r, 0))
             .ok_or_else(|| StoreError::MissingModule {
                 path: self.path.clone(),
                 digest: digest.to_string(),
-            })
+            })?
     }
 
     fn entities(&self, digest: &str) -> Result<Vec<EntityRecord>, StoreError> {
@@ -415,8 +429,8 @@ impl StoreRead for PgStore {
             .map_err(self.err(format!("reading the entities of module {digest}")))?;
         rows.iter()
             .map(|r| {
-                let name: String = r.get(0);
-                let bytes: Vec<u8> = r.get(2);
+                let name: String = self.col(r, 0)?;
+                let bytes: Vec<u8> = self.col(r, 2)?;
                 let interface = codec::decode(&bytes).map_err(|e| {
                     self.corrupt(format!(
                         "the interface of {name} in module {digest} does not decode: {e}"
@@ -424,7 +438,7 @@ impl StoreRead for PgStore {
                 })?;
                 Ok(EntityRecord {
                     name,
-                    kind: r.get(1),
+                    kind: self.col(r, 1)?,
                     interface,
                 })
             })
@@ -452,13 +466,13 @@ impl StoreRead for PgStore {
             .map_err(self.err(format!("reading the outputs of execution {id}")))?;
         rows.iter()
             .map(|r| {
-                let path: String = r.get(1);
+                let path: String = self.col(r, 1)?;
                 let v = self.joined_value(
-                    r.get(2),
-                    r.get(3),
+                    self.col(r, 2)?,
+                    self.col(r, 3)?,
                     &format!("node {path} of execution {id}"),
                 )?;
-                Ok((r.get::<_, i64>(0) as u64, v))
+                Ok((self.col::<i64>(r, 0)? as u64, v))
             })
             .collect()
     }
@@ -477,11 +491,11 @@ impl StoreRead for PgStore {
             .map_err(self.err(format!("reading the graphs of execution {id}")))?;
         rows.iter()
             .map(|r| {
-                let node = r.get::<_, i64>(0) as u64;
-                let hash: Vec<u8> = r.get(1);
+                let node = self.col::<i64>(r, 0)? as u64;
+                let hash: Vec<u8> = self.col(r, 1)?;
                 let whose = format!("the graph of node {node:#x} of execution {id}");
-                let bytes: Vec<u8> = r
-                    .get::<_, Option<Vec<u8>>>(2)
+                let bytes: Vec<u8> = self
+                    .col::<Option<Vec<u8>>>(r, 2)?
                     .ok_or_else(|| self.corrupt(format!("{whose} ({}) is missing", hex(&hash))))?;
                 let g: GraphSpec = codec::decode(&bytes)
                     .map_err(|e| self.corrupt(format!("{whose} does not decode: {e}")))?;
@@ -499,10 +513,9 @@ impl StoreRead for PgStore {
                 &[&seq],
             )
             .map_err(self.err(format!("reading the events of execution {id}")))?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((self.col::<i64>(r, 0)? as u64, self.col(r, 1)?)))
+            .collect()
     }
 
     fn cache_get(&self, key: &[u8]) -> Result<Option<CacheEntry>, StoreError> {
@@ -522,17 +535,17 @@ impl StoreRead for PgStore {
             .map_err(self.err("reading the task cache"))?;
         let mut found: HashMap<Vec<u8>, CacheEntry> = HashMap::with_capacity(rows.len());
         for r in rows {
-            let key: Vec<u8> = r.get(0);
-            let task: String = r.get(1);
+            let key: Vec<u8> = self.col(&r, 0)?;
+            let task: String = self.col(&r, 1)?;
             let whose = format!("the cache entry {} of task {task}", hex(&key));
-            let output = self.joined_value(Some(r.get(6)), r.get(7), &whose)?;
+            let output = self.joined_value(Some(self.col(&r, 6)?), self.col(&r, 7)?, &whose)?;
             let entry = CacheEntry {
                 key: key.clone(),
                 task,
-                cache_version: r.get(2),
-                created_ms: r.get(3),
-                execution: ExecutionId::from_string(r.get(4)),
-                node: r.get::<_, i64>(5) as u64,
+                cache_version: self.col(&r, 2)?,
+                created_ms: self.col(&r, 3)?,
+                execution: ExecutionId::from_string(self.col(&r, 4)?),
+                node: self.col::<i64>(&r, 5)? as u64,
                 output,
             };
             found.insert(key, entry);
@@ -557,17 +570,18 @@ impl StoreRead for PgStore {
                 &[&task],
             )
             .map_err(self.err("listing the task cache"))?;
-        Ok(rows
-            .iter()
-            .map(|r| CacheEntry {
-                key: r.get(0),
-                task: r.get(1),
-                cache_version: r.get(2),
-                created_ms: r.get(3),
-                execution: ExecutionId::from_string(r.get(4)),
-                node: r.get::<_, i64>(5) as u64,
-                output: None,
+        rows.iter()
+            .map(|r| {
+                Ok(CacheEntry {
+                    key: self.col(r, 0)?,
+                    task: self.col(r, 1)?,
+                    cache_version: self.col(r, 2)?,
+                    created_ms: self.col(r, 3)?,
+                    execution: ExecutionId::from_string(self.col(r, 4)?),
+                    node: self.col::<i64>(r, 5)? as u64,
+                    output: None,
+                })
             })
-            .collect())
+            .collect()
     }
 }

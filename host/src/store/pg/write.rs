@@ -18,10 +18,10 @@
 //!
 //! [`RECONNECT_FOR`]: super::RECONNECT_FOR
 
+use super::super::error::pg_message;
 use super::super::ops::{Hash, WriteOp};
 use super::super::types::*;
 use super::super::ExecutionId;
-use super::super::error::pg_message;
 use super::{is_lost, reconnect, RECONNECT_FOR};
 use postgres::types::ToSql;
 use postgres::{Client, Config, SimpleQueryMessage};
@@ -740,4 +740,55 @@ fn write_finishes(tx: &mut Client, rows: &Rows) -> OpResult<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cluster::cluster;
+    use super::super::PgStore;
+    use super::*;
+    use postgres::NoTls;
+    use std::str::FromStr;
+
+    /// The transaction id of a transaction begun on `c`.
+    fn begin(c: &mut Client) -> i64 {
+        let m = c.simple_query("BEGIN; SELECT txid_current()").unwrap();
+        m.iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
+                _ => None,
+            })
+            .expect("an id")
+    }
+
+    #[test]
+    fn a_lost_transactions_outcome_is_read_back_committed_aborted_or_waited_for() {
+        let url = cluster().database("outcome");
+        // The tables.
+        PgStore::open(&url).unwrap().finish().unwrap();
+        let config = Config::from_str(&url).unwrap();
+        let writer = config.connect(NoTls).unwrap();
+        let mut state = State::new("test".into(), config.clone(), writer);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut other = config.connect(NoTls).unwrap();
+        let committed = begin(&mut other);
+        other.batch_execute("COMMIT").unwrap();
+        assert!(state.committed(committed, deadline).unwrap());
+        let rolled_back = begin(&mut other);
+        other.batch_execute("ROLLBACK").unwrap();
+        assert!(!state.committed(rolled_back, deadline).unwrap());
+        // One whose backend is terminated while it is open: aborted, once the backend ends.
+        let open = begin(&mut other);
+        let pid: i32 = other
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cluster().execute(&url, &format!("SELECT pg_terminate_backend({pid})"));
+        });
+        assert!(!state.committed(open, deadline).unwrap());
+        killer.join().unwrap();
+        assert!(other.batch_execute("SELECT 1").is_err(), "it was terminated");
+    }
 }
