@@ -545,10 +545,36 @@ fn a_restart_of_postgres_mid_run_is_ridden_out_and_each_task_is_recorded_once() 
     let logs = [dir.path().join("w1.log"), dir.path().join("w2.log")];
     let _w1 = logged_worker(&url, 10, &logs[0]);
     let _w2 = logged_worker(&url, 10, &logs[1]);
+    // Submitted by `run --wait`, which waits through the restarts too.
+    let l = json!((0..10_000).collect::<Vec<_>>()).to_string();
+    let waiting = sandflow_command()
+        .args([
+            "run",
+            module("nested_dynamics").to_str().unwrap(),
+            "multi_wf",
+        ])
+        .args(["--l", &l, "--chunk", "100", "--wait"])
+        .env("SANDFLOW_DB", &url)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sandflow runs");
     let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
-    let id = submit_and_wait_for_progress(&mut c, &url, 2_000);
+    let t0 = Instant::now();
+    let id: String = loop {
+        // The queue's table is created by the first process to use it.
+        if let Ok(Some(r)) = c.query_opt("SELECT id FROM sandflow.queue WHERE parent IS NULL", &[])
+        {
+            break r.get(0);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never submitted");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_for_progress(&mut c, &id, 2_000);
     drop(c);
-    // Every connection of both workers and their runs is lost; down for 2 s.
+    // Every connection of the workers, their runs and the waiting submitter is lost; the
+    // server is down for 2 s.
     pg.restart("fast", Duration::from_secs(2));
     // Again, later in the run, as a crash: transactions in flight are neither committed nor
     // rolled back until the server recovers.
@@ -558,6 +584,11 @@ fn a_restart_of_postgres_mid_run_is_ridden_out_and_each_task_is_recorded_once() 
     pg.restart("immediate", Duration::from_secs(1));
     let logs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
     assert_ended_right_and_recorded_once(&url, &id, &logs);
+    let waited = waiting.wait_with_output().expect("run --wait ends");
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(0), "{stderr}");
+    let got: Json = serde_json::from_slice(&waited.stdout).expect("JSON output");
+    assert_eq!(got, expected(10_000));
 }
 
 #[test]

@@ -389,7 +389,7 @@ impl State {
         let tx = client;
         write_modules(tx, &rows.modules)?;
         self.write_starts(tx, &rows.starts)?;
-        self.resolve(tx, &rows)?;
+        self.resolve(tx, rows)?;
         let (h, b) = hashes(&rows.values);
         exec(
             tx,
@@ -408,12 +408,12 @@ impl State {
             &[&h, &b],
             "storing graphs",
         )?;
-        self.write_nodes(tx, &rows)?;
-        self.write_attempts(tx, &rows)?;
-        self.write_logs(tx, &rows)?;
-        self.write_graphs_events(tx, &rows)?;
-        write_cache(tx, &rows)?;
-        write_finishes(tx, &rows)?;
+        self.write_nodes(tx, rows)?;
+        self.write_attempts(tx, rows)?;
+        self.write_logs(tx, rows)?;
+        self.write_graphs_events(tx, rows)?;
+        write_cache(tx, rows)?;
+        write_finishes(tx, rows)?;
         tx.batch_execute("COMMIT")
             .map_err(db(|| "committing".into()))
     }
@@ -789,6 +789,9 @@ mod tests {
         });
         assert!(!state.committed(open, deadline).unwrap());
         killer.join().unwrap();
-        assert!(other.batch_execute("SELECT 1").is_err(), "it was terminated");
+        assert!(
+            other.batch_execute("SELECT 1").is_err(),
+            "it was terminated"
+        );
     }
 }
