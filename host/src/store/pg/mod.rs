@@ -177,6 +177,14 @@ impl PgStore {
         guard
     }
 
+    /// Whether the reads' connection is known to be gone.
+    pub(crate) fn reader_lost(&self) -> bool {
+        self.reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_closed()
+    }
+
     pub(crate) fn err(
         &self,
         context: impl Into<String>,
