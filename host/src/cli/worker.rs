@@ -219,7 +219,9 @@ fn spawn_heartbeat(
                 }
             };
             for (id, (fence, stop)) in lock(&running).iter() {
-                if held.iter().any(|(h, f)| h == id && f == fence) {
+                // A claim made while the heartbeat ran (it may wait through a lost
+                // connection) was not asked about: judged at the next one.
+                if !ids.contains(id) || held.iter().any(|(h, f)| h == id && f == fence) {
                     continue;
                 }
                 match stop {

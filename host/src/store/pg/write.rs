@@ -9,12 +9,17 @@
 //! writer connects again and writes the batch again, for up to [`RECONNECT_FOR`]. Writing it
 //! again must not record anything twice, and the batch's statements cannot all make that so
 //! by themselves: node rows are appended (see `schema`), with no key an `ON CONFLICT` could
-//! name. Instead the writer learns whether the lost transaction committed: its first round
-//! trip (`BEGIN; SELECT txid_current()`, the one `BEGIN` alone would cost) takes its
-//! transaction id, and after connecting again `txid_status` says `committed` (the batch is
-//! written: done), `aborted` (nothing of it is: write it again) or `in progress` (its backend
-//! is still ending: ask again). This is what PostgreSQL's `txid_status` is for, and it
-//! costs the normal path nothing.
+//! name. Instead the writer learns whether the lost transaction committed. Each writer has a
+//! row of its own in `write_marks`, made when it starts, and each batch's transaction first
+//! sets that row to the batch's number, in the round trip `BEGIN` alone would cost. After
+//! connecting again the writer reads its row `FOR UPDATE`: that waits for the lost
+//! transaction where its backend has not ended yet (it holds the row's lock), and then the
+//! number says whether the batch committed (done) or not (write it again).
+//!
+//! Not `txid_status`: a transaction id is reused after a crash of the server when the
+//! transaction's WAL had not reached the disk, so the status of a lost id may be that of a
+//! newer transaction of another process (a test that crashes the server mid-run lost batches
+//! that way). A committed row of our own cannot be mistaken.
 //!
 //! [`RECONNECT_FOR`]: super::RECONNECT_FOR
 
@@ -24,7 +29,7 @@ use super::super::types::*;
 use super::super::ExecutionId;
 use super::{is_lost, reconnect, RECONNECT_FOR};
 use postgres::types::ToSql;
-use postgres::{Client, Config, SimpleQueryMessage};
+use postgres::{Client, Config};
 use sandflow_contract::{codec, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -39,7 +44,19 @@ pub(crate) struct State {
     config: Config,
     /// `None` from a lost connection until the next is made.
     client: Option<Client>,
+    /// This writer's row in `write_marks`, and the number of its last batch.
+    mark: String,
+    marked: bool,
+    batch: i64,
 }
+
+/// The writers' marks (see the module's comment): one row per writer, kept for a week after
+/// its last batch. Created on first use, like the queue's table, outside the schema version.
+const MARKS: &str = "CREATE TABLE IF NOT EXISTS sandflow.write_marks \
+     (writer text PRIMARY KEY, batch bigint NOT NULL, at_ms bigint NOT NULL)";
+/// A lock of our own around creating it (see `queue::LOCK`).
+const MARKS_LOCK: i64 = 7_362_841_907;
+const MARKS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A node row: its execution, the record, its output's hash or its inline bytes.
 type NodeRow = (ExecutionId, NodeRecord, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -239,12 +256,43 @@ fn exec(
 impl State {
     /// The writer of the store at `location`, writing on `client` (connected with `config`).
     pub(crate) fn new(location: String, config: Config, client: Client) -> State {
+        // Only letters, digits and '-': it is written into the SQL text of `BEGIN`.
+        let mark = format!("{}-{}", std::process::id(), ExecutionId::generate())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>();
         State {
             location,
             seqs: HashMap::new(),
             config,
             client: Some(client),
+            mark,
+            marked: false,
+            batch: 0,
         }
+    }
+
+    /// Makes this writer's row in `write_marks` (and the table where there is none), committed
+    /// before its first batch, so that every batch's transaction updates the row and holds
+    /// its lock. Made at the first batch rather than at open: a store only read never writes.
+    fn make_mark(&mut self, client: &mut Client) -> Result<(), postgres::Error> {
+        let now = crate::record::now_ms();
+        client.execute("SELECT pg_advisory_lock($1)", &[&MARKS_LOCK])?;
+        let made = client.batch_execute(MARKS);
+        client.execute("SELECT pg_advisory_unlock($1)", &[&MARKS_LOCK])?;
+        made?;
+        client.execute(
+            "DELETE FROM write_marks WHERE at_ms < $1",
+            &[&(now - MARKS_KEPT_MS)],
+        )?;
+        // Run again after a lost connection, the first may have committed.
+        client.execute(
+            "INSERT INTO write_marks (writer, batch, at_ms) VALUES ($1, 0, $2) \
+             ON CONFLICT (writer) DO NOTHING",
+            &[&self.mark, &now],
+        )?;
+        self.marked = true;
+        Ok(())
     }
 
     /// Writes `ops` in one transaction, connecting again (for up to [`RECONNECT_FOR`]) where
@@ -264,8 +312,9 @@ impl State {
                 None => reconnect(&self.config, &self.location, deadline)
                     .map_err(|e| self.gave_up(&e.to_string()))?,
             };
-            let mut xid = None;
-            let result = self.write(&mut client, &rows, &mut xid);
+            self.batch += 1;
+            let mut begun = false;
+            let result = self.write(&mut client, &rows, &mut begun);
             let lost = match result {
                 Ok(()) => {
                     self.client = Some(client);
@@ -300,14 +349,12 @@ impl State {
                 lost_at = Some(Instant::now());
             }
             let deadline = lost_at.map_or_else(Instant::now, |t| t + RECONNECT_FOR);
-            if let Some(xid) = xid {
-                if self.committed(xid, deadline)? {
-                    eprintln!(
-                        "sandflow: connected to the store {} again; writing goes on",
-                        self.location
-                    );
-                    return Ok(());
-                }
+            if begun && self.committed(deadline)? {
+                eprintln!(
+                    "sandflow: connected to the store {} again; writing goes on",
+                    self.location
+                );
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(self.gave_up(&lost.message));
@@ -327,65 +374,72 @@ impl State {
         )
     }
 
-    /// Whether transaction `xid`, whose connection was lost (perhaps after its COMMIT reached
-    /// the server), committed. Asks on a new connection until the server knows, or until
-    /// `deadline`.
-    fn committed(&mut self, xid: i64, deadline: Instant) -> Result<bool, String> {
+    /// Whether the transaction of batch `self.batch`, whose connection was lost (perhaps
+    /// after its COMMIT reached the server), committed: its mark says so once its backend has
+    /// ended (the row lock is waited for, until `deadline`).
+    fn committed(&mut self, deadline: Instant) -> Result<bool, String> {
         loop {
             let mut client = match self.client.take() {
                 Some(c) => c,
                 None => reconnect(&self.config, &self.location, deadline)
                     .map_err(|e| self.gave_up(&e.to_string()))?,
             };
-            let asked = client.query_one("SELECT txid_status($1)", &[&xid]);
+            let wait_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1);
+            let asked = client
+                .batch_execute(&format!("SET lock_timeout = {wait_ms}"))
+                .and_then(|_| {
+                    client.query_opt(
+                        "SELECT batch FROM write_marks WHERE writer = $1 FOR UPDATE",
+                        &[&self.mark],
+                    )
+                })
+                .and_then(|row| {
+                    client.batch_execute("RESET lock_timeout")?;
+                    row.map(|r| r.try_get::<_, i64>(0)).transpose()
+                });
             let lost = match asked {
-                Ok(row) => {
+                Ok(batch) => {
                     self.client = Some(client);
-                    let status: Option<String> = row.try_get(0).map_err(|e| {
-                        self.located(format!("reading the status of transaction {xid}: {e}"))
-                    })?;
-                    match status.as_deref() {
-                        Some("committed") => return Ok(true),
-                        // Its backend has not ended yet (a terminated one rolls back first).
-                        Some("in progress") => None,
-                        // Aborted, or crashed with the server (NULL is "too old to know",
-                        // which a transaction of seconds ago is not).
-                        _ => return Ok(false),
-                    }
+                    return Ok(batch == Some(self.batch));
                 }
-                Err(e) if is_lost(&e) || client.is_closed() => Some(pg_message(&e)),
+                Err(e) if is_lost(&e) || client.is_closed() => pg_message(&e),
                 Err(e) => {
                     return Err(self.located(format!(
-                        "asking whether transaction {xid} committed after the connection was                          lost: {e}"
+                        "reading whether batch {} committed after the connection was lost: {}",
+                        self.batch,
+                        pg_message(&e)
                     )))
                 }
             };
             if Instant::now() >= deadline {
-                return Err(self.gave_up(&lost.unwrap_or_else(|| {
-                    format!("transaction {xid} was still in progress on the server")
-                })));
+                return Err(self.gave_up(&lost));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// One try at writing `rows` in one transaction on `client`; `xid` is set to the
-    /// transaction's id once the server gave it.
-    fn write(&mut self, client: &mut Client, rows: &Rows, xid: &mut Option<i64>) -> OpResult<()> {
-        // One round trip, as `BEGIN` alone: the id is how a retry knows whether this
-        // transaction committed.
-        let begun = client
-            .simple_query("BEGIN; SELECT txid_current()")
-            .map_err(db(|| "starting a transaction".into()))?;
-        *xid = begun.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
-            _ => None,
-        });
-        if xid.is_none() {
-            return Err(Fail::from(
-                "starting a transaction: the server returned no transaction id".to_string(),
-            ));
+    /// One try at writing `rows` in one transaction on `client`; `begun` is set once the
+    /// transaction may have reached the server.
+    fn write(&mut self, client: &mut Client, rows: &Rows, begun: &mut bool) -> OpResult<()> {
+        if !self.marked {
+            self.make_mark(client)
+                .map_err(db(|| "making the writer's mark".into()))?;
         }
+        *begun = true;
+        // One round trip, as `BEGIN` alone: the mark is how a retry knows whether this
+        // transaction committed.
+        client
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO write_marks (writer, batch, at_ms) VALUES ('{}', {}, {}) \
+                 ON CONFLICT (writer) DO UPDATE SET batch = EXCLUDED.batch, at_ms = EXCLUDED.at_ms",
+                self.mark,
+                self.batch,
+                crate::record::now_ms()
+            ))
+            .map_err(db(|| "starting a transaction".into()))?;
         let tx = client;
         write_modules(tx, &rows.modules)?;
         self.write_starts(tx, &rows.starts)?;
@@ -750,35 +804,39 @@ mod tests {
     use postgres::NoTls;
     use std::str::FromStr;
 
-    /// The transaction id of a transaction begun on `c`.
-    fn begin(c: &mut Client) -> i64 {
-        let m = c.simple_query("BEGIN; SELECT txid_current()").unwrap();
-        m.iter()
-            .find_map(|m| match m {
-                SimpleQueryMessage::Row(r) => r.get(0)?.parse().ok(),
-                _ => None,
-            })
-            .expect("an id")
+    /// Begins on `c` the transaction of `state`'s next batch, as `write` does.
+    fn begin(state: &mut State, c: &mut Client) {
+        state.batch += 1;
+        c.batch_execute(&format!(
+            "BEGIN; UPDATE write_marks SET batch = {} WHERE writer = '{}'",
+            state.batch, state.mark
+        ))
+        .unwrap();
     }
 
     #[test]
-    fn a_lost_transactions_outcome_is_read_back_committed_aborted_or_waited_for() {
+    fn a_lost_batchs_outcome_is_read_back_committed_rolled_back_or_waited_for() {
         let url = cluster().database("outcome");
         // The tables.
         PgStore::open(&url).unwrap().finish().unwrap();
         let config = Config::from_str(&url).unwrap();
         let writer = config.connect(NoTls).unwrap();
         let mut state = State::new("test".into(), config.clone(), writer);
+        let mut c = config.connect(NoTls).unwrap();
+        c.batch_execute("SET search_path TO sandflow").unwrap();
+        state.make_mark(&mut c).unwrap();
+        state.client = None;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut other = config.connect(NoTls).unwrap();
-        let committed = begin(&mut other);
+        other.batch_execute("SET search_path TO sandflow").unwrap();
+        begin(&mut state, &mut other);
         other.batch_execute("COMMIT").unwrap();
-        assert!(state.committed(committed, deadline).unwrap());
-        let rolled_back = begin(&mut other);
+        assert!(state.committed(deadline).unwrap());
+        begin(&mut state, &mut other);
         other.batch_execute("ROLLBACK").unwrap();
-        assert!(!state.committed(rolled_back, deadline).unwrap());
-        // One whose backend is terminated while it is open: aborted, once the backend ends.
-        let open = begin(&mut other);
+        assert!(!state.committed(deadline).unwrap());
+        // One whose backend is terminated while it is open: not committed, once it ended.
+        begin(&mut state, &mut other);
         let pid: i32 = other
             .query_one("SELECT pg_backend_pid()", &[])
             .unwrap()
@@ -787,7 +845,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             cluster().execute(&url, &format!("SELECT pg_terminate_backend({pid})"));
         });
-        assert!(!state.committed(open, deadline).unwrap());
+        let t0 = Instant::now();
+        assert!(!state.committed(deadline).unwrap());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "it was waited for"
+        );
         killer.join().unwrap();
         assert!(
             other.batch_execute("SELECT 1").is_err(),
