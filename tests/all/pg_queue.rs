@@ -4,7 +4,7 @@
 //! be used. The server is a real PostgreSQL started for this binary (see `pg_cluster`).
 
 use crate::guests::{freeze_when, module, repo, sandflow_command};
-use crate::pg_cluster::cluster;
+use crate::pg_cluster::{cluster, private_cluster};
 use serde_json::{json, Value as Json};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +32,26 @@ fn worker(url: &str, lease_secs: u32) -> Worker {
         .current_dir(repo())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .spawn()
+        .expect("sandflow worker starts");
+    Worker(child)
+}
+
+/// A worker as [`worker`], its stderr in `log` (shown when a fault test fails).
+fn logged_worker(url: &str, lease_secs: u32, log: &std::path::Path) -> Worker {
+    let file = std::fs::File::create(log).expect("the worker's log");
+    let child = sandflow_command()
+        .args([
+            "worker",
+            "--workers",
+            "2",
+            "--lease-secs",
+            &lease_secs.to_string(),
+        ])
+        .env("SANDFLOW_DB", url)
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(file)
         .spawn()
         .expect("sandflow worker starts");
     Worker(child)
@@ -542,4 +562,224 @@ fn a_sigkilled_worker_driving_child_executions_has_them_taken_over_without_rerun
         twice.is_empty(),
         "finished before the kill, ran again: {twice:?}"
     );
+}
+
+/// A connection to `url`, tried again for a while (the server may be restarting).
+fn connect_again(url: &str) -> postgres::Client {
+    let t0 = Instant::now();
+    loop {
+        match postgres::Client::connect(url, postgres::NoTls) {
+            Ok(c) => return c,
+            Err(e) => assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "cannot connect to {url}: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Submits the nested 10 000/100 program and waits until its run is under way (`tasks`
+/// task nodes recorded succeeded, the row not done): the moment of a fault. Its queue id.
+fn submit_and_wait_for_progress(c: &mut postgres::Client, url: &str, tasks: i64) -> String {
+    let out = submit(url, 10_000, 100, "--submit");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    wait_for_progress(c, &id, tasks);
+    id
+}
+
+/// Waits until `tasks` task nodes are recorded succeeded while the row of `id` is not done.
+fn wait_for_progress(c: &mut postgres::Client, id: &str, tasks: i64) {
+    let t0 = Instant::now();
+    loop {
+        let (state, ..) = row(c, id);
+        assert_ne!(
+            state, "done",
+            "the run ended before the fault: the test proves nothing"
+        );
+        let done: i64 = c
+            .query_one(
+                "SELECT count(*) FROM sandflow.nodes WHERE status = 'succeeded' AND kind = 'task'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if done >= tasks {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The end checks of a fault test: the row of `id` is done with exit code 0 and the right
+/// output, and in the tree of the execution that gave it, each of the 20 001 tasks is
+/// recorded succeeded exactly once.
+fn assert_ended_right_and_recorded_once(url: &str, id: &str, logs: &[&std::path::Path]) {
+    let show_logs = || {
+        logs.iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let mut c = connect_again(url);
+    let t0 = Instant::now();
+    let (execution, code, summary, out) = loop {
+        let r = c
+            .query_one(
+                "SELECT state, execution, exit_code, summary, output FROM sandflow.queue \
+                 WHERE id = $1",
+                &[&id],
+            )
+            .expect("the queue row");
+        let state: String = r.get(0);
+        if state == "done" {
+            let (e, code, summary, out): (
+                Option<String>,
+                Option<i32>,
+                Option<String>,
+                Option<String>,
+            ) = (r.get(1), r.get(2), r.get(3), r.get(4));
+            break (e, code, summary, out);
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "{id} never ended: {state}\n{}",
+            show_logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{summary:?}\n{}", show_logs());
+    let got: Json = serde_json::from_str(&out.expect("an output")).expect("JSON");
+    assert_eq!(got, expected(10_000));
+    let execution = execution.expect("the execution");
+    let status: String = c
+        .query_one(
+            "SELECT status FROM sandflow.executions WHERE id = $1",
+            &[&execution],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "succeeded");
+    let r = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT n.path) FROM sandflow.nodes n \
+             JOIN sandflow.executions e ON e.seq = n.execution \
+             WHERE e.root = $1 AND n.kind = 'task' AND n.status = 'succeeded'",
+            &[&execution],
+        )
+        .unwrap();
+    let (rows, paths): (i64, i64) = (r.get(0), r.get(1));
+    assert_eq!(
+        (rows, paths),
+        (20_001, 20_001),
+        "succeeded task rows and distinct paths in the tree of {execution}\n{}",
+        show_logs()
+    );
+}
+
+#[test]
+fn a_restart_of_postgres_mid_run_is_ridden_out_and_each_task_is_recorded_once() {
+    let pg = private_cluster();
+    let url = pg.database("queue_restart");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = [dir.path().join("w1.log"), dir.path().join("w2.log")];
+    let _w1 = logged_worker(&url, 10, &logs[0]);
+    let _w2 = logged_worker(&url, 10, &logs[1]);
+    // Submitted by `run --wait`, which waits through the restarts too.
+    let l = json!((0..10_000).collect::<Vec<_>>()).to_string();
+    let waiting = sandflow_command()
+        .args([
+            "run",
+            module("nested_dynamics").to_str().unwrap(),
+            "multi_wf",
+        ])
+        .args(["--l", &l, "--chunk", "100", "--wait"])
+        .env("SANDFLOW_DB", &url)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sandflow runs");
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let t0 = Instant::now();
+    let id: String = loop {
+        // The queue's table is created by the first process to use it.
+        if let Ok(Some(r)) = c.query_opt("SELECT id FROM sandflow.queue WHERE parent IS NULL", &[])
+        {
+            break r.get(0);
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "never submitted");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_for_progress(&mut c, &id, 2_000);
+    drop(c);
+    // Every connection of the workers, their runs and the waiting submitter is lost; the
+    // server is down for 2 s.
+    pg.restart("fast", Duration::from_secs(2));
+    // Again, later in the run, as a crash: transactions in flight are neither committed nor
+    // rolled back until the server recovers.
+    let mut c = connect_again(&url);
+    wait_for_progress(&mut c, &id, 8_000);
+    drop(c);
+    pg.restart("immediate", Duration::from_secs(1));
+    let logs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
+    assert_ended_right_and_recorded_once(&url, &id, &logs);
+    let waited = waiting.wait_with_output().expect("run --wait ends");
+    let stderr = String::from_utf8_lossy(&waited.stderr);
+    assert_eq!(waited.status.code(), Some(0), "{stderr}");
+    let got: Json = serde_json::from_slice(&waited.stdout).expect("JSON output");
+    assert_eq!(got, expected(10_000));
+}
+
+#[test]
+fn terminating_a_workers_backends_mid_run_is_ridden_out_and_each_task_is_recorded_once() {
+    let url = cluster().database("queue_terminate");
+    let dir = tempfile::tempdir().unwrap();
+    let logs = [dir.path().join("w1.log"), dir.path().join("w2.log")];
+    let workers = [
+        logged_worker(&url, 10, &logs[0]),
+        logged_worker(&url, 10, &logs[1]),
+    ];
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let id = submit_and_wait_for_progress(&mut c, &url, 2_000);
+    // The worker driving the top execution, and its run process.
+    let (_, owner, ..) = row(&mut c, &id);
+    let owner = owner.expect("a claimer");
+    let pid: u32 = owner
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("host:pid");
+    assert!(
+        workers.iter().any(|w| w.0.id() == pid),
+        "{owner} is no worker"
+    );
+    let runs = children_of(pid);
+    assert_eq!(runs.len(), 1, "one run process: {runs:?}");
+    let names = vec![format!("sandflow {pid}"), format!("sandflow {}", runs[0])];
+    let terminated: Vec<(String, bool)> = c
+        .query(
+            "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = ANY($1)",
+            &[&names],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // The worker's (claims, listen, heartbeat, store) and the run's (store, queue) at least.
+    for name in &names {
+        assert!(
+            terminated.iter().any(|(n, ok)| n == name && *ok),
+            "no backend of {name} terminated: {terminated:?}"
+        );
+    }
+    let logs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
+    assert_ended_right_and_recorded_once(&url, &id, &logs);
 }

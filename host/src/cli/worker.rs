@@ -232,7 +232,9 @@ fn spawn_heartbeat(
         .name("sandflow-heartbeat".into())
         .spawn(move || loop {
             std::thread::sleep(lease / 3);
-            let held = match queue.heartbeat(&me, lease) {
+            let ids: Vec<String> = lock(&running).keys().cloned().collect();
+            // A lost connection is connected again inside (`Queue`'s retries).
+            let held = match queue.heartbeat(&me, lease, &ids) {
                 Ok(held) => held,
                 Err(e) => {
                     // The leases run out unless a later heartbeat succeeds; the claims'
@@ -242,7 +244,9 @@ fn spawn_heartbeat(
                 }
             };
             for (id, (fence, stop)) in lock(&running).iter() {
-                if held.iter().any(|(h, f)| h == id && f == fence) {
+                // A claim made while the heartbeat ran (it may wait through a lost
+                // connection) was not asked about: judged at the next one.
+                if !ids.contains(id) || held.iter().any(|(h, f)| h == id && f == fence) {
                     continue;
                 }
                 match stop {

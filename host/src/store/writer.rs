@@ -5,6 +5,12 @@
 //! The first failure (a full disk, a lost lock) is kept: what was committed before stays, the
 //! writer stops writing (a later batch could refer to rows the failed one held), and every
 //! `flush` from then on returns the failure.
+//!
+//! A failure is final, so a backend's commit rides out what is transient itself: PostgreSQL's
+//! (`pg::write`) connects again after a lost connection and writes the batch again, never
+//! twice, for up to half a minute, before it returns a failure. The thread blocks meanwhile
+//! and the bounded queue holds the run back: a run waits through a restarted server rather
+//! than failing.
 
 use super::ops::{apply, State, WriteOp};
 use super::StoreError;

@@ -54,22 +54,22 @@ impl PgStore {
             .map_err(err())?
         {
             names
-                .entry(r.get(0))
+                .entry(self.col(&r, 0)?)
                 .or_default()
-                .push((r.get(1), r.get(2)));
+                .push((self.col(&r, 1)?, self.col(&r, 2)?));
         }
-        Ok(modules
+        modules
             .into_iter()
             .map(|r| {
-                let digest: String = r.get(0);
-                ModuleSummary {
+                let digest: String = self.col(&r, 0)?;
+                Ok(ModuleSummary {
                     entities: names.remove(&digest).unwrap_or_default(),
                     digest,
-                    size: r.get::<_, i64>(1) as u64,
-                    executions: r.get::<_, i64>(2) as u64,
-                    last_started_ms: r.get(3),
-                }
+                    size: self.col::<i64>(&r, 1)? as u64,
+                    executions: self.col::<i64>(&r, 2)? as u64,
+                    last_started_ms: self.col(&r, 3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -18,6 +18,13 @@ pub const PASSWORD: &str = "sandflow-test";
 pub struct Cluster {
     pub port: u16,
     next: AtomicU32,
+    /// What stopping and starting it again needs.
+    bin: PathBuf,
+    root: bool,
+    dir: PathBuf,
+    data: PathBuf,
+    /// Whether dropping it stops it (a private cluster; the binary's is a static).
+    private: bool,
 }
 
 /// The binary's cluster, started on first use. Panics (failing the test) with what to
@@ -27,6 +34,29 @@ pub fn cluster() -> &'static Cluster {
     match CLUSTER.get_or_init(start) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
+    }
+}
+
+/// A cluster of the caller's own, stopped and removed when dropped: for a test that stops
+/// the server, which would fail the other tests on the binary's cluster.
+// `tests/all`'s fault tests use it; the store's unit tests do not.
+#[allow(dead_code)]
+pub fn private_cluster() -> Cluster {
+    match start() {
+        Ok(mut c) => {
+            c.private = true;
+            c
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.private {
+            let _ = self.stop("immediate");
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -130,27 +160,18 @@ fn start() -> Result<Cluster, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("finding a free port: {e}"))?;
-    let mut ctl = as_server_user(root, &bin.join("pg_ctl"));
-    ctl.arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("log"))
-        .args(["-w", "-t", "60", "-o"])
-        .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c max_connections=300 -c shared_buffers=64MB",
-            dir.display()
-        ))
-        .arg("start");
-    run(ctl, "pg_ctl start").map_err(|e| {
-        let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-        format!("{e}\nserver log:\n{log}")
-    })?;
-    watch(root, &bin, &dir, &data);
-    Ok(Cluster {
+    let cluster = Cluster {
         port,
         next: AtomicU32::new(0),
-    })
+        bin,
+        root,
+        dir,
+        data,
+        private: false,
+    };
+    cluster.start_server()?;
+    watch(root, &cluster.bin, &cluster.dir, &cluster.data);
+    Ok(cluster)
 }
 
 /// Stops the server and removes its directory once this process is gone, however it ends
@@ -177,6 +198,47 @@ fn watch(root: bool, bin: &Path, dir: &Path, data: &Path) {
 }
 
 impl Cluster {
+    /// `pg_ctl start` on the cluster's port, waiting until it accepts connections.
+    fn start_server(&self) -> Result<(), String> {
+        let mut ctl = as_server_user(self.root, &self.bin.join("pg_ctl"));
+        ctl.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c max_connections=300 -c shared_buffers=64MB",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start");
+        run(ctl, "pg_ctl start").map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })
+    }
+
+    /// `pg_ctl stop -m <mode>` (`fast`: connections are terminated and transactions rolled
+    /// back; `immediate`: the server dies and recovers from its WAL at the next start).
+    fn stop(&self, mode: &str) -> Result<(), String> {
+        let mut ctl = as_server_user(self.root, &self.bin.join("pg_ctl"));
+        ctl.arg("-D")
+            .arg(&self.data)
+            .args(["-m", mode, "-w", "-t", "60", "stop"]);
+        run(ctl, "pg_ctl stop")
+    }
+
+    /// Stops the server (`mode` as [`Cluster::stop`]), leaves it down for `down`, and starts it
+    /// again on the same port and data. Every client's connection is lost.
+    // Only `tests/all`'s fault tests restart a cluster.
+    #[allow(dead_code)]
+    pub fn restart(&self, mode: &str, down: std::time::Duration) {
+        self.stop(mode).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(down);
+        self.start_server().unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// The URL of database `db` as the superuser.
     pub fn url(&self, db: &str) -> String {
         format!(

@@ -21,19 +21,19 @@ impl PgStore {
                 &[],
             )
             .map_err(self.err("reading running executions"))?;
-        Ok(rows
-            .iter()
-            .filter(|r| {
-                let owner = Owner {
-                    host: r.get(2),
-                    boot: r.get(3),
-                    pid: r.get::<_, i64>(4) as u32,
-                    start: r.get::<_, i64>(5) as u64,
-                };
-                owner.liveness() == Liveness::Dead
-            })
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+        let mut dead = Vec::new();
+        for r in &rows {
+            let owner = Owner {
+                host: self.col(r, 2)?,
+                boot: self.col(r, 3)?,
+                pid: self.col::<i64>(r, 4)? as u32,
+                start: self.col::<i64>(r, 5)? as u64,
+            };
+            if owner.liveness() == Liveness::Dead {
+                dead.push((self.col(r, 0)?, self.col(r, 1)?));
+            }
+        }
+        Ok(dead)
     }
 
     /// Deletes the values, graphs and modules nothing refers to any more.
@@ -154,8 +154,8 @@ impl StoreWrite for PgStore {
             )
             .map_err(self.err("choosing executions to prune"))?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| self.col(r, 0))
+            .collect::<Result<_, _>>()?;
         let mut report = PruneReport::default();
         for root in candidates {
             let tree: Vec<(i64, String, String)> = tx
@@ -165,8 +165,8 @@ impl StoreWrite for PgStore {
                 )
                 .map_err(self.err("reading an execution tree"))?
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect();
+                .map(|r| Ok((self.col(r, 0)?, self.col(r, 1)?, self.col(r, 2)?)))
+                .collect::<Result<_, StoreError>>()?;
             if tree
                 .iter()
                 .any(|(_, id, st)| st == "running" && !dead.contains(id))

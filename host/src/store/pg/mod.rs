@@ -28,13 +28,71 @@ use postgres::{Client, Config, NoTls};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use schema::VERSION as PG_SCHEMA_VERSION;
 
 /// How long connecting may take unless the URL says (`connect_timeout=`): an unreachable
 /// server is an error in seconds, not after the kernel's TCP timeout of minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an operation of a run (a batch of writes, a queue update) keeps connecting again
+/// after its connection was lost before it fails: a restarted server or a terminated backend
+/// is back within seconds, and a run that waits through it ends as it would have; a server
+/// gone for longer fails the run with the error, and the queue's lease hands it to another
+/// worker.
+pub(crate) const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+/// Whether `e` says the connection is gone (a restarted server, a terminated backend, a lost
+/// network) rather than that the statement was wrong: only then is it worth connecting
+/// again and retrying.
+pub(crate) fn is_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        // Class 08 is "connection exception"; 57P01-57P03 are an administrator's shutdown or
+        // termination, a crash of another backend, and a server not accepting connections yet.
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03")
+        }
+        // The client's own error: lost where it is an I/O error (the socket).
+        None => {
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                if c.is::<std::io::Error>() {
+                    return true;
+                }
+                cause = c.source();
+            }
+            false
+        }
+    }
+}
+
+/// A new connection after the last one was lost, tried again with growing pauses until
+/// `deadline` while the server is not there (refused, starting up). An error that says the
+/// server is there and refuses us (a password changed) ends the wait at once.
+pub(crate) fn reconnect(
+    config: &Config,
+    location: &str,
+    deadline: Instant,
+) -> Result<Client, StoreError> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match try_connect(config, location) {
+            Ok(c) => return Ok(c),
+            Err((e, lost)) => {
+                if !lost || Instant::now() + pause >= deadline {
+                    return Err(e);
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
 
 /// Whether `location` (a `--db` or `$SANDFLOW_DB`) names a PostgreSQL database.
 pub fn is_pg_url(location: &str) -> bool {
@@ -72,17 +130,18 @@ impl PgStore {
         // A connection whose peer vanished (a lost network) fails instead of hanging.
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
-        config.application_name("sandflow");
+        // With the pid, so that an operator (or a test) finds a process's connections in
+        // pg_stat_activity.
+        if config.get_application_name().is_none() {
+            config.application_name(&format!("sandflow {}", std::process::id()));
+        }
         let location = location_of(&config);
         let mut write_conn = connect(&config, &location)?;
         schema::ensure(&mut write_conn, &location)?;
         let read_conn = connect(&config, &location)?;
         let path = PathBuf::from(&location);
-        let mut state = write::State::new(location.clone());
-        let writer = Writer::spawn_with(
-            Box::new(move |ops| state.commit(&mut write_conn, ops)),
-            path.clone(),
-        );
+        let mut state = write::State::new(location.clone(), config.clone(), write_conn);
+        let writer = Writer::spawn_with(Box::new(move |ops| state.commit(ops)), path.clone());
         Ok(PgStore {
             config,
             url: url.to_string(),
@@ -125,6 +184,14 @@ impl PgStore {
         guard
     }
 
+    /// Whether the reads' connection is known to be gone.
+    pub(crate) fn reader_lost(&self) -> bool {
+        self.reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_closed()
+    }
+
     pub(crate) fn err(
         &self,
         context: impl Into<String>,
@@ -134,15 +201,27 @@ impl PgStore {
 }
 
 fn connect(config: &Config, location: &str) -> Result<Client, StoreError> {
-    let mut client = config.connect(NoTls).map_err(|e| StoreError::PgConnect {
-        location: location.to_string(),
-        message: pg_message(&e),
+    try_connect(config, location).map_err(|(e, _)| e)
+}
+
+/// A connection, or the error and whether it is one of a server that is not there (yet).
+fn try_connect(config: &Config, location: &str) -> Result<Client, (StoreError, bool)> {
+    let mut client = config.connect(NoTls).map_err(|e| {
+        let lost = is_lost(&e);
+        let e = StoreError::PgConnect {
+            location: location.to_string(),
+            message: pg_message(&e),
+        };
+        (e, lost)
     })?;
     // The store's tables live in a schema of their own, so a database shared with other
     // applications keeps its `public` schema to itself.
     client
         .batch_execute(&format!("SET search_path TO {}", schema::SCHEMA))
-        .map_err(pg(location, "selecting the sandflow schema"))?;
+        .map_err(|e| {
+            let lost = is_lost(&e);
+            (pg(location, "selecting the sandflow schema")(e), lost)
+        })?;
     Ok(client)
 }
 

@@ -11,15 +11,23 @@
 //! The table is created on first use (`IF NOT EXISTS`) rather than in the store's schema
 //! version: it is the only addition, and a store of version 1 without it is still read by
 //! every build of version 1.
+//!
+//! A lost connection (a restarted server, a terminated backend) is connected again by the
+//! queue itself, for up to [`RECONNECT_FOR`], wherever the statement may simply run again:
+//! reads, and updates under the fence that set what they set. Those that may not (a submit,
+//! a claim, whose result would be lost with the connection) return the error; their callers
+//! poll, and a claim whose answer was lost is claimable again when its lease expires.
+//!
+//! [`RECONNECT_FOR`]: super::RECONNECT_FOR
 
 use super::super::error::pg;
 use super::super::StoreError;
-use super::PgStore;
+use super::{is_lost, PgStore, RECONNECT_FOR};
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::Client;
+use postgres::{Client, Config};
 use sandflow_contract::{codec, Value};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The channel a submit notifies and idle workers listen on.
 pub const CHANNEL: &str = "sandflow_queue";
@@ -96,6 +104,26 @@ pub struct ChildRow {
     pub ended: Option<(Vec<ChildEnd>, i32, String)>,
 }
 
+/// Creates or completes the queue's table where it lacks what this build needs: `ALTER TABLE`
+/// takes the table's exclusive lock even when it changes nothing, which would stop every
+/// worker's claims for as long, so it runs only when a column is missing.
+fn make_table(client: &mut Client) -> Result<(), postgres::Error> {
+    let columns: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = \
+             'sandflow' AND table_name = 'queue' AND column_name = ANY($1)",
+            &[&QUEUE_COLUMNS.to_vec()],
+        )?
+        .try_get(0)?;
+    if columns != QUEUE_COLUMNS.len() as i64 {
+        // The lock is the session's: a lost connection releases it.
+        client.execute("SELECT pg_advisory_lock($1)", &[&LOCK])?;
+        client.batch_execute(TABLE)?;
+        client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK])?;
+    }
+    Ok(())
+}
+
 /// The columns the latest `TABLE` adds last, and all the others before them: when all are
 /// there, nothing in `TABLE` needs to run.
 const QUEUE_COLUMNS: [&str; 6] = ["id", "parent", "calls", "keys", "results", "args"];
@@ -136,42 +164,40 @@ pub struct Status {
 pub struct Queue {
     client: Client,
     location: String,
+    /// To connect again after the connection was lost.
+    config: Config,
+    /// The channels listened on, listened on again on a new connection.
+    listening: Vec<&'static str>,
 }
 
 impl PgStore {
-    /// A new connection to the store's queue, its table created if absent.
+    /// A new connection to the store's queue, its table created if absent. A server that is
+    /// not there (restarting) is waited for, as a lost connection is: the store was opened,
+    /// so it was there a moment ago.
     pub fn queue(&self) -> Result<Queue, StoreError> {
         use std::sync::atomic::Ordering;
-        let mut client = super::connect(&self.config, &self.location)?;
-        let location = self.location.clone();
-        if !self.queue_ready.load(Ordering::Acquire) {
-            // Only where the table lacks what this build needs: `ALTER TABLE` takes the
-            // table's exclusive lock even when it changes nothing, which would stop every
-            // worker's claims for as long.
-            let columns: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM information_schema.columns WHERE table_schema = \
-                     'sandflow' AND table_name = 'queue' AND column_name = ANY($1)",
-                    &[&QUEUE_COLUMNS.to_vec()],
-                )
-                .map_err(pg(&location, "looking at the work queue's table"))?
-                .try_get(0)
-                .map_err(pg(&location, "looking at the work queue's table"))?;
-            if columns != QUEUE_COLUMNS.len() as i64 {
-                client
-                    .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
-                    .and_then(|_| client.batch_execute(TABLE))
-                    .map_err(pg(&location, "creating the work queue's table"))?;
-                client
-                    .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
-                    .map_err(pg(
-                        &location,
-                        "releasing the lock on the work queue's table",
-                    ))?;
+        let deadline = Instant::now() + RECONNECT_FOR;
+        loop {
+            let mut client = super::reconnect(&self.config, &self.location, deadline)?;
+            let made = if self.queue_ready.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                make_table(&mut client)
+            };
+            match made {
+                Ok(()) => {
+                    self.queue_ready.store(true, Ordering::Release);
+                    return Ok(Queue {
+                        client,
+                        location: self.location.clone(),
+                        config: self.config.clone(),
+                        listening: Vec::new(),
+                    });
+                }
+                Err(e) if is_lost(&e) && Instant::now() < deadline => {}
+                Err(e) => return Err(pg(&self.location, "creating the work queue's table")(e)),
             }
-            self.queue_ready.store(true, Ordering::Release);
         }
-        Ok(Queue { client, location })
     }
 
     /// A queue connection given back earlier, else a new one.
@@ -201,6 +227,44 @@ impl PgStore {
 impl Queue {
     fn err(&self, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> StoreError {
         pg(&self.location, context)
+    }
+
+    /// Runs `f` on the connection; where the connection is lost, connects again and runs it
+    /// again, until it succeeds or [`RECONNECT_FOR`] has passed since the first loss. Only
+    /// for statements that may run twice: `f` gets whether it is run again, so one that may
+    /// have committed before the loss can accept its own earlier effect.
+    fn retrying<T>(
+        &mut self,
+        context: impl Fn() -> String,
+        mut f: impl FnMut(&mut Client, bool) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut lost_at: Option<Instant> = None;
+        loop {
+            let e = match f(&mut self.client, lost_at.is_some()) {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if !(is_lost(&e) || self.client.is_closed()) {
+                return Err(pg(&self.location, context())(e));
+            }
+            let deadline = *lost_at.get_or_insert_with(Instant::now) + RECONNECT_FOR;
+            if Instant::now() >= deadline {
+                return Err(pg(&self.location, context())(e));
+            }
+            self.reconnect(deadline)?;
+        }
+    }
+
+    /// A new connection in place of a lost one, listening where the old one listened.
+    fn reconnect(&mut self, deadline: Instant) -> Result<(), StoreError> {
+        let mut client = super::reconnect(&self.config, &self.location, deadline)?;
+        for channel in &self.listening {
+            client
+                .batch_execute(&format!("LISTEN {channel}"))
+                .map_err(pg(&self.location, format!("listening on {channel} again")))?;
+        }
+        self.client = client;
+        Ok(())
     }
 
     /// Enqueues an execution of `entity` of the stored module `module` and wakes the
@@ -284,14 +348,8 @@ impl Queue {
         rows: &[(String, String, ChildBatch)],
     ) -> Result<(), StoreError> {
         let location = self.location.clone();
-        let err = |e| {
-            pg(
-                &location,
-                format!("enqueueing the launch plan calls of {parent}"),
-            )(e)
-        };
-        let mut tx = self.client.transaction().map_err(err)?;
         let now = crate::record::now_ms();
+        let mut encoded = Vec::with_capacity(rows.len());
         for (id, entity, batch) in rows {
             let calls = codec::encode(batch).map_err(|e| StoreError::Postgres {
                 location: location.clone(),
@@ -299,15 +357,25 @@ impl Queue {
                 message: format!("does not decode: {e}"),
             })?;
             let keys: Vec<i64> = batch.calls.iter().map(|c| c.key as i64).collect();
-            tx.execute(
-                "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state, parent, calls, keys) \
-                 VALUES ($1, $2, $3, '', $4, 'queued', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-                &[id, &module, entity, &now, &parent, &calls, &keys],
-            )
-            .map_err(err)?;
+            encoded.push((id, entity, calls, keys));
         }
-        tx.execute(&format!("NOTIFY {CHANNEL}"), &[]).map_err(err)?;
-        tx.commit().map_err(err)
+        // Written again after a lost connection: rows that committed are kept (`DO NOTHING`).
+        self.retrying(
+            || format!("enqueueing the launch plan calls of {parent}"),
+            |client, _| {
+                let mut tx = client.transaction()?;
+                for (id, entity, calls, keys) in &encoded {
+                    tx.execute(
+                        "INSERT INTO queue (id, module, entity, inputs, submitted_ms, state, parent, \
+                         calls, keys) VALUES ($1, $2, $3, '', $4, 'queued', $5, $6, $7) \
+                         ON CONFLICT (id) DO NOTHING",
+                        &[id, &module, entity, &now, &parent, calls, keys],
+                    )?;
+                }
+                tx.execute(&format!("NOTIFY {CHANNEL}"), &[])?;
+                tx.commit()
+            },
+        )
     }
 
     /// The rows of launch plan calls the execution claimed as `parent` delegated, with the
@@ -318,18 +386,21 @@ impl Queue {
         ids: Option<&[String]>,
     ) -> Result<Vec<ChildRow>, StoreError> {
         let context = format!("reading the launch plan calls of {parent}");
-        let rows = match ids {
-            Some(ids) => self.client.query(
-                "SELECT id, keys, state, results, exit_code, summary FROM queue \
-                 WHERE parent = $1 AND id = ANY($2)",
-                &[&parent, &ids],
-            ),
-            None => self.client.query(
-                "SELECT id, keys, state, results, exit_code, summary FROM queue WHERE parent = $1",
-                &[&parent],
-            ),
-        }
-        .map_err(pg(&self.location, context.clone()))?;
+        let rows = self.retrying(
+            || context.clone(),
+            |client, _| match ids {
+                Some(ids) => client.query(
+                    "SELECT id, keys, state, results, exit_code, summary FROM queue \
+                     WHERE parent = $1 AND id = ANY($2)",
+                    &[&parent, &ids],
+                ),
+                None => client.query(
+                    "SELECT id, keys, state, results, exit_code, summary FROM queue \
+                     WHERE parent = $1",
+                    &[&parent],
+                ),
+            },
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let read = || -> Result<_, postgres::Error> {
@@ -370,13 +441,15 @@ impl Queue {
 
     /// The calls of row `id` under `fence`; `None` if the claim is lost.
     pub fn child_batch(&mut self, id: &str, fence: i64) -> Result<Option<ChildBatch>, StoreError> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT calls FROM queue WHERE id = $1 AND fence = $2 AND parent IS NOT NULL",
-                &[&id, &fence],
-            )
-            .map_err(self.err(format!("reading the launch plan calls of {id}")))?;
+        let row = self.retrying(
+            || format!("reading the launch plan calls of {id}"),
+            |client, _| {
+                client.query_opt(
+                    "SELECT calls FROM queue WHERE id = $1 AND fence = $2 AND parent IS NOT NULL",
+                    &[&id, &fence],
+                )
+            },
+        )?;
         let Some(row) = row else { return Ok(None) };
         let bytes: Option<Vec<u8>> = row
             .try_get(0)
@@ -407,62 +480,80 @@ impl Queue {
             context: format!("the ends of the launch plan calls in {id}"),
             message: format!("does not encode: {e}"),
         })?;
-        let rows = self
-            .client
-            .query(
-                "WITH ended AS (UPDATE queue SET state = 'done', exit_code = $3, summary = $4, \
-                 results = $5, lease_until = NULL WHERE id = $1 AND fence = $2 \
-                 AND state = 'claimed' RETURNING id) SELECT pg_notify($6, id) FROM ended",
-                &[&id, &fence, &exit_code, &summary, &bytes, &DONE_CHANNEL],
-            )
-            .map_err(self.err(format!("recording the end of {id}")))?;
+        // Fenced and conditioned on the claim: a retry after a lost answer changes nothing.
+        let rows = self.retrying(
+            || format!("recording the end of {id}"),
+            |client, _| {
+                client.query(
+                    "WITH ended AS (UPDATE queue SET state = 'done', exit_code = $3, \
+                     summary = $4, results = $5, lease_until = NULL WHERE id = $1 \
+                     AND fence = $2 AND state = 'claimed' RETURNING id) \
+                     SELECT pg_notify($6, id) FROM ended",
+                    &[&id, &fence, &exit_code, &summary, &bytes, &DONE_CHANNEL],
+                )
+            },
+        )?;
         Ok(rows.len() == 1)
     }
 
     /// Child executions a dead claimer left `running`, as `interrupted` (recoverable).
     pub fn interrupt_executions(&mut self, ids: &[String]) -> Result<u64, StoreError> {
-        self.client
-            .execute(
-                "UPDATE executions SET status = 'interrupted' WHERE id = ANY($1) AND status = 'running'",
-                &[&ids],
-            )
-            .map_err(self.err("marking the child executions of a dead worker interrupted"))
+        self.retrying(
+            || "marking the child executions of a dead worker interrupted".into(),
+            |client, _| {
+                client.execute(
+                    "UPDATE executions SET status = 'interrupted' WHERE id = ANY($1) \
+                     AND status = 'running'",
+                    &[&ids],
+                )
+            },
+        )
     }
 
     /// Ends every row of launch plan calls of `parent` not yet claimed (its run ended
     /// without them: they are no longer wanted).
     pub fn drop_unclaimed_children(&mut self, parent: &str) -> Result<u64, StoreError> {
-        self.client
-            .execute(
-                "UPDATE queue SET state = 'done', exit_code = 130, \
-                 summary = 'not run: the calling execution ended first' \
-                 WHERE parent = $1 AND state = 'queued'",
-                &[&parent],
-            )
-            .map_err(self.err(format!(
-                "dropping the unclaimed launch plan calls of {parent}"
-            )))
+        self.retrying(
+            || format!("dropping the unclaimed launch plan calls of {parent}"),
+            |client, _| {
+                client.execute(
+                    "UPDATE queue SET state = 'done', exit_code = 130, \
+                     summary = 'not run: the calling execution ended first' \
+                     WHERE parent = $1 AND state = 'queued'",
+                    &[&parent],
+                )
+            },
+        )
     }
 
-    /// Renews the leases `worker` holds; returns the (id, fence) of each one it still holds.
-    /// A lease that expired (a late heartbeat: a busy machine, a slow server) and that nobody
+    /// Renews the leases `worker` holds on rows `ids` (those it still drives); returns the
+    /// (id, fence) of each one it still holds. A claim the worker no longer drives (its end
+    /// could not be recorded) is not renewed: it expires and is taken over, never stuck. A
+    /// lease that expired (a late heartbeat: a busy machine, a slow server) and that nobody
     /// claimed since is still this worker's: another claimer would have replaced the owner
     /// and the fence. A worker never takes over its own claim (`claim`).
     pub fn heartbeat(
         &mut self,
         worker: &str,
         lease: Duration,
+        ids: &[String],
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let secs = lease.as_secs_f64();
-        let rows = self
-            .client
-            .query(
-                "UPDATE queue SET lease_until = now() + make_interval(secs => $2) \
-                 WHERE lease_owner = $1 AND state = 'claimed' RETURNING id, fence",
-                &[&worker, &secs],
-            )
-            .map_err(pg(&self.location, "renewing the worker's leases"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        let rows = self.retrying(
+            || "renewing the worker's leases".into(),
+            |client, _| {
+                client.query(
+                    "UPDATE queue SET lease_until = now() + make_interval(secs => $2) \
+                     WHERE lease_owner = $1 AND state = 'claimed' AND id = ANY($3) \
+                     RETURNING id, fence",
+                    &[&worker, &secs, &ids],
+                )
+            },
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(pg(&self.location, "reading the renewed leases"))
     }
 
     /// Records the execution the claim under `fence` drives; false if the claim is lost.
@@ -472,13 +563,15 @@ impl Queue {
         fence: i64,
         execution: &str,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .client
-            .execute(
-                "UPDATE queue SET execution = $3 WHERE id = $1 AND fence = $2",
-                &[&id, &fence, &execution],
-            )
-            .map_err(self.err(format!("recording the execution of {id}")))?;
+        let n = self.retrying(
+            || format!("recording the execution of {id}"),
+            |client, _| {
+                client.execute(
+                    "UPDATE queue SET execution = $3 WHERE id = $1 AND fence = $2",
+                    &[&id, &fence, &execution],
+                )
+            },
+        )?;
         Ok(n == 1)
     }
 
@@ -492,20 +585,27 @@ impl Queue {
         execution: &str,
     ) -> Result<bool, StoreError> {
         let held = self
-            .client
-            .query_opt(
-                "SELECT 1 FROM queue WHERE id = $1 AND fence = $2",
-                &[&id, &fence],
-            )
-            .map_err(self.err(format!("checking the claim of {id}")))?
+            .retrying(
+                || format!("checking the claim of {id}"),
+                |client, _| {
+                    client.query_opt(
+                        "SELECT 1 FROM queue WHERE id = $1 AND fence = $2",
+                        &[&id, &fence],
+                    )
+                },
+            )?
             .is_some();
         if held {
-            self.client
-                .execute(
-                    "UPDATE executions SET status = 'interrupted' WHERE root = $1 AND status = 'running'",
-                    &[&execution],
-                )
-                .map_err(self.err(format!("marking execution {execution} interrupted")))?;
+            self.retrying(
+                || format!("marking execution {execution} interrupted"),
+                |client, _| {
+                    client.execute(
+                        "UPDATE executions SET status = 'interrupted' WHERE root = $1 \
+                         AND status = 'running'",
+                        &[&execution],
+                    )
+                },
+            )?;
         }
         Ok(held)
     }
@@ -520,14 +620,19 @@ impl Queue {
         summary: &str,
         output: &str,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .client
-            .execute(
-                "UPDATE queue SET state = 'done', exit_code = $3, summary = $4, output = $5, \
-                 lease_until = NULL WHERE id = $1 AND fence = $2 AND state = 'claimed'",
-                &[&id, &fence, &exit_code, &summary, &output],
-            )
-            .map_err(self.err(format!("recording the end of {id}")))?;
+        // Run again after a lost connection, the first run may have committed: a row done
+        // under this fence was ended by this claimer (a taker-over holds another fence).
+        let n = self.retrying(
+            || format!("recording the end of {id}"),
+            |client, again| {
+                client.execute(
+                    "UPDATE queue SET state = 'done', exit_code = $3, summary = $4, output = $5, \
+                     lease_until = NULL WHERE id = $1 AND fence = $2 \
+                     AND (state = 'claimed' OR ($6 AND state = 'done'))",
+                    &[&id, &fence, &exit_code, &summary, &output, &again],
+                )
+            },
+        )?;
         if n == 1 {
             // Only a wake-up: a waiter that misses it reads the row at its next poll.
             let _ = self
@@ -539,35 +644,46 @@ impl Queue {
 
     /// The state of submitted execution `id`, `None` if there is none.
     pub fn status(&mut self, id: &str) -> Result<Option<Status>, StoreError> {
-        let row = self
-            .client
-            .query_opt(
-                "SELECT state, lease_owner, execution, exit_code, summary, output FROM queue WHERE id = $1",
-                &[&id],
-            )
-            .map_err(self.err(format!("reading the queue row of {id}")))?;
-        Ok(row.map(|r| Status {
-            state: r.get(0),
-            lease_owner: r.get(1),
-            execution: r.get(2),
-            exit_code: r.get(3),
-            summary: r.get(4),
-            output: r.get(5),
-        }))
+        let row = self.retrying(
+            || format!("reading the queue row of {id}"),
+            |client, _| {
+                client.query_opt(
+                    "SELECT state, lease_owner, execution, exit_code, summary, output FROM queue \
+                     WHERE id = $1",
+                    &[&id],
+                )
+            },
+        )?;
+        row.map(|r| {
+            Ok(Status {
+                state: r.try_get(0)?,
+                lease_owner: r.try_get(1)?,
+                execution: r.try_get(2)?,
+                exit_code: r.try_get(3)?,
+                summary: r.try_get(4)?,
+                output: r.try_get(5)?,
+            })
+        })
+        .transpose()
+        .map_err(self.err(format!("reading the queue row of {id}")))
     }
 
     /// Listens for submits on [`CHANNEL`].
     pub fn listen(&mut self) -> Result<(), StoreError> {
         self.client
             .batch_execute(&format!("LISTEN {CHANNEL}"))
-            .map_err(pg(&self.location, "listening for submitted executions"))
+            .map_err(pg(&self.location, "listening for submitted executions"))?;
+        self.listening.push(CHANNEL);
+        Ok(())
     }
 
     /// Listens for ends on [`DONE_CHANNEL`].
     pub fn listen_done(&mut self) -> Result<(), StoreError> {
         self.client
             .batch_execute(&format!("LISTEN {DONE_CHANNEL}"))
-            .map_err(pg(&self.location, "listening for ended executions"))
+            .map_err(pg(&self.location, "listening for ended executions"))?;
+        self.listening.push(DONE_CHANNEL);
+        Ok(())
     }
 
     /// Waits at most `timeout` for a notification on a channel this connection listens on
@@ -599,10 +715,13 @@ mod tests {
         assert_eq!(first.len(), 1);
         // Held: nobody else gets it, and its heartbeat renews it.
         assert!(b.claim("b", 10, short, false).unwrap().is_empty());
+        let q1 = ["q1".to_string()];
         assert_eq!(
-            a.heartbeat("a", short).unwrap(),
+            a.heartbeat("a", short, &q1).unwrap(),
             [("q1".to_string(), first[0].fence)]
         );
+        // Renewed only while its worker says it drives it.
+        assert!(a.heartbeat("a", short, &[]).unwrap().is_empty());
         assert!(a.set_execution("q1", first[0].fence, "e1").unwrap());
         std::thread::sleep(short * 2);
         // Its owner never takes its own expired claim over (it still drives it).
@@ -612,7 +731,7 @@ mod tests {
         assert_eq!(second[0].fence, first[0].fence + 1);
         assert_eq!(second[0].execution.as_deref(), Some("e1"), "to recover");
         // The first claimer's heartbeat and end change nothing.
-        assert!(a.heartbeat("a", short).unwrap().is_empty());
+        assert!(a.heartbeat("a", short, &q1).unwrap().is_empty());
         assert!(!a.finish("q1", first[0].fence, 0, "late", "1").unwrap());
         assert!(b.finish("q1", second[0].fence, 0, "done", "2").unwrap());
         let s = a.status("q1").unwrap().unwrap();

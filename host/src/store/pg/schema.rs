@@ -112,15 +112,17 @@ CREATE TABLE sandflow.cancel_requests (
 fn found_version(client: &mut Client, location: &str) -> Result<Option<i64>, StoreError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('sandflow.meta') IS NOT NULL", &[])
-        .map_err(pg(location, "looking for the store's tables"))?
-        .get(0);
+        .and_then(|r| r.try_get(0))
+        .map_err(pg(location, "looking for the store's tables"))?;
     if !exists {
         return Ok(None);
     }
-    let row = client
+    // A version of another type (a store of a future layout) is an error naming it, not a
+    // panic.
+    client
         .query_opt("SELECT version FROM sandflow.meta", &[])
-        .map_err(pg(location, "reading the schema version"))?;
-    Ok(row.map(|r| r.get(0)))
+        .and_then(|row| row.map(|r| r.try_get(0)).transpose())
+        .map_err(pg(location, "reading the schema version"))
 }
 
 fn check(found: i64, location: &str) -> Result<(), StoreError> {

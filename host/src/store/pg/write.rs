@@ -4,22 +4,59 @@
 //! and written with one `INSERT ... SELECT FROM unnest(...)` per table: a batch of 50 000
 //! node rows is one statement. Values and graphs are stored once per sha256 of their
 //! encoding, as in SQLite.
+//!
+//! A lost connection (a restarted server, a terminated backend) does not fail the run: the
+//! writer connects again and writes the batch again, for up to [`RECONNECT_FOR`]. Writing it
+//! again must not record anything twice, and the batch's statements cannot all make that so
+//! by themselves: node rows are appended (see `schema`), with no key an `ON CONFLICT` could
+//! name. Instead the writer learns whether the lost transaction committed. Each writer has a
+//! row of its own in `write_marks`, made when it starts, and each batch's transaction first
+//! sets that row to the batch's number, in the round trip `BEGIN` alone would cost. After
+//! connecting again the writer reads its row `FOR UPDATE`: that waits for the lost
+//! transaction where its backend has not ended yet (it holds the row's lock), and then the
+//! number says whether the batch committed (done) or not (write it again).
+//!
+//! Not `txid_status`: a transaction id is reused after a crash of the server when the
+//! transaction's WAL had not reached the disk, so the status of a lost id may be that of a
+//! newer transaction of another process (a test that crashes the server mid-run lost batches
+//! that way). A committed row of our own cannot be mistaken.
+//!
+//! [`RECONNECT_FOR`]: super::RECONNECT_FOR
 
+use super::super::error::pg_message;
 use super::super::ops::{Hash, WriteOp};
 use super::super::types::*;
 use super::super::ExecutionId;
+use super::{is_lost, reconnect, RECONNECT_FOR};
 use postgres::types::ToSql;
-use postgres::{Client, Transaction};
+use postgres::{Client, Config};
 use sandflow_contract::{codec, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
-/// The writer's memory between batches.
+/// The writer's memory between batches, and its connection.
 pub(crate) struct State {
     location: String,
     /// Execution id -> its `seq`.
     seqs: HashMap<ExecutionId, i64>,
+    /// To connect again after the connection was lost.
+    config: Config,
+    /// `None` from a lost connection until the next is made.
+    client: Option<Client>,
+    /// This writer's row in `write_marks`, and the number of its last batch.
+    mark: String,
+    marked: bool,
+    batch: i64,
 }
+
+/// The writers' marks (see the module's comment): one row per writer, kept for a week after
+/// its last batch. Created on first use, like the queue's table, outside the schema version.
+const MARKS: &str = "CREATE TABLE IF NOT EXISTS sandflow.write_marks \
+     (writer text PRIMARY KEY, batch bigint NOT NULL, at_ms bigint NOT NULL)";
+/// A lock of our own around creating it (see `queue::LOCK`).
+const MARKS_LOCK: i64 = 7_362_841_907;
+const MARKS_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A node row: its execution, the record, its output's hash or its inline bytes.
 type NodeRow = (ExecutionId, NodeRecord, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -47,14 +84,33 @@ struct Rows {
     modules: Vec<ModuleRecord>,
 }
 
-type OpResult<T> = Result<T, String>;
+/// Why a batch was not written, and whether because the connection was lost (worth
+/// connecting again) rather than because of the batch.
+struct Fail {
+    message: String,
+    lost: bool,
+}
 
-fn db(what: impl FnOnce() -> String) -> impl FnOnce(postgres::Error) -> String {
-    move |e| format!("{}: {e}", what())
+impl From<String> for Fail {
+    fn from(message: String) -> Fail {
+        Fail {
+            message,
+            lost: false,
+        }
+    }
+}
+
+type OpResult<T> = Result<T, Fail>;
+
+fn db(what: impl FnOnce() -> String) -> impl FnOnce(postgres::Error) -> Fail {
+    move |e| Fail {
+        lost: is_lost(&e),
+        message: format!("{}: {}", what(), pg_message(&e)),
+    }
 }
 
 fn encode(value: &Value, whose: impl FnOnce() -> String) -> OpResult<Vec<u8>> {
-    codec::encode(value).map_err(|e| format!("encoding {}: {e}", whose()))
+    codec::encode(value).map_err(|e| Fail::from(format!("encoding {}: {e}", whose())))
 }
 
 impl Rows {
@@ -125,8 +181,9 @@ impl Rows {
                 node,
                 graph,
             } => {
-                let bytes = codec::encode(graph)
-                    .map_err(|e| format!("encoding the graph of node {node:#x}: {e}"))?;
+                let bytes = codec::encode(graph).map_err(|e| {
+                    Fail::from(format!("encoding the graph of node {node:#x}: {e}"))
+                })?;
                 let hash: Hash = Sha256::digest(&bytes).into();
                 if self.graph_seen.insert(hash) {
                     self.graph_bytes.push((hash, bytes));
@@ -183,7 +240,7 @@ fn hashes(rows: &[(Hash, Vec<u8>)]) -> (Vec<&[u8]>, Vec<&[u8]>) {
 
 /// Runs `sql` with `params` unless `n` (the number of rows) is 0.
 fn exec(
-    tx: &mut Transaction,
+    tx: &mut Client,
     n: usize,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -197,37 +254,199 @@ fn exec(
 }
 
 impl State {
-    pub(crate) fn new(location: String) -> State {
+    /// The writer of the store at `location`, writing on `client` (connected with `config`).
+    pub(crate) fn new(location: String, config: Config, client: Client) -> State {
+        // Only letters, digits and '-': it is written into the SQL text of `BEGIN`.
+        let mark = format!("{}-{}", std::process::id(), ExecutionId::generate())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>();
         State {
             location,
             seqs: HashMap::new(),
+            config,
+            client: Some(client),
+            mark,
+            marked: false,
+            batch: 0,
         }
     }
 
-    /// Writes `ops` in one transaction. What a failed transaction taught (seqs) is
-    /// forgotten with it.
-    pub(crate) fn commit(&mut self, client: &mut Client, ops: &[WriteOp]) -> OpResult<()> {
-        let result = self.commit_inner(client, ops);
-        if result.is_err() {
-            self.seqs.clear();
-        }
-        result.map_err(|e| format!("{e} (in {})", self.location))
+    /// Makes this writer's row in `write_marks` (and the table where there is none), committed
+    /// before its first batch, so that every batch's transaction updates the row and holds
+    /// its lock. Made at the first batch rather than at open: a store only read never writes.
+    fn make_mark(&mut self, client: &mut Client) -> Result<(), postgres::Error> {
+        let now = crate::record::now_ms();
+        client.execute("SELECT pg_advisory_lock($1)", &[&MARKS_LOCK])?;
+        let made = client.batch_execute(MARKS);
+        client.execute("SELECT pg_advisory_unlock($1)", &[&MARKS_LOCK])?;
+        made?;
+        client.execute(
+            "DELETE FROM write_marks WHERE at_ms < $1",
+            &[&(now - MARKS_KEPT_MS)],
+        )?;
+        // Run again after a lost connection, the first may have committed.
+        client.execute(
+            "INSERT INTO write_marks (writer, batch, at_ms) VALUES ($1, 0, $2) \
+             ON CONFLICT (writer) DO NOTHING",
+            &[&self.mark, &now],
+        )?;
+        self.marked = true;
+        Ok(())
     }
 
-    fn commit_inner(&mut self, client: &mut Client, ops: &[WriteOp]) -> OpResult<()> {
+    /// Writes `ops` in one transaction, connecting again (for up to [`RECONNECT_FOR`]) where
+    /// the connection is lost, and never twice (see the module's comment). What a failed
+    /// transaction taught (seqs) is forgotten with it.
+    pub(crate) fn commit(&mut self, ops: &[WriteOp]) -> Result<(), String> {
         let mut rows = Rows::default();
         for op in ops {
-            rows.add(op)?;
+            rows.add(op).map_err(|f| self.located(f.message))?;
         }
-        let mut tx = client
-            .transaction()
+        // When the connection was first lost: the deadline is counted from there.
+        let mut lost_at: Option<Instant> = None;
+        loop {
+            let deadline = lost_at.map_or_else(Instant::now, |t| t + RECONNECT_FOR);
+            let mut client = match self.client.take() {
+                Some(c) => c,
+                None => reconnect(&self.config, &self.location, deadline)
+                    .map_err(|e| self.gave_up(&e.to_string()))?,
+            };
+            self.batch += 1;
+            let mut begun = false;
+            let result = self.write(&mut client, &rows, &mut begun);
+            let lost = match result {
+                Ok(()) => {
+                    self.client = Some(client);
+                    if lost_at.is_some() {
+                        eprintln!(
+                            "sandflow: connected to the store {} again; writing goes on",
+                            self.location
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(f) => {
+                    self.seqs.clear();
+                    if !(f.lost || client.is_closed()) {
+                        // The batch's own error: the transaction is rolled back where the
+                        // connection still holds it, and the run fails with the error.
+                        let _ = client.batch_execute("ROLLBACK");
+                        self.client = Some(client);
+                        return Err(self.located(f.message));
+                    }
+                    f
+                }
+            };
+            if lost_at.is_none() {
+                eprintln!(
+                    "sandflow: warning: the connection to the store {} was lost while writing \
+                     ({}); connecting again for up to {} s",
+                    self.location,
+                    lost.message,
+                    RECONNECT_FOR.as_secs()
+                );
+                lost_at = Some(Instant::now());
+            }
+            let deadline = lost_at.map_or_else(Instant::now, |t| t + RECONNECT_FOR);
+            if begun && self.committed(deadline)? {
+                eprintln!(
+                    "sandflow: connected to the store {} again; writing goes on",
+                    self.location
+                );
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.gave_up(&lost.message));
+            }
+        }
+    }
+
+    fn located(&self, message: String) -> String {
+        format!("{message} (in {})", self.location)
+    }
+
+    fn gave_up(&self, message: &str) -> String {
+        format!(
+            "{message} (in {}; the connection was lost and connecting again failed for {} s)",
+            self.location,
+            RECONNECT_FOR.as_secs()
+        )
+    }
+
+    /// Whether the transaction of batch `self.batch`, whose connection was lost (perhaps
+    /// after its COMMIT reached the server), committed: its mark says so once its backend has
+    /// ended (the row lock is waited for, until `deadline`).
+    fn committed(&mut self, deadline: Instant) -> Result<bool, String> {
+        loop {
+            let mut client = match self.client.take() {
+                Some(c) => c,
+                None => reconnect(&self.config, &self.location, deadline)
+                    .map_err(|e| self.gave_up(&e.to_string()))?,
+            };
+            let wait_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1);
+            let asked = client
+                .batch_execute(&format!("SET lock_timeout = {wait_ms}"))
+                .and_then(|_| {
+                    client.query_opt(
+                        "SELECT batch FROM write_marks WHERE writer = $1 FOR UPDATE",
+                        &[&self.mark],
+                    )
+                })
+                .and_then(|row| {
+                    client.batch_execute("RESET lock_timeout")?;
+                    row.map(|r| r.try_get::<_, i64>(0)).transpose()
+                });
+            let lost = match asked {
+                Ok(batch) => {
+                    self.client = Some(client);
+                    return Ok(batch == Some(self.batch));
+                }
+                Err(e) if is_lost(&e) || client.is_closed() => pg_message(&e),
+                Err(e) => {
+                    return Err(self.located(format!(
+                        "reading whether batch {} committed after the connection was lost: {}",
+                        self.batch,
+                        pg_message(&e)
+                    )))
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(self.gave_up(&lost));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One try at writing `rows` in one transaction on `client`; `begun` is set once the
+    /// transaction may have reached the server.
+    fn write(&mut self, client: &mut Client, rows: &Rows, begun: &mut bool) -> OpResult<()> {
+        if !self.marked {
+            self.make_mark(client)
+                .map_err(db(|| "making the writer's mark".into()))?;
+        }
+        *begun = true;
+        // One round trip, as `BEGIN` alone: the mark is how a retry knows whether this
+        // transaction committed.
+        client
+            .batch_execute(&format!(
+                "BEGIN; INSERT INTO write_marks (writer, batch, at_ms) VALUES ('{}', {}, {}) \
+                 ON CONFLICT (writer) DO UPDATE SET batch = EXCLUDED.batch, at_ms = EXCLUDED.at_ms",
+                self.mark,
+                self.batch,
+                crate::record::now_ms()
+            ))
             .map_err(db(|| "starting a transaction".into()))?;
-        write_modules(&mut tx, &rows.modules)?;
-        self.write_starts(&mut tx, &rows.starts)?;
-        self.resolve(&mut tx, &rows)?;
+        let tx = client;
+        write_modules(tx, &rows.modules)?;
+        self.write_starts(tx, &rows.starts)?;
+        self.resolve(tx, rows)?;
         let (h, b) = hashes(&rows.values);
         exec(
-            &mut tx,
+            tx,
             h.len(),
             "INSERT INTO value_bytes (hash, bytes) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
              ON CONFLICT DO NOTHING",
@@ -236,32 +455,45 @@ impl State {
         )?;
         let (h, b) = hashes(&rows.graph_bytes);
         exec(
-            &mut tx,
+            tx,
             h.len(),
             "INSERT INTO graph_bytes (hash, bytes) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
              ON CONFLICT DO NOTHING",
             &[&h, &b],
             "storing graphs",
         )?;
-        self.write_nodes(&mut tx, &rows)?;
-        self.write_attempts(&mut tx, &rows)?;
-        self.write_logs(&mut tx, &rows)?;
-        self.write_graphs_events(&mut tx, &rows)?;
-        write_cache(&mut tx, &rows)?;
-        write_finishes(&mut tx, &rows)?;
-        tx.commit().map_err(db(|| "committing".into()))
+        self.write_nodes(tx, rows)?;
+        self.write_attempts(tx, rows)?;
+        self.write_logs(tx, rows)?;
+        self.write_graphs_events(tx, rows)?;
+        write_cache(tx, rows)?;
+        write_finishes(tx, rows)?;
+        tx.batch_execute("COMMIT")
+            .map_err(db(|| "committing".into()))
+    }
+
+    /// Keeps the `seq` of each `(id, seq)` row.
+    fn learn_seqs(&mut self, rows: &[postgres::Row]) -> OpResult<()> {
+        for r in rows {
+            let (id, seq): (String, i64) = r
+                .try_get(0)
+                .and_then(|id| Ok((id, r.try_get(1)?)))
+                .map_err(db(|| "reading the seq of an execution".into()))?;
+            self.seqs.insert(ExecutionId::from_string(id), seq);
+        }
+        Ok(())
     }
 
     fn seq(&self, id: &ExecutionId) -> OpResult<i64> {
         self.seqs
             .get(id)
             .copied()
-            .ok_or_else(|| format!("a row for execution {id}, which was never started"))
+            .ok_or_else(|| Fail::from(format!("a row for execution {id}, which was never started")))
     }
 
     fn write_starts(
         &mut self,
-        tx: &mut Transaction,
+        tx: &mut Client,
         starts: &[(NewExecution, Vec<u8>)],
     ) -> OpResult<()> {
         if starts.is_empty() {
@@ -314,16 +546,12 @@ impl State {
             .map_err(db(|| format!("starting executions {}", ids.join(", "))))?;
         // A start delivered twice (a batch retried after a commit whose answer was lost)
         // returns no row: `resolve` looks its seq up with the others this writer has not seen.
-        for r in rows {
-            self.seqs
-                .insert(ExecutionId::from_string(r.get(0)), r.get(1));
-        }
-        Ok(())
+        self.learn_seqs(&rows)
     }
 
     /// Looks up the `seq` of every execution the batch refers to and this writer has not
     /// seen (one started by another process: a recovery's parent, say).
-    fn resolve(&mut self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn resolve(&mut self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let missing: Vec<&str> = rows
             .referenced()
             .into_iter()
@@ -341,14 +569,10 @@ impl State {
             .map_err(db(|| {
                 format!("looking up executions {}", missing.join(", "))
             }))?;
-        for r in found {
-            self.seqs
-                .insert(ExecutionId::from_string(r.get(0)), r.get(1));
-        }
-        Ok(())
+        self.learn_seqs(&found)
     }
 
-    fn write_nodes(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_nodes(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let n = rows.nodes.len();
         let mut execs = Vec::with_capacity(n);
         for (id, ..) in &rows.nodes {
@@ -387,7 +611,7 @@ impl State {
         Ok(())
     }
 
-    fn write_attempts(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_attempts(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let n = rows.attempts.len();
         let (mut execs, mut nodes, mut numbers, mut starts, mut ends) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -419,7 +643,7 @@ impl State {
         Ok(())
     }
 
-    fn write_logs(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_logs(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let (mut execs, mut nodes, mut numbers, mut outs, mut errs) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((id, node, attempt), (stdout, stderr)) in &rows.logs {
@@ -442,7 +666,7 @@ impl State {
         Ok(())
     }
 
-    fn write_graphs_events(&self, tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+    fn write_graphs_events(&self, tx: &mut Client, rows: &Rows) -> OpResult<()> {
         let (mut execs, mut nodes, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         for ((id, node), hash) in &rows.graphs {
             execs.push(self.seq(id)?);
@@ -477,7 +701,7 @@ impl State {
     }
 }
 
-fn write_modules(tx: &mut Transaction, modules: &[ModuleRecord]) -> OpResult<()> {
+fn write_modules(tx: &mut Client, modules: &[ModuleRecord]) -> OpResult<()> {
     for m in modules {
         tx.execute(
             "INSERT INTO modules (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -506,7 +730,7 @@ fn write_modules(tx: &mut Transaction, modules: &[ModuleRecord]) -> OpResult<()>
     Ok(())
 }
 
-fn write_cache(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+fn write_cache(tx: &mut Client, rows: &Rows) -> OpResult<()> {
     let entries: Vec<&(CacheRecord, Hash)> = rows.cache.values().collect();
     let keys: Vec<&[u8]> = entries.iter().map(|(c, _)| &c.key[..]).collect();
     let tasks: Vec<&str> = entries.iter().map(|(c, _)| c.task.as_str()).collect();
@@ -532,7 +756,7 @@ fn write_cache(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
     Ok(())
 }
 
-fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
+fn write_finishes(tx: &mut Client, rows: &Rows) -> OpResult<()> {
     let n = rows.finishes.len();
     let ids: Vec<&str> = rows.finishes.keys().map(|id| id.as_str()).collect();
     let statuses: Vec<&str> = rows
@@ -559,19 +783,80 @@ fn write_finishes(tx: &mut Transaction, rows: &Rows) -> OpResult<()> {
     if changed < n as u64 {
         let found: HashSet<String> = tx
             .query("SELECT id FROM executions WHERE id = ANY($1)", &[&ids])
-            .map_err(db(|| "looking up finished executions".into()))?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
+            .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
+            .map_err(db(|| "looking up finished executions".into()))?;
         let missing: Vec<&str> = ids
             .iter()
             .copied()
             .filter(|i| !found.contains(*i))
             .collect();
-        return Err(format!(
+        return Err(Fail::from(format!(
             "finishing execution {}, which was never started",
             missing.join(", ")
-        ));
+        )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cluster::cluster;
+    use super::super::PgStore;
+    use super::*;
+    use postgres::NoTls;
+    use std::str::FromStr;
+
+    /// Begins on `c` the transaction of `state`'s next batch, as `write` does.
+    fn begin(state: &mut State, c: &mut Client) {
+        state.batch += 1;
+        c.batch_execute(&format!(
+            "BEGIN; UPDATE write_marks SET batch = {} WHERE writer = '{}'",
+            state.batch, state.mark
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn a_lost_batchs_outcome_is_read_back_committed_rolled_back_or_waited_for() {
+        let url = cluster().database("outcome");
+        // The tables.
+        PgStore::open(&url).unwrap().finish().unwrap();
+        let config = Config::from_str(&url).unwrap();
+        let writer = config.connect(NoTls).unwrap();
+        let mut state = State::new("test".into(), config.clone(), writer);
+        let mut c = config.connect(NoTls).unwrap();
+        c.batch_execute("SET search_path TO sandflow").unwrap();
+        state.make_mark(&mut c).unwrap();
+        state.client = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut other = config.connect(NoTls).unwrap();
+        other.batch_execute("SET search_path TO sandflow").unwrap();
+        begin(&mut state, &mut other);
+        other.batch_execute("COMMIT").unwrap();
+        assert!(state.committed(deadline).unwrap());
+        begin(&mut state, &mut other);
+        other.batch_execute("ROLLBACK").unwrap();
+        assert!(!state.committed(deadline).unwrap());
+        // One whose backend is terminated while it is open: not committed, once it ended.
+        begin(&mut state, &mut other);
+        let pid: i32 = other
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cluster().execute(&url, &format!("SELECT pg_terminate_backend({pid})"));
+        });
+        let t0 = Instant::now();
+        assert!(!state.committed(deadline).unwrap());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(250),
+            "it was waited for"
+        );
+        killer.join().unwrap();
+        assert!(
+            other.batch_execute("SELECT 1").is_err(),
+            "it was terminated"
+        );
+    }
 }
