@@ -783,3 +783,82 @@ fn terminating_a_workers_backends_mid_run_is_ridden_out_and_each_task_is_recorde
     let logs: Vec<&std::path::Path> = logs.iter().map(|l| l.as_path()).collect();
     assert_ended_right_and_recorded_once(&url, &id, &logs);
 }
+
+#[test]
+fn cancelling_a_submitted_execution_cancels_its_child_executions_on_the_workers() {
+    let url = cluster().database("queue_cancel_children");
+    let _w = [worker(&url, 2), worker(&url, 2)];
+    // Four child executions of 40 naps of 250 ms, two at a time: 5 s each.
+    let l = json!(vec![vec![250; 40]; 4]).to_string();
+    let out = sandflow_command()
+        .arg("run")
+        .arg(module("fixtures"))
+        .args(["nap_children", "--l", &l, "--submit"])
+        .env("SANDFLOW_DB", &url)
+        .current_dir(repo())
+        .output()
+        .expect("sandflow runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connects");
+    let running = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM sandflow.executions WHERE parent IS NOT NULL AND status = 'running'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let t0 = Instant::now();
+    let execution = loop {
+        let (state, _, execution, ..) = row(&mut c, &id);
+        assert_ne!(state, "done", "it ended before it was cancelled");
+        if let (Some(e), true) = (execution, running(&mut c) > 0) {
+            break e;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no child execution ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let cancel = sandflow_command()
+        .args(["cancel", &execution])
+        .env("SANDFLOW_DB", &url)
+        .output()
+        .expect("sandflow cancel");
+    assert_eq!(
+        cancel.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    let (_, code, _) = wait_done(&mut c, &id);
+    assert_eq!(code, Some(130), "the submitted execution ends cancelled");
+    // Its child executions stop on their workers: none is left running, none succeeded, long
+    // before their 5 s were up.
+    let t0 = Instant::now();
+    while running(&mut c) > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "child executions still running after the caller was cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses: Vec<String> = c
+        .query(
+            "SELECT status FROM sandflow.executions WHERE parent IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| s == "cancelled"), "{statuses:?}");
+}

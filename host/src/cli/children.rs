@@ -203,9 +203,12 @@ impl RunObserver for Delegating<'_> {
     fn finish(&mut self, sched: &mut Scheduler, result: &Result<Option<Value>, Failure>) {
         self.stop.store(true, Ordering::Relaxed);
         // Rows nobody claimed yet are not wanted any more (a failure or cancel ended the run
-        // first); claimed ones end on their own and are ignored.
+        // first), and the child executions being driven are cancelled.
         if result.is_err() {
             let _ = self.queue.drop_unclaimed_children(&self.claim);
+            // Those being driven are stopped: their workers cancel them at their next
+            // heartbeat (lease/3).
+            let _ = self.queue.cancel_claimed_children(&self.claim);
         }
         self.recorder.finish(sched, result)
     }

@@ -510,6 +510,23 @@ impl Queue {
         )
     }
 
+    /// Ends every row of launch plan calls of `parent` that a worker is driving (its caller
+    /// failed or was cancelled): the worker's next heartbeat finds the claim gone and cancels
+    /// the calls' child executions, as Ctrl-C cancels a run, and their ends are fenced out.
+    pub fn cancel_claimed_children(&mut self, parent: &str) -> Result<u64, StoreError> {
+        self.retrying(
+            || format!("cancelling the launch plan calls of {parent}"),
+            |client, _| {
+                client.execute(
+                    "UPDATE queue SET state = 'done', exit_code = 130, lease_until = NULL, \
+                     summary = 'cancelled: the calling execution ended first' \
+                     WHERE parent = $1 AND state = 'claimed'",
+                    &[&parent],
+                )
+            },
+        )
+    }
+
     /// Ends every row of launch plan calls of `parent` not yet claimed (its run ended
     /// without them: they are no longer wanted).
     pub fn drop_unclaimed_children(&mut self, parent: &str) -> Result<u64, StoreError> {
@@ -577,7 +594,9 @@ impl Queue {
 
     /// A dead claimer's execution, `running` in the store, as `interrupted`, so it can be
     /// recovered: the expired lease is the proof its driver is gone, on any host. Only under
-    /// the current fence.
+    /// the current fence. Only that execution: a worker's run delegates every launch plan call
+    /// of it, so the child executions under it are driven by other claims (rows of calls),
+    /// alive or taken over on their own.
     pub fn interrupt_previous(
         &mut self,
         id: &str,
@@ -600,7 +619,7 @@ impl Queue {
                 || format!("marking execution {execution} interrupted"),
                 |client, _| {
                     client.execute(
-                        "UPDATE executions SET status = 'interrupted' WHERE root = $1 \
+                        "UPDATE executions SET status = 'interrupted' WHERE id = $1 \
                          AND status = 'running'",
                         &[&execution],
                     )
