@@ -20,26 +20,17 @@ impl Drop for Worker {
 }
 
 fn worker(url: &str, lease_secs: u32) -> Worker {
-    let child = sandflow_command()
-        .args([
-            "worker",
-            "--workers",
-            "2",
-            "--lease-secs",
-            &lease_secs.to_string(),
-        ])
-        .env("SANDFLOW_DB", url)
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sandflow worker starts");
-    Worker(child)
+    started_worker(url, lease_secs, Stdio::null())
 }
 
 /// A worker as [`worker`], its stderr in `log` (shown when a fault test fails).
 fn logged_worker(url: &str, lease_secs: u32, log: &std::path::Path) -> Worker {
     let file = std::fs::File::create(log).expect("the worker's log");
+    started_worker(url, lease_secs, file.into())
+}
+
+/// `sandflow worker --workers 2 --lease-secs <lease_secs>` on `url`, its stderr to `stderr`.
+fn started_worker(url: &str, lease_secs: u32, stderr: Stdio) -> Worker {
     let child = sandflow_command()
         .args([
             "worker",
@@ -51,7 +42,7 @@ fn logged_worker(url: &str, lease_secs: u32, log: &std::path::Path) -> Worker {
         .env("SANDFLOW_DB", url)
         .current_dir(repo())
         .stdout(Stdio::null())
-        .stderr(file)
+        .stderr(stderr)
         .spawn()
         .expect("sandflow worker starts");
     Worker(child)

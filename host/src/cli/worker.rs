@@ -115,21 +115,20 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         // their end) more than on the CPU: more of them at once than executions.
         let row_slots = ROW_SLOTS * args.workers as usize;
         let free_calls = row_slots - calls.min(row_slots);
-        let mut got = Vec::new();
-        if free_calls > 0 {
-            match claims.claim(&me, free_calls as i64, lease, true) {
-                Ok(c) => got = c,
-                Err(e) => {
-                    eprintln!("sandflow: worker {me}: {e}; connecting again");
-                    std::thread::sleep(POLL);
-                    if let Ok(q) = pg.queue() {
-                        claims = q;
-                    }
-                    continue;
-                }
-            }
-        }
-        for claim in got.drain(..) {
+        let job = || Job {
+            store: store.clone(),
+            url: url.clone(),
+            dir: dir.clone(),
+            running: running.clone(),
+            me: me.clone(),
+            freed: freed.clone(),
+        };
+        // Rows of calls first (they unblock executions that wait), then executions; what
+        // is claimed is started before anything else is asked of the server.
+        let Some(rows) = claim_or_reconnect(&mut claims, pg, &me, free_calls, lease, true) else {
+            continue;
+        };
+        for claim in rows {
             let controls = Arc::new(RunControls::default());
             lock(&running).insert(
                 claim.id.clone(),
@@ -144,43 +143,17 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
                     }
                 })
                 .clone();
-            let job = Job {
-                store: store.clone(),
-                url: url.clone(),
-                dir: dir.clone(),
-                running: running.clone(),
-                me: me.clone(),
-                freed: freed.clone(),
-            };
+            let job = job();
             std::thread::Builder::new()
                 .name("sandflow-calls".into())
                 .spawn(move || job.drive_calls(claim, host, controls))?;
         }
-        if free > 0 {
-            match claims.claim(&me, free as i64, lease, false) {
-                Ok(c) => got = c,
-                // A restarted server or a terminated backend: the worker outlives it, and
-                // what it runs meanwhile is fenced.
-                Err(e) => {
-                    eprintln!("sandflow: worker {me}: {e}; connecting again");
-                    std::thread::sleep(POLL);
-                    if let Ok(q) = pg.queue() {
-                        claims = q;
-                    }
-                    continue;
-                }
-            }
-        }
-        for claim in got.drain(..) {
+        let Some(executions) = claim_or_reconnect(&mut claims, pg, &me, free, lease, false) else {
+            continue;
+        };
+        for claim in executions {
             lock(&running).insert(claim.id.clone(), (claim.fence, Stop::NotStarted));
-            let job = Job {
-                store: store.clone(),
-                url: url.clone(),
-                dir: dir.clone(),
-                running: running.clone(),
-                me: me.clone(),
-                freed: freed.clone(),
-            };
+            let job = job();
             std::thread::Builder::new()
                 .name("sandflow-drive".into())
                 .spawn(move || job.drive(claim))?;
@@ -216,6 +189,33 @@ pub fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
 /// How long the idle loop waits at a time for a notification before it looks whether a
 /// claim of its own ended.
 const SLICE: Duration = Duration::from_millis(10);
+
+/// Claims at most `n` rows (of calls, or executions) for `me`; `None` after a lost
+/// connection (a restarted server, a terminated backend: the worker outlives it, and what it
+/// runs meanwhile is fenced), once `claims` is connected again or a poll has passed.
+fn claim_or_reconnect(
+    claims: &mut Queue,
+    pg: &sandflow_host::store::PgStore,
+    me: &str,
+    n: usize,
+    lease: Duration,
+    children: bool,
+) -> Option<Vec<Claim>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    match claims.claim(me, n as i64, lease, children) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("sandflow: worker {me}: {e}; connecting again");
+            std::thread::sleep(POLL);
+            if let Ok(q) = pg.queue() {
+                *claims = q;
+            }
+            None
+        }
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
