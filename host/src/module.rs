@@ -211,7 +211,6 @@ impl ModuleDecl {
         self.plan(index).map(|p| p.workflow)
     }
 
-    /// Entity `index` as a resolved launch plan, if it is one.
     /// Whether entity `index` is a launch plan.
     pub fn is_launch_plan(&self, index: u32) -> bool {
         self.entities
@@ -219,6 +218,7 @@ impl ModuleDecl {
             .is_some_and(|e| matches!(e.kind, sandflow_contract::EntityKind::LaunchPlan(_)))
     }
 
+    /// Entity `index` as a resolved launch plan, if it is one.
     pub fn plan(&self, index: usize) -> Option<&Plan> {
         self.plans.get(index).and_then(|p| p.as_ref())
     }

@@ -274,7 +274,7 @@ fn a_runs_events_replay_to_the_same_result_without_running_anything() {
     for e in events {
         for c in replay.on_event(e) {
             match c {
-                Command::Run(_) => runs += 1,
+                Command::Run(_) | Command::Launch(_) => runs += 1,
                 Command::Finished(r) => finished = Some(r),
                 Command::Abort { .. } => {}
             }

@@ -310,7 +310,7 @@ impl Driver<'_> {
     fn dispatch(&mut self, commands: Vec<Command>) {
         for c in commands {
             match c {
-                Command::Run(task) if self.shared.sandbox.decl.is_launch_plan(task.entity) => {
+                Command::Launch(task) => {
                     self.controls.started.fetch_add(1, Ordering::Relaxed);
                     self.delegated.insert(task.node);
                     self.to_launch.push(task)

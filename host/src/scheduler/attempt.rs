@@ -118,7 +118,7 @@ impl Scheduler {
             return None;
         }
         // A delegated launch plan call took no slot (see `dispatch`).
-        if !self.decl.is_launch_plan(n.entity) {
+        if self.delegated_calls == 0 || !self.decl.is_launch_plan(n.entity) {
             self.execs[n.exec as usize].running -= 1;
         }
         self.to_dispatch.push(n.exec);

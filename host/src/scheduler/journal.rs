@@ -279,7 +279,7 @@ impl Scheduler {
             },
             // A delegated launch plan call's attempt is its child execution, which records
             // its own tasks: the call itself counts as none, as an expanded call does.
-            attempts: if self.decl.is_launch_plan(n.entity) {
+            attempts: if self.delegated_calls > 0 && self.decl.is_launch_plan(n.entity) {
                 0
             } else {
                 n.attempts

@@ -396,7 +396,7 @@ impl Scheduler {
             self.delegated_calls += 1;
             let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
             self.budget.release(budget::values_bytes(&inputs));
-            self.out.push(Command::Run(RunTask {
+            self.out.push(Command::Launch(RunTask {
                 node: id,
                 attempt: n.attempts,
                 entity: n.entity,

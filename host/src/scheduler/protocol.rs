@@ -35,7 +35,7 @@ pub struct Options {
     /// Run cached tasks even when the cache has their result, and replace it.
     pub overwrite_cache: bool,
     /// Launch plan calls made by the top execution are not expanded here: each is a
-    /// [`Command::Run`] of the launch plan entity, which the driver answers with the child
+    /// [`Command::Launch`] of the launch plan entity, which the driver answers with the child
     /// execution's output as the call's only attempt (the child runs elsewhere: another
     /// process or machine). Calls deeper down, inside a child execution, expand here.
     pub delegate_launch_plans: bool,
@@ -171,6 +171,9 @@ pub struct RunTask {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Run(RunTask),
+    /// Start the child execution of a delegated launch plan call elsewhere
+    /// ([`Options::delegate_launch_plans`]); its end comes back as the call's attempt.
+    Launch(RunTask),
     /// Stop attempt `attempt` of `node` if it still runs: its result is no longer wanted
     /// (a sibling failed its scope, or the run was cancelled).
     Abort {

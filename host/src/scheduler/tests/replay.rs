@@ -20,7 +20,7 @@ fn replay(
     let mut collect = |cmds: Vec<Command>| {
         results.extend(cmds.into_iter().filter_map(|c| match c {
             Command::Finished(r) => Some(r),
-            Command::Run(_) | Command::Abort { .. } => None,
+            Command::Run(_) | Command::Launch(_) | Command::Abort { .. } => None,
         }))
     };
     collect(sched.start());

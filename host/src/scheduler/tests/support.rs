@@ -220,7 +220,7 @@ pub(super) fn answer(run: &RunTask, outcome: Outcome) -> Event {
 pub(super) fn runs(cmds: &[Command]) -> Vec<RunTask> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Run(r) => Some(r.clone()),
+            Command::Run(r) | Command::Launch(r) => Some(r.clone()),
             Command::Abort { .. } | Command::Finished(_) => None,
         })
         .collect()
@@ -318,7 +318,7 @@ pub(super) fn drive(
         for c in cmds {
             assert!(result.is_none(), "a command after Finished: {c:?}");
             match c {
-                Command::Run(r) => {
+                Command::Run(r) | Command::Launch(r) => {
                     log.push((sched.path(r.node), r.clone()));
                     pending.push_back(r);
                 }
