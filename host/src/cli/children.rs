@@ -271,21 +271,12 @@ fn spawn_submitter(
                         ));
                     }
                 }
-                let mut tries = 0;
-                let failed = loop {
-                    match queue.submit_children(&claim, &module, &rows) {
-                        Ok(()) => break None,
-                        // A lost connection: once more on a new one (the insert is idempotent).
-                        Err(e) if tries == 0 => {
-                            tries += 1;
-                            match reconnect(&queue) {
-                                Ok(q) => queue = q,
-                                Err(_) => break Some(e.to_string()),
-                            }
-                        }
-                        Err(e) => break Some(e.to_string()),
-                    }
-                };
+                // A lost connection is connected again inside, and the insert repeated (it
+                // is idempotent).
+                let failed = queue
+                    .submit_children(&claim, &module, &rows)
+                    .err()
+                    .map(|e| e.to_string());
                 if let Some(e) = failed {
                     let m = format!("delegating the launch plan call to a worker: {e}");
                     for (id, ..) in &rows {
@@ -315,7 +306,8 @@ fn spawn_waiter(
     std::thread::Builder::new()
         .name("sandflow-children".into())
         .spawn(move || {
-            let mut listening = queue.listen_done().is_ok();
+            // Without it, the poll below still finds each end.
+            let _ = queue.listen_done();
             while !stop.load(Ordering::Relaxed) {
                 let ids: Vec<String> = lock(&pending).keys().cloned().collect();
                 if !ids.is_empty() {
@@ -331,34 +323,21 @@ fn spawn_waiter(
                                 deliver(&sink, &row.id, waiting, ends, code, &summary);
                             }
                         }
+                        // The queue connects again (and listens again) on its next call.
                         Err(e) => {
                             eprintln!("sandflow: waiting for child executions: {e}; trying again");
                             std::thread::sleep(POLL);
-                            if let Ok(q) = reconnect(&queue) {
-                                queue = q;
-                                listening = queue.listen_done().is_ok();
-                            }
                             continue;
                         }
                     }
                 }
-                // A notification wakes it at once; polling is the fallback.
-                let woke = if listening {
-                    queue.wait(POLL)
-                } else {
-                    Ok(false)
-                };
-                if woke.is_err() || !listening {
+                // A notification wakes it at once; polling is the fallback (a lost connection
+                // is connected again, and listened on again, by the next read).
+                if queue.wait(POLL).is_err() {
                     std::thread::sleep(POLL);
-                    listening = false;
                 }
             }
         })
-}
-
-fn reconnect(_queue: &Queue) -> anyhow::Result<Queue> {
-    let url = std::env::var("SANDFLOW_DB").context("SANDFLOW_DB")?;
-    Ok(PgStore::open(&url)?.queue()?)
 }
 
 /// The ends of row `row`'s calls, to the run.
