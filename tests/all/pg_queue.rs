@@ -467,6 +467,27 @@ fn a_map_over_a_launch_plan_is_delegated_and_a_submitted_runs_options_are_kept()
         .unwrap()
         .get(0);
     assert_eq!(attempts, 1, "the run kept the task's own retries");
+    // And so do the child executions it delegates, as expanded ones would.
+    let out = wait_fixture(
+        &url,
+        "map_over_fails_lp",
+        &["--l", "[1, 2]", "--task-retries", "0"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (children, attempts): (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT count(DISTINCT e.id), max(n.attempts) FROM sandflow.nodes n \
+                 JOIN sandflow.executions e ON e.seq = n.execution \
+                 WHERE e.parent IS NOT NULL AND n.entity = 'always_fails'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(children >= 1, "no child execution ran the task");
+    assert_eq!(attempts, 1, "a child execution kept the task's own retries");
 }
 
 #[test]

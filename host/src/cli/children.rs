@@ -26,9 +26,9 @@ use sandflow_host::runner::{EventSink, Host, RunControls, RunObserver};
 use sandflow_host::sandbox::Sandbox;
 use sandflow_host::scheduler::{
     AttemptFailure, Event, Failure, NodeId, Options, Outcome, Placement, Recovered, RunTask,
-    Scheduler,
+    Scheduler, TaskOverrides,
 };
-use sandflow_host::store::queue::{ChildBatch, ChildCall, ChildEnd, Claim, Queue};
+use sandflow_host::store::queue::{ChildBatch, ChildCall, ChildEnd, ChildOptions, Claim, Queue};
 use sandflow_host::store::{
     ExecStatus, ExecutionId, PgStore, Store, StoreError, StoreRead, StoreWrite,
 };
@@ -65,6 +65,8 @@ pub struct Delegating<'a> {
     claim: String,
     fence: i64,
     module: String,
+    /// What the child executions take from this run's options.
+    options: ChildOptions,
     /// Rows enqueued by earlier claimers of this execution (key -> row), read once.
     earlier: Option<HashMap<u64, String>>,
     pending: Arc<Mutex<HashMap<String, Waiting>>>,
@@ -87,8 +89,10 @@ impl<'a> Delegating<'a> {
         store: PgStore,
         (claim, fence): (String, i64),
         module: String,
+        opts: &Options,
     ) -> anyhow::Result<Delegating<'a>> {
         let queue = store.queue()?;
+        let o = &opts.overrides;
         Ok(Delegating {
             recorder,
             queue,
@@ -96,6 +100,15 @@ impl<'a> Delegating<'a> {
             claim,
             fence,
             module,
+            options: ChildOptions {
+                retries: o.retries,
+                timeout_ms: o.timeout_ms,
+                max_memory_mb: o.max_memory_mb,
+                fuel: o.fuel,
+                max_run_memory_bytes: opts.max_run_memory_bytes,
+                max_log_bytes: opts.max_log_bytes,
+                overwrite_cache: opts.overwrite_cache,
+            },
             earlier: None,
             pending: Arc::default(),
             stop: Arc::default(),
@@ -161,7 +174,7 @@ impl<'a> Delegating<'a> {
                 self.store.queue()?,
                 (self.claim.clone(), self.fence),
                 self.module.clone(),
-                (parent, root),
+                (parent, root, self.options.clone()),
                 self.pending.clone(),
                 sink.clone(),
             )?);
@@ -233,7 +246,7 @@ fn spawn_submitter(
     mut queue: Queue,
     (claim, fence): (String, i64),
     module: String,
-    (parent, root): (String, String),
+    (parent, root, options): (String, String, ChildOptions),
     pending: Arc<Mutex<HashMap<String, Waiting>>>,
     sink: EventSink,
 ) -> std::io::Result<std::sync::mpsc::Sender<Calls>> {
@@ -267,6 +280,7 @@ fn spawn_submitter(
                                 parent_execution: parent.clone(),
                                 root: root.clone(),
                                 calls: chunk.iter().map(|(c, ..)| c.clone()).collect(),
+                                options: options.clone(),
                             },
                         ));
                     }
@@ -492,6 +506,7 @@ pub fn drive_children(
                             previous.map(|(id, ..)| id.clone()),
                             recovered.clone(),
                             controls.clone(),
+                            &batch.options,
                         )
                     }
                 };
@@ -523,6 +538,7 @@ fn run_call(
     recovered_from: Option<ExecutionId>,
     recovered: Option<Arc<Recovered>>,
     controls: Arc<RunControls>,
+    options: &ChildOptions,
 ) -> ChildEnd {
     let id = at.id.clone();
     let mut recorder =
@@ -533,6 +549,15 @@ fn run_call(
             key: call.key,
         }),
         recovered: recovered_from.and(recovered),
+        overrides: TaskOverrides {
+            retries: options.retries,
+            timeout_ms: options.timeout_ms,
+            max_memory_mb: options.max_memory_mb,
+            fuel: options.fuel,
+        },
+        max_run_memory_bytes: options.max_run_memory_bytes,
+        max_log_bytes: options.max_log_bytes,
+        overwrite_cache: options.overwrite_cache,
         ..Options::default()
     };
     let report = host.host.run_observed(

@@ -141,7 +141,7 @@ pub fn execute(mut launch: Launch) -> anyhow::Result<u8> {
         Some(r) => match delegate {
             Some((claim, pg)) => {
                 let module = r.module().to_string();
-                let mut d = super::children::Delegating::new(r, pg, claim, module)?;
+                let mut d = super::children::Delegating::new(r, pg, claim, module, &launch.opts)?;
                 launch.host.run_observed(
                     &launch.sandbox,
                     &launch.entity,

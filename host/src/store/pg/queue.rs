@@ -73,6 +73,22 @@ pub struct ChildBatch {
     pub parent_execution: String,
     pub root: String,
     pub calls: Vec<ChildCall>,
+    /// The caller's run options that its child executions take too.
+    pub options: ChildOptions,
+}
+
+/// What a delegated child execution takes from its caller's run options, as an expanded
+/// call's child execution would: the task overrides, the memory bound, the cache policy.
+/// (Its parallelism is its launch plan's own.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChildOptions {
+    pub retries: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_run_memory_bytes: u64,
+    pub max_log_bytes: u64,
+    pub overwrite_cache: bool,
 }
 
 /// One delegated launch plan call: the node it is in its caller, and its inputs.
