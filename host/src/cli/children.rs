@@ -128,6 +128,11 @@ impl<'a> Delegating<'a> {
             // where they are, not made again.
             let mut earlier = HashMap::new();
             for row in self.queue.children(&self.claim, None)? {
+                // A row that ended without its results (its worker failed) gives nothing to
+                // wait for: its calls are made again.
+                if row.ended.as_ref().is_some_and(|(ends, ..)| ends.is_empty()) {
+                    continue;
+                }
                 for k in &row.keys {
                     earlier.insert(*k as u64, row.id.clone());
                 }

@@ -41,7 +41,13 @@ impl Scheduler {
         });
         if retry {
             n.state = State::Queued;
-            self.execs[n.exec as usize].queue.push_back(id);
+            if self.delegated_calls > 0 && self.decl.is_launch_plan(n.entity) {
+                // A delegated call is made again as it was made: handed to the driver.
+                self.delegated.push_back(id);
+                self.to_dispatch.push(n.exec);
+            } else {
+                self.execs[n.exec as usize].queue.push_back(id);
+            }
             return;
         }
         let stderr_tail = dropped_tail.or_else(|| n.logs.as_ref().and_then(|l| tail(&l.stderr)));

@@ -394,8 +394,17 @@ impl Scheduler {
             n.attempts += 1;
             n.state = State::Running;
             self.delegated_calls += 1;
-            let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
-            self.budget.release(budget::values_bytes(&inputs));
+            // Kept while another attempt may need them (a call made again).
+            let inputs = if n.attempts > DELEGATED_CALL_RETRIES {
+                let inputs = n.inputs.take().map(Vec::from).unwrap_or_default();
+                self.budget.release(budget::values_bytes(&inputs));
+                inputs
+            } else {
+                n.inputs
+                    .as_deref()
+                    .map(<[Value]>::to_vec)
+                    .unwrap_or_default()
+            };
             self.out.push(Command::Launch(RunTask {
                 node: id,
                 attempt: n.attempts,
@@ -531,11 +540,23 @@ impl Node {
 }
 
 /// What a task or dynamic declares, with the run's overrides applied.
+/// How many times a delegated launch plan call is made again after a fault of the system.
+const DELEGATED_CALL_RETRIES: u32 = 2;
+
 fn task_config(decl: &ModuleDecl, o: &TaskOverrides, entity: u32) -> TaskConfig {
     let mut c = match &decl.entities[entity as usize].kind {
         EntityKind::Task(c) | EntityKind::Dynamic(c) => c.clone(),
-        // A delegated launch plan call's one attempt is its child execution: the overrides
-        // apply to the tasks in it, not to it.
+        // A delegated launch plan call's attempt is its child execution: the overrides apply
+        // to the tasks in it, not to it. Its own retries are for the system's faults only (a
+        // worker that ended its row of calls without their results): a child execution that
+        // failed has already retried its tasks as they declare.
+        EntityKind::LaunchPlan(_) => {
+            return TaskConfig {
+                retries: DELEGATED_CALL_RETRIES,
+                retry_on: sandflow_contract::RetryOn::SystemErrors,
+                ..TaskConfig::default()
+            }
+        }
         _ => return TaskConfig::default(),
     };
     c.retries = o.retries.unwrap_or(c.retries);

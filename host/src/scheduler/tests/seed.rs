@@ -263,3 +263,54 @@ fn a_placed_run_expands_its_own_launch_plan_calls() {
         "the top node itself is never delegated"
     );
 }
+
+/// A delegated call whose worker lost it (a fault of the system) is made again, with the same
+/// inputs; one whose child execution failed (the user's fault) is not: the child already
+/// retried its tasks.
+#[test]
+fn a_delegated_call_is_made_again_after_a_system_fault_and_never_after_a_user_one() {
+    let opts = || Options {
+        delegate_launch_plans: true,
+        ..Options::default()
+    };
+    let mut launches: Vec<(i64, u32)> = Vec::new();
+    let p = play(
+        module(seed()),
+        "multi_wf",
+        vec![ints([1, 2]), Value::Int(2)],
+        opts(),
+        |entity, inputs, attempt| {
+            if entity != "core_wf_lp" {
+                return seed_answer(entity, inputs, attempt);
+            }
+            launches.push((int_of(&inputs[0]), attempt));
+            if int_of(&inputs[0]) == 2 && attempt < 3 {
+                return Outcome::Failed(AttemptFailure::host("the row ended without its result"));
+            }
+            output(Value::Int(int_of(&inputs[0]) + 3))
+        },
+    );
+    assert_eq!(p.value(), &ints([4, 5]));
+    launches.sort();
+    assert_eq!(launches, [(1, 1), (2, 1), (2, 2), (2, 3)]);
+    // level1, one level2 and reduce: the calls' four attempts are child executions.
+    assert_eq!(p.sched.attempts_started(), 3);
+    assert_eq!(p.sched.delegated_calls(), 4);
+
+    let mut calls = 0;
+    let p = play(
+        module(seed()),
+        "multi_wf",
+        vec![ints([1]), Value::Int(1)],
+        opts(),
+        |entity, inputs, attempt| {
+            if entity != "core_wf_lp" {
+                return seed_answer(entity, inputs, attempt);
+            }
+            calls += 1;
+            fail("child execution x failed: step1: boom")
+        },
+    );
+    assert_eq!(calls, 1, "a user's fault is not retried");
+    assert!(p.failure().message.contains("boom"), "{}", p.failure());
+}
