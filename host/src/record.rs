@@ -12,10 +12,11 @@ use crate::runner::RunObserver;
 use crate::scheduler::{Change, Event, Failure, NodeId, Origin, Scheduler, State};
 use crate::store::{
     AttemptOutcome, AttemptRecord, CacheRecord, EntityRecord, ExecStatus, ExecutionEnd,
-    ExecutionId, ModuleRecord, NewExecution, NodeRecord, NodeStatus, Owner, Store, StoreError,
-    WriteOp,
+    ExecutionId, ModuleRecord, NewExecution, NodeGroup, NodeRecord, NodeStatus, Owner, Store,
+    StoreError, TaskCounts, TreeSummary, WriteOp,
 };
 use sandflow_contract::{codec, CallResult, EntityKind, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,6 +74,44 @@ pub struct Recorder {
     /// A delegated child execution's run (`Options::placed`): its top node is the caller's
     /// launch plan node, which the caller records; this records what is under it.
     placed: bool,
+    /// Per node, what its last row said ([`row_code`]; 0 for a node with no row): what the
+    /// summaries written at the end count, a byte per node.
+    recorded: Vec<u8>,
+}
+
+/// A node row as [`Recorder::recorded`] keeps it: its status's place in `NodeStatus::ALL`
+/// plus one, with [`TASK`] and [`CACHED`].
+fn row_code(r: &NodeRecord) -> u8 {
+    let status = NodeStatus::ALL
+        .iter()
+        .position(|s| *s == r.status)
+        .unwrap_or(0) as u8
+        + 1;
+    let task = if r.attempts > 0 || r.cached { TASK } else { 0 };
+    status | task | if r.cached { CACHED } else { 0 }
+}
+
+/// A node that counts as a task execution (it ran in a sandbox or came from the cache).
+const TASK: u8 = 0x10;
+const CACHED: u8 = 0x20;
+
+fn code_status(code: u8) -> Option<NodeStatus> {
+    NodeStatus::ALL
+        .get(((code & 0x0f) as usize).checked_sub(1)?)
+        .copied()
+}
+
+/// One group's tally while [`Recorder::summaries`] counts.
+struct Tally {
+    exec: u32,
+    first: NodeId,
+    total: u64,
+    phases: [u64; 16],
+    nested: bool,
+    /// The highest index seen, and whether one came twice.
+    max_index: u32,
+    /// The failed members' indices, while at most `NodeGroup::MAX_FAILED_LISTED`.
+    failed: Option<Vec<u64>>,
 }
 
 /// Where a delegated child execution is recorded: under its caller's execution.
@@ -160,6 +199,7 @@ impl Recorder {
             ops: Vec::new(),
             ended: None,
             placed,
+            recorded: Vec::new(),
         }
     }
 
@@ -367,10 +407,162 @@ impl Recorder {
             worker: v.worker.map(u32::from),
         };
         let execution = self.exec_id(v.execution);
+        let at = node as usize;
+        if self.recorded.len() <= at {
+            self.recorded.resize(at + 1, 0);
+        }
+        self.recorded[at] = row_code(&record);
         self.ops.push(WriteOp::Node {
             execution,
             node: record,
         });
+    }
+
+    /// What this run writes into its executions' rows when it ends: the top execution's task
+    /// counts and groups (see [`NodeGroup`]), and those of each child execution with a group
+    /// or at least [`NodeGroup::MIN`] task executions (a small one is counted when read: a
+    /// map over a million launch plans writes no million summaries). Counted from the rows
+    /// this run wrote, so a reader finds what it would have counted.
+    fn summaries(&self, sched: &Scheduler) -> Vec<WriteOp> {
+        let mut counts: Vec<TaskCounts> = vec![TaskCounts::default(); self.execs.len().max(1)];
+        let mut rows = 0u64;
+        for (id, &code) in self.recorded.iter().enumerate() {
+            if code == 0 {
+                continue;
+            }
+            rows += 1;
+            if code & TASK == 0 {
+                continue;
+            }
+            let x = sched.node_execution(id as NodeId) as usize;
+            if counts.len() <= x {
+                counts.resize(x + 1, TaskCounts::default());
+            }
+            let c = &mut counts[x];
+            c.total += 1;
+            match code_status(code) {
+                Some(NodeStatus::Succeeded) => c.succeeded += 1,
+                Some(NodeStatus::Failed) => c.failed += 1,
+                Some(NodeStatus::Running) => c.running += 1,
+                _ => {}
+            }
+            if code & CACHED != 0 {
+                c.cached += 1;
+            }
+        }
+        let mut groups: Vec<Vec<NodeGroup>> = vec![Vec::new(); counts.len()];
+        if rows >= NodeGroup::MIN {
+            for (x, g) in self.groups(sched) {
+                if let Some(list) = groups.get_mut(x as usize) {
+                    list.push(g);
+                }
+            }
+        }
+        counts
+            .into_iter()
+            .zip(groups)
+            .enumerate()
+            .filter(|(x, (c, g))| *x == 0 || !g.is_empty() || c.total >= NodeGroup::MIN)
+            .map(|(x, (counts, groups))| WriteOp::Summary {
+                execution: self.exec_id(x as u32),
+                summary: TreeSummary { counts, groups },
+            })
+            .collect()
+    }
+
+    /// The groups of at least [`NodeGroup::MIN`] recorded nodes, with their executions.
+    fn groups(&self, sched: &Scheduler) -> Vec<(u32, NodeGroup)> {
+        let mut at: HashMap<u64, usize> = HashMap::new();
+        let mut tallies: Vec<Tally> = Vec::new();
+        // Members come one after another: most lookups are the previous one's.
+        let mut last: Option<(u64, usize)> = None;
+        for (id, &code) in self.recorded.iter().enumerate() {
+            let id = id as NodeId;
+            let Some((g, index)) = (code != 0).then(|| sched.node_group(id)).flatten() else {
+                continue;
+            };
+            let i = match last {
+                Some((k, i)) if k == g => i,
+                _ => *at.entry(g).or_insert_with(|| {
+                    tallies.push(Tally {
+                        exec: sched.node_execution(id),
+                        first: id,
+                        total: 0,
+                        phases: [0; 16],
+                        nested: false,
+                        max_index: 0,
+                        failed: Some(Vec::new()),
+                    });
+                    tallies.len() - 1
+                }),
+            };
+            last = Some((g, i));
+            let t = &mut tallies[i];
+            t.total += 1;
+            t.phases[(code & 0x0f) as usize] += 1;
+            t.max_index = t.max_index.max(index);
+            if code_status(code) == Some(NodeStatus::Failed) {
+                if let Some(list) = &mut t.failed {
+                    if list.len() < NodeGroup::MAX_FAILED_LISTED {
+                        list.push(u64::from(index));
+                    } else {
+                        t.failed = None;
+                    }
+                }
+            }
+        }
+        at.retain(|_, i| tallies[*i].total >= NodeGroup::MIN);
+        if at.is_empty() {
+            return Vec::new();
+        }
+        // A group is nested when a recorded node hangs under one of its members.
+        for (id, &code) in self.recorded.iter().enumerate() {
+            if code == 0 {
+                continue;
+            }
+            let up = sched
+                .node_parent(id as NodeId)
+                .and_then(|p| sched.node_group(p));
+            if let Some(i) = up.and_then(|(g, _)| at.get(&g)) {
+                tallies[*i].nested = true;
+            }
+        }
+        let mut out: Vec<(u32, NodeGroup)> = at
+            .values()
+            .map(|&i| {
+                let t = &tallies[i];
+                let path = sched.path(t.first);
+                let prefix = match path.rsplit_once('[') {
+                    Some((p, _)) => p.to_string(),
+                    None => path.clone(),
+                };
+                let phases = t
+                    .phases
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .filter_map(|(c, n)| Some((code_status(c as u8)?.as_str().to_string(), *n)))
+                    .collect();
+                let failed = t.failed.clone().map(|mut l| {
+                    l.sort_unstable();
+                    l
+                });
+                let group = NodeGroup {
+                    prefix,
+                    total: t.total,
+                    phases,
+                    kind: sched.node_view(t.first).kind.to_string(),
+                    nested: t.nested,
+                    // Indices are distinct within a group: `total` of them below
+                    // `max + 1` are all of `0..total`.
+                    contiguous: u64::from(t.max_index) + 1 == t.total,
+                    failed,
+                };
+                (t.exec, group)
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.prefix.cmp(&b.1.prefix));
+        out
     }
 }
 
@@ -421,7 +613,10 @@ impl RunObserver for Recorder {
         // Set first: the last drain writes what a delegated child held back.
         self.ended = Some(status);
         self.drain(sched);
-        self.store.write(WriteOp::FinishExecution {
+        // The summaries count every row, so they go after the last; in one batch with the
+        // end, so that an execution that ended has one.
+        let mut ops = self.summaries(sched);
+        ops.push(WriteOp::FinishExecution {
             execution: self.root.clone(),
             end: ExecutionEnd {
                 status,
@@ -430,6 +625,7 @@ impl RunObserver for Recorder {
                 output,
             },
         });
+        self.store.write_batch(ops);
     }
 }
 

@@ -9,6 +9,7 @@ mod conditional_field;
 mod console;
 mod console_actions;
 mod console_actions_page;
+mod console_big;
 mod console_page;
 mod durable;
 mod enums;

@@ -8,7 +8,7 @@
 //! dynamic returned instead of running it again.
 
 use super::{Child, NodeId, Parent, Scheduler, State};
-use crate::compile::CompiledGraph;
+use crate::compile::{CompiledGraph, CONDITIONAL};
 use sandflow_contract::{codec, CacheConfig, CallResult, EntityDecl, GraphSpec, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -299,6 +299,35 @@ impl Scheduler {
         match self.nodes.get(id as usize)?.child {
             Child::Exec(_, s) => Some(&self.scopes[s.index()].inputs),
             _ => None,
+        }
+    }
+
+    /// How many nodes the run has made.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The group node `id` is a member of, as a number: the map it is an element of, or the
+    /// graph and entity of a call made more than once in one graph (named `entity[i]`);
+    /// `None` for a node named once. The members of a group share a path but for their `[i]`;
+    /// the index `i` comes with the group.
+    pub fn node_group(&self, id: NodeId) -> Option<(u64, u32)> {
+        let n = &self.nodes[id as usize];
+        match n.parent {
+            Parent::Map(m, i) => Some((1 << 63 | u64::from(m), i)),
+            Parent::Scope(s, _) if n.ordinal != u32::MAX && n.entity != CONDITIONAL => {
+                Some(((s.index() as u64) << 32 | u64::from(n.entity), n.ordinal))
+            }
+            _ => None,
+        }
+    }
+
+    /// The node `id` hangs under: its map, or the owner of its graph (`None` for the top).
+    pub fn node_parent(&self, id: NodeId) -> Option<NodeId> {
+        match self.nodes[id as usize].parent {
+            Parent::Root => None,
+            Parent::Map(m, _) => Some(m),
+            Parent::Scope(s, _) => Some(self.scopes[s.index()].owner),
         }
     }
 

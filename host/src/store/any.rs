@@ -82,6 +82,15 @@ impl StoreRead for AnyStore {
     fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError> {
         each!(self, s => s.nodes(id))
     }
+    fn tree_summary(&self, id: &ExecutionId) -> Result<Option<TreeSummary>, StoreError> {
+        each!(self, s => s.tree_summary(id))
+    }
+    fn nodes_where(&self, id: &ExecutionId, q: &NodeQuery) -> Result<Vec<NodeInfo>, StoreError> {
+        each!(self, s => s.nodes_where(id, q))
+    }
+    fn row_span(&self, id: &ExecutionId) -> Result<Option<(i64, i64)>, StoreError> {
+        each!(self, s => s.row_span(id))
+    }
     fn children(&self, id: &ExecutionId) -> Result<Vec<ExecutionSummary>, StoreError> {
         each!(self, s => s.children(id))
     }

@@ -21,6 +21,7 @@ mod cancel;
 mod error;
 mod ids;
 mod maintenance;
+mod node_query;
 mod ops;
 mod owner;
 pub(crate) mod pg;
@@ -63,6 +64,23 @@ pub trait StoreRead: Send + Sync {
     }
     /// Ordered by path.
     fn nodes(&self, id: &ExecutionId) -> Result<Vec<NodeInfo>, StoreError>;
+    /// The summary the run wrote when execution `id` ended, if it did.
+    fn tree_summary(&self, id: &ExecutionId) -> Result<Option<TreeSummary>, StoreError> {
+        self.execution_uncounted(id.as_str())?;
+        Ok(None)
+    }
+    /// The nodes of execution `id` that `q` selects: a part of a tree too big to read whole.
+    /// This reads them all and picks; the stores ask the database for just those.
+    fn nodes_where(&self, id: &ExecutionId, q: &NodeQuery) -> Result<Vec<NodeInfo>, StoreError> {
+        Ok(q.select(self.nodes(id)?))
+    }
+    /// The first and last positions of execution `id`'s node rows in the store (rows are
+    /// appended in the order they were written), for [`NodeQuery::rows`]; `None` where the
+    /// store has no such order or the execution no node.
+    fn row_span(&self, id: &ExecutionId) -> Result<Option<(i64, i64)>, StoreError> {
+        self.execution_uncounted(id.as_str())?;
+        Ok(None)
+    }
     /// The executions `id` called (launch plans), in the order they started.
     fn children(&self, id: &ExecutionId) -> Result<Vec<ExecutionSummary>, StoreError>;
     /// Every attempt (of the node at `node_path`, or of all nodes) with its captured output.

@@ -46,6 +46,11 @@ pub enum WriteOp {
         end: ExecutionEnd,
     },
     CachePut(CacheRecord),
+    /// What a run knows of an execution when it ends (written after its last node).
+    Summary {
+        execution: ExecutionId,
+        summary: TreeSummary,
+    },
 }
 
 pub type Hash = [u8; 32];
@@ -363,6 +368,15 @@ pub(crate) fn apply(tx: &Transaction, st: &mut State, op: &WriteOp) -> OpResult<
                 ])
             })
             .map_err(sql(|| format!("storing a cache entry of task {}", c.task)))?;
+        }
+        WriteOp::Summary { execution, summary } => {
+            let text = serde_json::to_string(summary)
+                .map_err(|e| format!("encoding the summary of execution {execution}: {e}"))?;
+            tx.prepare_cached("UPDATE executions SET summary = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![execution.as_str(), text]))
+                .map_err(sql(|| {
+                    format!("writing the summary of execution {execution}")
+                }))?;
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! cache commands. Every row read from the file is checked: an unknown status or bytes that do
 //! not decode are a [`StoreError::Corrupt`] naming the row, not a panic.
 
+use super::node_query::{last_rows, node_query, Dialect, Param};
 use super::owner::Liveness;
 use super::types::*;
 use super::{ids, ExecutionId, Owner, SqliteStore, StoreError, StoreRead};
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const SUMMARY_COLUMNS: &str = "seq, id, parent, root, entity, module, status, started_ms, \
-     ended_ms, error, recovered_from, owner_host, owner_boot, owner_pid, owner_start";
+     ended_ms, error, recovered_from, owner_host, owner_boot, owner_pid, owner_start, summary";
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -66,8 +67,22 @@ const RECORDED_GRAPHS: &str = "SELECT g.node, g.hash, b.bytes FROM graphs g \
      (SELECT seq FROM executions WHERE root = \
      (SELECT root FROM executions WHERE seq = ?1))";
 
-/// A summary row (without counts) and its `seq`.
-fn summary_row(path: &Path, r: &Row) -> Result<(i64, ExecutionSummary), StoreError> {
+/// The summary column of execution `id`'s row, read.
+pub(crate) fn parse_summary(
+    text: Option<&str>,
+    id: &str,
+    corrupt: impl FnOnce(String) -> StoreError,
+) -> Result<Option<TreeSummary>, StoreError> {
+    text.map(|t| {
+        serde_json::from_str(t)
+            .map_err(|e| corrupt(format!("execution {id} has an unreadable summary: {e}")))
+    })
+    .transpose()
+}
+
+/// A summary row and its `seq`; its counts are those its run wrote when it ended, or zero
+/// (and `false`) when it wrote none.
+fn summary_row(path: &Path, r: &Row) -> Result<(i64, ExecutionSummary, bool), StoreError> {
     let get_err = StoreError::sqlite(path, "reading an execution");
     let read = || -> rusqlite::Result<_> {
         Ok((
@@ -88,10 +103,25 @@ fn summary_row(path: &Path, r: &Row) -> Result<(i64, ExecutionSummary), StoreErr
                 pid: r.get(13)?,
                 start: r.get::<_, i64>(14)? as u64,
             },
+            r.get::<_, Option<String>>(15)?,
         ))
     };
-    let (seq, id, parent, root, entity, module, status, started_ms, ended_ms, error, rec, owner) =
-        read().map_err(get_err)?;
+    let (
+        seq,
+        id,
+        parent,
+        root,
+        entity,
+        module,
+        status,
+        started_ms,
+        ended_ms,
+        error,
+        rec,
+        owner,
+        summary,
+    ) = read().map_err(get_err)?;
+    let summary = parse_summary(summary.as_deref(), &id, |w| corrupt(path, w))?;
     let mut status = ExecStatus::parse(&status).ok_or_else(|| {
         corrupt(
             path,
@@ -116,8 +146,12 @@ fn summary_row(path: &Path, r: &Row) -> Result<(i64, ExecutionSummary), StoreErr
             error,
             recovered_from: rec.map(ExecutionId::from_string),
             owner,
-            counts: TaskCounts::default(),
+            counts: summary
+                .as_ref()
+                .map(|s| s.counts.clone())
+                .unwrap_or_default(),
         },
+        summary.is_some(),
     ))
 }
 
@@ -161,9 +195,11 @@ fn summaries(
         let Some(row) = rows.next().map_err(err())? else {
             break;
         };
-        let (seq, mut s) = summary_row(path, row)?;
+        let (seq, mut s, counted) = summary_row(path, row)?;
         if keep(&s) {
-            s.counts = counts(conn, path, seq)?;
+            if !counted {
+                s.counts = counts(conn, path, seq)?;
+            }
             out.push(s);
         }
     }
@@ -312,10 +348,10 @@ impl SqliteStore {
             .next()
             .map_err(err())?
             .ok_or_else(|| self.unknown(id.as_str()))?;
-        let (seq, mut summary) = summary_row(&self.path, row)?;
-        let inputs: Vec<u8> = row.get(15).map_err(err())?;
-        let output: Option<Vec<u8>> = row.get(16).map_err(err())?;
-        if counted {
+        let (seq, mut summary, recorded) = summary_row(&self.path, row)?;
+        let inputs: Vec<u8> = row.get(16).map_err(err())?;
+        let output: Option<Vec<u8>> = row.get(17).map_err(err())?;
+        if counted && !recorded {
             summary.counts = counts(&conn, &self.path, seq)?;
         }
         let inputs = self.value_at(&conn, &inputs, &format!("the inputs of execution {id}"))?;
@@ -327,6 +363,62 @@ impl SqliteStore {
             summary,
             inputs,
             output,
+        })
+    }
+
+    /// A node read by [`NODE_COLUMNS`] (or the same columns up to `worker`).
+    fn node_row(&self, r: &Row, id: &ExecutionId) -> Result<NodeRecord, StoreError> {
+        let err = || StoreError::sqlite(&self.path, format!("reading the nodes of execution {id}"));
+        let read = || -> rusqlite::Result<_> {
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, u32>(5)?,
+                r.get::<_, Option<Vec<u8>>>(6)?,
+                r.get::<_, Option<Vec<u8>>>(7)?,
+                r.get::<_, bool>(8)?,
+                r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
+                r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                r.get::<_, Option<u32>>(11)?,
+            ))
+        };
+        let (
+            key,
+            path,
+            entity,
+            kind,
+            status,
+            attempts,
+            hash,
+            bytes,
+            cached,
+            start_us,
+            end_us,
+            worker,
+        ) = read().map_err(err())?;
+        let whose = format!("node {path} of execution {id}");
+        let status = NodeStatus::parse(&status).ok_or_else(|| {
+            corrupt(
+                &self.path,
+                format!("{whose} has an unknown status {status:?}"),
+            )
+        })?;
+        let output = joined_value(&self.path, hash, bytes, &whose)?;
+        Ok(NodeRecord {
+            key,
+            path,
+            entity,
+            kind,
+            status,
+            attempts,
+            output,
+            cached,
+            start_us,
+            end_us,
+            worker,
         })
     }
 
@@ -400,59 +492,61 @@ impl StoreRead for SqliteStore {
         let mut rows = stmt.query([seq]).map_err(err())?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(err())? {
-            let read = || -> rusqlite::Result<_> {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, Option<Vec<u8>>>(6)?,
-                    r.get::<_, Option<Vec<u8>>>(7)?,
-                    r.get::<_, bool>(8)?,
-                    r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
-                    r.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-                    r.get::<_, Option<u32>>(11)?,
-                ))
-            };
-            let (
-                key,
-                path,
-                entity,
-                kind,
-                status,
-                attempts,
-                hash,
-                bytes,
-                cached,
-                start_us,
-                end_us,
-                worker,
-            ) = read().map_err(err())?;
-            let whose = format!("node {path} of execution {id}");
-            let status = NodeStatus::parse(&status).ok_or_else(|| {
-                corrupt(
-                    &self.path,
-                    format!("{whose} has an unknown status {status:?}"),
-                )
-            })?;
-            let output = joined_value(&self.path, hash, bytes, &whose)?;
-            out.push(NodeRecord {
-                key,
-                path,
-                entity,
-                kind,
-                status,
-                attempts,
-                output,
-                cached,
-                start_us,
-                end_us,
-                worker,
-            });
+            out.push(self.node_row(r, id)?);
         }
         Ok(out)
+    }
+
+    fn tree_summary(&self, id: &ExecutionId) -> Result<Option<TreeSummary>, StoreError> {
+        let conn = self.read();
+        let text: Option<Option<String>> = conn
+            .prepare_cached("SELECT summary FROM executions WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)).optional())
+            .map_err(StoreError::sqlite(
+                &self.path,
+                format!("reading the summary of execution {id}"),
+            ))?;
+        let text = text.ok_or_else(|| self.unknown(id.as_str()))?;
+        parse_summary(text.as_deref(), id.as_str(), |w| corrupt(&self.path, w))
+    }
+
+    fn row_span(&self, id: &ExecutionId) -> Result<Option<(i64, i64)>, StoreError> {
+        let conn = self.read();
+        let seq = self.seq_of(&conn, id)?;
+        conn.prepare_cached("SELECT min(id), max(id) FROM nodes WHERE execution = ?1")
+            .and_then(|mut s| {
+                s.query_row([seq], |r| {
+                    Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?))
+                })
+            })
+            .map_err(StoreError::sqlite(
+                &self.path,
+                format!("reading where the nodes of execution {id} are"),
+            ))
+    }
+
+    fn nodes_where(&self, id: &ExecutionId, q: &NodeQuery) -> Result<Vec<NodeInfo>, StoreError> {
+        let conn = self.read();
+        let seq = self.seq_of(&conn, id)?;
+        let err = || StoreError::sqlite(&self.path, format!("reading the nodes of execution {id}"));
+        let (sql, params) = node_query(Dialect::Sqlite, seq, q);
+        let mut stmt = conn.prepare_cached(&sql).map_err(err())?;
+        let params = params.into_iter().map(|p| match p {
+            Param::Int(i) => rusqlite::types::Value::Integer(i),
+            Param::Text(t) => rusqlite::types::Value::Text(t),
+            // `node_query` binds a list item by item for SQLite.
+            Param::TextList(l) => rusqlite::types::Value::Text(l.join(",")),
+        });
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(err())?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(err())? {
+            let row_id: i64 = r.get(12).map_err(err())?;
+            let node = self.node_row(r, id)?;
+            out.push((row_id, node.key, node));
+        }
+        Ok(last_rows(out, q))
     }
 
     fn children(&self, id: &ExecutionId) -> Result<Vec<ExecutionSummary>, StoreError> {
@@ -497,6 +591,8 @@ impl StoreRead for SqliteStore {
                 "SELECT n.path, a.node, a.attempt, a.start_us, a.end_us, a.outcome, a.message, \
                  a.worker, l.stdout, l.stderr FROM attempts a \
                  JOIN (SELECT key, max(path) AS path FROM nodes WHERE execution = ?1 \
+                 AND (?2 IS NULL OR path = ?2) \
+                 AND key IN (SELECT node FROM attempts WHERE execution = ?1) \
                  GROUP BY key) n ON n.key = a.node \
                  LEFT JOIN logs l ON l.execution = a.execution AND l.node = a.node \
                  AND l.attempt = a.attempt \

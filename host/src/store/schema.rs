@@ -140,6 +140,12 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE nodes ADD COLUMN worker INTEGER;
     ",
+    // 5: what a run knows of an execution when it ends (`TreeSummary`, as JSON): its task
+    // counts and the groups of nodes too many to read whole, so that reading them costs no
+    // scan of its nodes (a million of them for a big map) and writing them no index.
+    "
+    ALTER TABLE executions ADD COLUMN summary TEXT;
+    ",
 ];
 
 /// The version this build writes.

@@ -158,13 +158,142 @@ pub struct CacheRecord {
 
 /// Task executions of an execution (nodes that ran in a sandbox or came from the cache), by
 /// status.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskCounts {
     pub total: u64,
     pub succeeded: u64,
     pub failed: u64,
     pub running: u64,
     pub cached: u64,
+}
+
+/// What the run that recorded an execution wrote into its row when it ended: its task counts
+/// (so listing it reads no node), and the groups of nodes too many to read whole. There is
+/// none while it runs, nor for a run that stopped without ending.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TreeSummary {
+    pub counts: TaskCounts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<NodeGroup>,
+}
+
+/// Nodes of one level of a tree named `prefix[i]` (a map's elements, or one entity called
+/// many times in a graph), when there are at least [`NodeGroup::MIN`] of them: a reader pages
+/// through them in the store rather than reading them all.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeGroup {
+    /// Their paths without the `[i]`: the map node's path, or the graph owner's path and the
+    /// entity's name.
+    pub prefix: String,
+    /// How many are recorded.
+    pub total: u64,
+    /// How many are in each status (`NodeStatus::as_str`).
+    pub phases: std::collections::BTreeMap<String, u64>,
+    /// Their kind (`task`, `dynamic`, ...): one entity's calls, all of one kind.
+    pub kind: String,
+    /// Whether any of them has nodes below it (a dynamic's graph, a child execution).
+    pub nested: bool,
+    /// Whether their indices are exactly `0..total`: then the `k`-th member that did not fail
+    /// is found by its path, with `failed`.
+    #[serde(default)]
+    pub contiguous: bool,
+    /// The indices of the members that failed, in order, when at most
+    /// [`NodeGroup::MAX_FAILED_LISTED`] did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Vec<u64>>,
+}
+
+impl NodeGroup {
+    /// The fewest nodes a group has.
+    pub const MIN: u64 = 10_000;
+    /// The most failed members a summary lists.
+    pub const MAX_FAILED_LISTED: usize = 10_000;
+}
+
+/// Which nodes of an execution [`StoreRead::nodes_where`](super::StoreRead::nodes_where)
+/// reads: a part of a tree too big to read whole. Each node is read as its last row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeQuery {
+    /// Only this node and the nodes below it (paths that continue with `/` or `[`).
+    pub under: Option<String>,
+    /// Leave out the members of these groups (by prefix) and the nodes below them.
+    pub except: Vec<String>,
+    /// Only the members of the group with this prefix (`prefix[i]`, nothing below them),
+    /// ordered by index.
+    pub members: Option<String>,
+    /// With `members`: only failed ones (`Some(true)`), or only ones that did not fail
+    /// (`Some(false)`).
+    pub failed: Option<bool>,
+    /// Only the node at this path.
+    pub path: Option<String>,
+    /// Only the nodes at these paths.
+    pub paths: Option<Vec<String>>,
+    /// Only rows whose position in the store is in this range, inclusive (see
+    /// [`StoreRead::row_span`](super::StoreRead::row_span)): where to look first. A store
+    /// may read beyond it (the reference does), never less.
+    pub rows: Option<(i64, i64)>,
+    /// Only tasks that ran (not from the cache) and have times, ordered by start.
+    pub tasks_by_start: bool,
+    pub limit: Option<u64>,
+    pub offset: u64,
+    /// Whether to read outputs (a map's can hold a million items).
+    pub outputs: bool,
+}
+
+impl NodeQuery {
+    /// Whether the node at `path` in `status`, of `kind`, is one `q` selects (all but the
+    /// order, offset and limit).
+    pub fn selects(&self, r: &NodeRecord) -> bool {
+        let p = r.path.as_str();
+        let below = |base: &str| {
+            p.strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '[']))
+        };
+        let member_of = |prefix: &str| {
+            p.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('['))
+                .is_some_and(|rest| !rest.contains(['/', '[']))
+        };
+        let in_group = |prefix: &str| {
+            p.strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('['))
+        };
+        self.under.as_deref().is_none_or(below)
+            && !self.except.iter().any(|e| in_group(e))
+            && self.members.as_deref().is_none_or(member_of)
+            && match self.failed {
+                None => true,
+                Some(true) => r.status == NodeStatus::Failed,
+                Some(false) => !matches!(r.status, NodeStatus::Failed | NodeStatus::Expanded),
+            }
+            && self.path.as_deref().is_none_or(|x| x == p)
+            && self.paths.as_ref().is_none_or(|l| l.iter().any(|x| x == p))
+            && (!self.tasks_by_start || (r.kind == "task" && !r.cached && r.start_us.is_some()))
+    }
+
+    /// What `q` selects of `nodes` (each node's last row), in its order: the reference the
+    /// stores' queries answer as.
+    pub fn select(&self, nodes: Vec<NodeRecord>) -> Vec<NodeRecord> {
+        let mut out: Vec<NodeRecord> = nodes.into_iter().filter(|r| self.selects(r)).collect();
+        if self.members.is_some() {
+            out.sort_by(|a, b| (a.path.len(), &a.path).cmp(&(b.path.len(), &b.path)));
+        } else if self.tasks_by_start {
+            out.sort_by(|a, b| (a.start_us, &a.path).cmp(&(b.start_us, &b.path)));
+        } else {
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+        }
+        let limit = self.limit.map_or(usize::MAX, |l| l as usize);
+        out.into_iter()
+            .skip(self.offset as usize)
+            .take(limit)
+            .map(|mut r| {
+                if !self.outputs {
+                    r.output = None;
+                }
+                r
+            })
+            .collect()
+    }
 }
 
 /// A row of `sandflow executions`.

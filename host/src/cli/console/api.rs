@@ -1,6 +1,7 @@
 //! The console's JSON API over the execution store (documented in README.md, "Console").
 //! Store reads are blocking SQLite calls: each runs on tokio's blocking pool.
 
+use super::tree::{levels, members_page, part_for, with_output, Found, Grouped};
 use crate::cli::executions::summary_json;
 use crate::cli::store::{
     descendants, inputs_json, interfaces, natural_cmp, node_record_json, value_json,
@@ -11,12 +12,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandflow_host::store::{
-    AnyStore, ExecStatus, ExecutionFilter, ExecutionSummary, NodeRecord, NodeStatus, StoreError,
-    StoreRead,
+    AnyStore, ExecStatus, ExecutionFilter, NodeStatus, StoreError, StoreRead,
 };
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,8 +69,9 @@ async fn blocking<T: Send + 'static>(
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
+/// `limit=0` asks for a level's counts alone (a map node's phases).
 fn page(limit: Option<usize>) -> usize {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT)
 }
 
 #[derive(Deserialize)]
@@ -149,209 +150,112 @@ pub struct NodesQuery {
     outputs: Option<bool>,
 }
 
-/// A node of the execution's tree and the execution that recorded it (the execution itself
-/// or one of its child executions: their nodes hang under the launch plan node that called
-/// them, as `sandflow show` draws them).
-pub(super) struct Found {
-    pub(super) exec: Arc<ExecutionSummary>,
-    pub(super) record: NodeRecord,
-}
-
-/// The node whose path is the longest prefix of `path` that ends where a path segment (`/`)
-/// or a map index (`[`) starts, if any.
-fn parent_of(path: &str, recorded: impl Fn(&str) -> bool) -> Option<&str> {
-    path.char_indices()
-        .rev()
-        .filter(|&(i, c)| i > 0 && (c == '/' || c == '['))
-        .map(|(i, _)| &path[..i])
-        .find(|p| recorded(p))
-}
-
-/// An execution tree's nodes with each level's children in display order: failed first
-/// (what one opens the console for), then as people count (`t[2]` before `t[10]`). Built in
-/// one pass, so a level of a 1 000 000-element map is a slice, not a sort per request.
-pub(super) struct Levels {
-    pub(super) exec: ExecutionSummary,
-    pub(super) all: Vec<Found>,
-    /// Path -> index into `all`.
-    pub(super) by_path: HashMap<String, usize>,
-    /// Parent path ("" for the top) -> indices into `all`.
-    children: HashMap<String, Vec<usize>>,
-    /// Parent path -> its children's count per status, so a map's counts cost no pass.
-    phases: HashMap<String, BTreeMap<&'static str, usize>>,
-}
-
-impl Levels {
-    fn read(store: &AnyStore, id: &str) -> Result<Levels, ApiError> {
-        let exec = store.execution(id)?.summary;
-        let mut all: Vec<Found> = Vec::new();
-        for s in std::iter::once(exec.clone()).chain(descendants(store, &exec.id)?) {
-            let s = Arc::new(s);
-            all.extend(store.nodes(&s.id)?.into_iter().map(|record| Found {
-                exec: s.clone(),
-                record,
-            }));
-        }
-        let by_path: HashMap<String, usize> = all
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.record.path.clone(), i))
-            .collect();
-        let mut children: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, n) in all.iter().enumerate() {
-            let up = parent_of(&n.record.path, |p| by_path.contains_key(p)).unwrap_or("");
-            children.entry(up.to_string()).or_default().push(i);
-        }
-        for list in children.values_mut() {
-            // Keys computed once per node: a million comparisons of paths chunk by chunk
-            // cost seconds.
-            list.sort_by_cached_key(|&i| {
-                let r = &all[i].record;
-                (r.status != NodeStatus::Failed, natural_key(&r.path))
-            });
-        }
-        let phases = children
-            .iter()
-            .map(|(parent, list)| {
-                let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-                for &i in list {
-                    *counts.entry(all[i].record.status.as_str()).or_default() += 1;
-                }
-                (parent.clone(), counts)
-            })
-            .collect();
-        Ok(Levels {
-            exec,
-            all,
-            by_path,
-            children,
-            phases,
-        })
-    }
-
-    pub(super) fn get(&self, path: &str) -> Option<&Found> {
-        self.by_path.get(path).map(|&i| &self.all[i])
-    }
-
-    /// Whether every execution of the tree has ended: then its nodes no longer change.
-    fn settled(&self) -> bool {
-        self.exec.status != ExecStatus::Running
-            && self.all.iter().all(|n| {
-                !matches!(
-                    n.record.status,
-                    NodeStatus::Running | NodeStatus::Queued | NodeStatus::Expanded
-                )
-            })
-    }
-}
-
-/// A path's chunks, digit runs as numbers, so keys order like `natural_cmp` (`t[2]` before
-/// `t[10]`).
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum Chunk<'a> {
-    Num(u128),
-    Text(&'a str),
-}
-
-fn natural_key(path: &str) -> Vec<Chunk<'_>> {
-    let mut out = Vec::new();
-    let mut rest = path;
-    while let Some(first) = rest.chars().next() {
-        let digits = first.is_ascii_digit();
-        let end = rest
-            .find(|c: char| c.is_ascii_digit() != digits)
-            .unwrap_or(rest.len());
-        let (chunk, tail) = rest.split_at(end);
-        out.push(match chunk.parse::<u128>() {
-            Ok(n) if digits => Chunk::Num(n),
-            _ => Chunk::Text(chunk),
-        });
-        rest = tail;
-    }
-    out
-}
-
-/// The levels of the last settled tree asked for: paging through a big map reads the store
-/// once. A running tree is read on every request (it changes).
-pub(super) fn levels(store: &AnyStore, id: &str) -> Result<Arc<Levels>, ApiError> {
-    static LAST: std::sync::Mutex<Option<Arc<Levels>>> = std::sync::Mutex::new(None);
-    if let Ok(last) = LAST.lock() {
-        if let Some(l) = last.as_ref().filter(|l| l.exec.id.as_str() == id) {
-            return Ok(l.clone());
-        }
-    }
-    let l = Arc::new(Levels::read(store, id)?);
-    if l.settled() {
-        if let Ok(mut last) = LAST.lock() {
-            *last = Some(l.clone());
-        }
-    }
-    Ok(l)
-}
-
 pub async fn nodes(
     State(store): State<Store>,
     Path(id): Path<String>,
     Query(q): Query<NodesQuery>,
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(store, move |store| {
-        let lv = levels(store, &id)?;
-        let exec = &lv.exec;
+        let tree = levels(store, &id)?;
         let parent = q.parent.filter(|p| !p.is_empty());
         let key = parent.clone().unwrap_or_default();
-        let under: &[usize] = match lv.children.get(&key) {
-            Some(list) => list,
-            None if parent.is_none() => &[],
-            None if lv.by_path.contains_key(&key) => &[],
-            None => {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!("execution {} has no node {key:?}", exec.id),
-                ))
-            }
-        };
+        let lv = part_for(store, &tree, &key)?;
+        let exec = &tree.exec;
+        let under: &[usize] = lv.children.get(&key).map_or(&[], |l| l.as_slice());
+        let groups: Vec<&Grouped> = lv
+            .groups_at
+            .get(&key)
+            .map(|l| l.iter().map(|&i| &lv.groups[i]).collect())
+            .unwrap_or_default();
+        if parent.is_some() && under.is_empty() && groups.is_empty() && lv.get(&key).is_none() {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("execution {} has no node {key:?}", exec.id),
+            ));
+        }
         // Counts per phase of the level, so a map's node shows them without paging through.
         let phases = lv.phases.get(&key).cloned().unwrap_or_default();
         let (limit, offset) = (page(q.limit), q.offset.unwrap_or(0));
+        let outputs = q.outputs != Some(false);
+        // The level in display order: failed first, then the rest by index. A group's
+        // members are paged in the store, in its place in that order.
+        let small_failed = under
+            .iter()
+            .take_while(|&&i| lv.all[i].record.status == NodeStatus::Failed)
+            .count();
+        let mut segments: Vec<Segment> = vec![Segment::Small(0, small_failed)];
+        segments.extend(groups.iter().map(|g| Segment::Members(g, true, g.failed())));
+        segments.push(Segment::Small(small_failed, under.len() - small_failed));
+        segments.extend(
+            groups
+                .iter()
+                .map(|g| Segment::Members(g, false, g.listed_ok())),
+        );
+        let mut picked: Vec<(Found, bool)> = Vec::new();
+        let mut skip = offset as u64;
+        let mut want = limit as u64;
+        for seg in &segments {
+            let len = seg.len();
+            if want == 0 {
+                break;
+            }
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let take = want.min(len - skip);
+            match seg {
+                Segment::Small(from, _) => {
+                    for &i in &under[from + skip as usize..from + (skip + take) as usize] {
+                        let n = &lv.all[i];
+                        let mut n = n.clone();
+                        if outputs && !lv.has_outputs() {
+                            n.record = with_output(store, &n, false)?;
+                        }
+                        let nested = lv.has_children(&n.record.path);
+                        picked.push((n, nested));
+                    }
+                }
+                Segment::Members(g, failed, _) => {
+                    let rows = members_page(store, g, *failed, skip, take, outputs)?;
+                    let nest = g.members_nest();
+                    picked.extend(rows.into_iter().map(|record| {
+                        let n = Found {
+                            exec: g.exec.clone(),
+                            record,
+                        };
+                        (n, nest)
+                    }));
+                }
+            }
+            want -= take;
+            skip = 0;
+        }
+        let total = under.len() as u64 + groups.iter().map(|g| g.group.total).sum::<u64>();
         let mut ifaces: HashMap<String, HashMap<String, _>> = HashMap::new();
         let mut list = Vec::new();
-        for &i in under.iter().skip(offset).take(limit) {
-            let n = &lv.all[i];
+        for (n, nested) in picked {
             let module = &n.exec.module;
             if !ifaces.contains_key(module) {
                 ifaces.insert(module.clone(), interfaces(store, module)?);
             }
-            let r = &n.record;
-            let mut j = if q.outputs == Some(false) {
-                // Built field by field: cloning the record would copy the output first.
-                let bare = NodeRecord {
-                    key: r.key,
-                    path: r.path.clone(),
-                    entity: r.entity.clone(),
-                    kind: r.kind.clone(),
-                    status: r.status,
-                    attempts: r.attempts,
-                    output: None,
-                    cached: r.cached,
-                    start_us: r.start_us,
-                    end_us: r.end_us,
-                    worker: r.worker,
-                };
-                let mut j = node_record_json(&bare, n.exec.id.as_str(), &ifaces[module]);
+            let mut r = n.record;
+            if !outputs {
+                r.output = None;
+            }
+            let mut j = node_record_json(&r, n.exec.id.as_str(), &ifaces[module]);
+            if !outputs {
                 if let Some(o) = j.as_object_mut() {
                     o.remove("output");
                 }
-                j
-            } else {
-                node_record_json(r, n.exec.id.as_str(), &ifaces[module])
-            };
-            j["has_children"] = json!(lv.children.contains_key(r.path.as_str()));
+            }
+            j["has_children"] = json!(nested);
             list.push(j);
         }
         Ok(Json(json!({
             "execution": exec.id.as_str(),
             "parent": parent,
-            "total": under.len(),
+            "total": total,
             "phases": phases,
             "offset": offset,
             "limit": limit,
@@ -359,6 +263,22 @@ pub async fn nodes(
         })))
     })
     .await
+}
+
+/// A stretch of a level in display order: `Small(from, len)` of the level's read children,
+/// or a group's failed (`true`) or other members.
+enum Segment<'a> {
+    Small(usize, usize),
+    Members(&'a Grouped, bool, u64),
+}
+
+impl Segment<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Small(_, n) => *n as u64,
+            Segment::Members(_, _, n) => *n,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -468,29 +388,4 @@ pub async fn events(State(store): State<Store>) -> impl IntoResponse {
             ))
         });
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{natural_key, parent_of};
-
-    #[test]
-    fn map_elements_order_by_their_index() {
-        let mut paths = vec!["m[10]", "m[2]", "m[1]/t", "m[1]", "a[0]"];
-        paths.sort_by_cached_key(|p| natural_key(p));
-        assert_eq!(paths, ["a[0]", "m[1]", "m[1]/t", "m[2]", "m[10]"]);
-    }
-    use std::collections::HashSet;
-
-    #[test]
-    fn a_nodes_parent_is_the_longest_recorded_prefix() {
-        let recorded: HashSet<&str> = ["wf", "wf/m", "wf/m[3]", "wf/m[3]/lp/t"].into();
-        let paths = |p: &str| recorded.contains(p);
-        assert_eq!(parent_of("wf/m", paths), Some("wf"));
-        assert_eq!(parent_of("wf/m[3]", paths), Some("wf/m"));
-        // The child execution's nodes hang under the nearest recorded node.
-        assert_eq!(parent_of("wf/m[3]/lp/t", paths), Some("wf/m[3]"));
-        assert_eq!(parent_of("wf", paths), None);
-        assert_eq!(parent_of("wf/mm", paths), Some("wf"));
-    }
 }

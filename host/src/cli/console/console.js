@@ -56,8 +56,13 @@ function badge(status) {
   return el("span", { class: "badge " + status, text: status });
 }
 
+// A value as indented JSON; a big one (a million-element map's output) cut at PRETTY_MAX
+// characters, saying so: a <pre> of millions of lines would stall the page.
+const PRETTY_MAX = 200000;
 function pretty(v) {
-  return JSON.stringify(v, null, 2);
+  const text = JSON.stringify(v, null, 2);
+  if (text === undefined || text.length <= PRETTY_MAX) return text;
+  return text.slice(0, PRETTY_MAX) + `\n… (cut: ${text.length} characters in all; the API's JSON has the whole value)`;
 }
 
 function fmtMs(ms) {
@@ -405,7 +410,7 @@ async function expand(li, state, n) {
 // A map's counts per phase of its elements (failed ones are listed first when opened).
 async function mapPhases(li, state, n) {
   try {
-    const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(n.path)}&limit=1&outputs=false`);
+    const body = await api(`/api/executions/${enc(state.id)}/nodes?parent=${enc(n.path)}&limit=0&outputs=false`);
     const parts = Object.entries(body.phases || {}).map(([k, v]) => `${v} ${k}`);
     li.querySelector(".phases").textContent = `${body.total} elements: ${parts.join(", ")}`;
   } catch (err) {

@@ -5,7 +5,8 @@
 //! router), `api` (the JSON endpoints and the event stream), `actions` (cancel, recover,
 //! relaunch, launch), `forms` (modules and interfaces for the forms), `spawn` (the `sandflow`
 //! child processes the actions start), `security` (token, Host and cross-site checks),
-//! `assets` (the embedded page).
+//! `assets` (the embedded page), `tree` (an execution's tree as the pages read it, in parts
+//! when it holds a big map), `view` (graphs, timeline, node panel).
 
 mod actions;
 mod api;
@@ -14,6 +15,7 @@ mod forms;
 mod routes;
 mod security;
 mod spawn;
+mod tree;
 mod view;
 
 pub use routes::router;

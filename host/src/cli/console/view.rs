@@ -4,7 +4,8 @@
 //! console nobody opens): they are resolved here from the graph's bindings, the execution's
 //! inputs and the upstream nodes' recorded outputs.
 
-use super::api::{levels, ApiError, Found, Levels};
+use super::api::ApiError;
+use super::tree::{levels, lookup, lookup_or_404, part_for, Found, Levels, NodeRef};
 use crate::cli::store::{interfaces, natural_cmp, node_record_json, value_json};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -13,7 +14,9 @@ use sandflow_contract::{Binding, EntityDecl, EntityKind, GraphSpec, Value};
 use sandflow_host::compile;
 use sandflow_host::module::ModuleDecl;
 use sandflow_host::runner::Host;
-use sandflow_host::store::{AnyStore, ExecutionId, ExecutionSummary, StoreRead};
+use sandflow_host::store::{
+    AnyStore, ExecutionId, ExecutionSummary, NodeQuery as Select, StoreRead,
+};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 use std::collections::{HashMap, HashSet};
@@ -160,17 +163,40 @@ pub async fn graphs(
         let tree = levels(store, &id)?;
         let dynamics = store.graphs(&tree.exec.id)?;
         let Some(owner) = q.owner.filter(|o| !o.is_empty()) else {
-            let mut owners: Vec<&Found> = tree
-                .all
-                .iter()
-                .filter(|n| match n.record.kind.as_str() {
-                    "dynamic" => dynamics.contains_key(&n.record.key),
-                    "workflow" | "launch plan" => true,
-                    _ => false,
-                })
-                .collect();
+            let owns = |n: &Found| match n.record.kind.as_str() {
+                "dynamic" => dynamics.contains_key(&n.record.key),
+                "workflow" | "launch plan" => true,
+                _ => false,
+            };
+            let mut owners: Vec<Found> = tree.all.iter().filter(|n| owns(n)).cloned().collect();
             owners.sort_by(|a, b| natural_cmp(&a.record.path, &b.record.path));
-            let total = owners.len();
+            let mut total = owners.len() as u64;
+            // A group of dynamics, workflows or launch plan calls owns a graph per member:
+            // the first members are listed, all are counted.
+            for g in &tree.groups {
+                if !matches!(g.group.kind.as_str(), "dynamic" | "workflow" | "launch plan") {
+                    continue;
+                }
+                total += g.group.total;
+                let room = MAX_OWNERS.saturating_sub(owners.len()) as u64;
+                if room == 0 {
+                    continue;
+                }
+                let members = store.nodes_where(
+                    &g.exec.id,
+                    &Select {
+                        members: Some(g.group.prefix.clone()),
+                        limit: Some(room),
+                        ..Select::default()
+                    },
+                )?;
+                owners.extend(
+                    members
+                        .into_iter()
+                        .map(|record| Found { exec: g.exec.clone(), record })
+                        .filter(|n| owns(n)),
+                );
+            }
             let list: Vec<JsonValue> = owners
                 .iter()
                 .take(MAX_OWNERS)
@@ -178,13 +204,8 @@ pub async fn graphs(
                 .collect();
             return Ok(Json(json!({ "execution": tree.exec.id.as_str(), "total": total, "owners": list })));
         };
-        let n = tree.get(&owner).ok_or_else(|| {
-            bad(
-                StatusCode::NOT_FOUND,
-                format!("execution {} has no node {owner:?}", tree.exec.id),
-            )
-        })?;
-        let g = graph_of(store, n, &dynamics)?.ok_or_else(|| {
+        let n = lookup_or_404(store, &tree, &owner)?;
+        let g = graph_of(store, &n, &dynamics)?.ok_or_else(|| {
             bad(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -198,7 +219,8 @@ pub async fn graphs(
         let mut nodes = Vec::new();
         let mut edges = Vec::new();
         for (i, (spec, path)) in g.nodes.iter().zip(&paths).enumerate() {
-            let rec = tree.get(path).map(|f| &f.record);
+            let rec = lookup(store, &tree, path)?;
+            let rec = rec.as_ref().map(|f| &f.record);
             nodes.push(json!({
                 "index": i,
                 "entity": spec.entity,
@@ -255,15 +277,7 @@ pub async fn timeline(
         let tree = levels(store, &id)?;
         let mut spans: Vec<JsonValue> = Vec::new();
         let mut kept: HashSet<String> = HashSet::new();
-        let mut execs: Vec<ExecutionId> = vec![tree.exec.id.clone()];
-        execs.extend(
-            tree.all
-                .iter()
-                .map(|n| n.exec.id.clone())
-                .filter(|x| *x != tree.exec.id),
-        );
-        execs.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        execs.dedup();
+        let execs: Vec<ExecutionId> = tree.execs.iter().map(|x| x.id.clone()).collect();
         for x in &execs {
             for a in store.logs(x, None)? {
                 let r = &a.record;
@@ -275,9 +289,39 @@ pub async fn timeline(
                 }));
             }
         }
+        let limit = q.limit.unwrap_or(TIMELINE_DEFAULT).clamp(1, TIMELINE_MAX);
+        // A tree read in parts: the first tasks by start, of each execution, from the store;
+        // the rest counted from the executions' counts.
+        let grouped: Vec<Found>;
+        let mut total_tasks = None;
+        let source: &[Found] = if tree.groups.is_empty() {
+            &tree.all
+        } else {
+            let mut found = Vec::new();
+            let mut ran = 0u64;
+            for x in &tree.execs {
+                ran += x.counts.total.saturating_sub(x.counts.cached);
+                let q = Select {
+                    tasks_by_start: true,
+                    limit: Some((limit + kept.len()) as u64),
+                    ..Select::default()
+                };
+                found.extend(
+                    store
+                        .nodes_where(&x.id, &q)?
+                        .into_iter()
+                        .map(|record| Found {
+                            exec: x.clone(),
+                            record,
+                        }),
+                );
+            }
+            grouped = found;
+            total_tasks = Some(ran.saturating_sub(kept.len() as u64) as usize);
+            &grouped
+        };
         // Only the first `limit` tasks by start become JSON: a big map has a million.
-        let mut tasks: Vec<(u64, &Found)> = tree
-            .all
+        let mut tasks: Vec<(u64, &Found)> = source
             .iter()
             .filter(|n| {
                 let r = &n.record;
@@ -285,8 +329,7 @@ pub async fn timeline(
             })
             .filter_map(|n| Some((n.record.start_us?, n)))
             .collect();
-        let total = spans.len() + tasks.len();
-        let limit = q.limit.unwrap_or(TIMELINE_DEFAULT).clamp(1, TIMELINE_MAX);
+        let total = spans.len() + total_tasks.unwrap_or(tasks.len());
         if tasks.len() > limit {
             tasks.select_nth_unstable_by_key(limit, |(start, _)| *start);
             tasks.truncate(limit);
@@ -323,17 +366,13 @@ pub async fn node(
 ) -> Result<Json<JsonValue>, ApiError> {
     blocking(store, move |store| {
         let tree = levels(store, &id)?;
-        let n = tree.get(&q.path).ok_or_else(|| {
-            bad(
-                StatusCode::NOT_FOUND,
-                format!("execution {} has no node {:?}", tree.exec.id, q.path),
-            )
-        })?;
+        let n = lookup_or_404(store, &tree, &q.path)?;
         let ifaces = interfaces(store, &n.exec.module)?;
-        let mut out = node_record_json(&n.record, n.exec.id.as_str(), &ifaces);
+        let record = n.with_output(store)?;
+        let mut out = node_record_json(&record, n.exec.id.as_str(), &ifaces);
         let mut r = Resolver {
             store,
-            tree: &tree,
+            tree: tree.clone(),
             dynamics: store.graphs(&tree.exec.id)?,
             depth: 0,
         };
@@ -364,7 +403,7 @@ pub async fn node(
 /// Resolves nodes' inputs from what the store holds.
 struct Resolver<'a> {
     store: &'a AnyStore,
-    tree: &'a Tree,
+    tree: Tree,
     dynamics: HashMap<u64, GraphSpec>,
     depth: u32,
 }
@@ -372,6 +411,11 @@ struct Resolver<'a> {
 type Inputs = Vec<(String, Value)>;
 
 impl Resolver<'_> {
+    /// The node at `path`, from the part of the tree that holds it.
+    fn get(&self, path: &str) -> Option<NodeRef> {
+        lookup(self.store, &self.tree, path).ok().flatten()
+    }
+
     fn inputs(&mut self, path: &str) -> Result<Inputs, String> {
         self.depth += 1;
         if self.depth > 200 {
@@ -384,7 +428,6 @@ impl Resolver<'_> {
 
     fn inputs_inner(&mut self, path: &str) -> Result<Inputs, String> {
         let n = self
-            .tree
             .get(path)
             .ok_or_else(|| format!("node {path:?} is not recorded"))?;
         // The top of the execution: its recorded inputs.
@@ -397,7 +440,7 @@ impl Resolver<'_> {
             .and_then(|p| p.rsplit_once('['))
             .and_then(|(m, i)| Some((m, i.parse::<usize>().ok()?)))
         {
-            if let Some(m) = self.tree.get(map_path) {
+            if let Some(m) = self.get(map_path) {
                 if m.record.kind == "map" {
                     let mapped = self.map_spec(map_path)?;
                     let mut vals = self.inputs(map_path)?;
@@ -448,10 +491,9 @@ impl Resolver<'_> {
             .map(|(o, _)| o.to_string())
             .ok_or_else(|| format!("node {path:?} has no enclosing graph"))?;
         let o = self
-            .tree
             .get(&owner)
             .ok_or_else(|| format!("the node that holds {path:?} ({owner:?}) is not recorded"))?;
-        let g = graph_of(self.store, o, &self.dynamics)
+        let g = graph_of(self.store, &o, &self.dynamics)
             .map_err(|e| e.1)?
             .ok_or_else(|| {
                 format!(
@@ -490,10 +532,10 @@ impl Resolver<'_> {
                     .get(*j as usize)
                     .ok_or_else(|| format!("{owner:?}'s graph has no node {j}"))?;
                 let up = self
-                    .tree
                     .get(p)
                     .ok_or_else(|| format!("upstream node {p:?} is not recorded"))?;
-                up.record.output.clone().ok_or_else(|| {
+                let record = up.with_output(self.store).map_err(|e| e.1)?;
+                record.output.ok_or_else(|| {
                     format!(
                         "upstream node {p:?} has no recorded output (it is {})",
                         up.record.status.as_str()
@@ -544,12 +586,11 @@ impl Resolver<'_> {
     /// recorded inputs, else the owner's own (resolved) inputs.
     fn owner_inputs(&mut self, owner: &str) -> Result<Inputs, String> {
         let o = self
-            .tree
             .get(owner)
             .ok_or_else(|| format!("{owner:?} is not recorded"))?;
         if o.record.kind == "launch plan" {
-            let child = self
-                .tree
+            let part = part_for(self.store, &self.tree, owner).map_err(|e| e.1)?;
+            let child = part
                 .all
                 .iter()
                 .find(|n| {

@@ -8,13 +8,15 @@ use super::super::reads::{decode_value, hex};
 use super::super::types::*;
 use super::super::{ids, ExecutionId, Owner, StoreError, StoreRead};
 use super::PgStore;
+use crate::store::node_query::{last_rows, node_query, Dialect, Param};
+use crate::store::reads::parse_summary;
 use postgres::types::{FromSql, ToSql};
 use postgres::{GenericClient, Row};
 use sandflow_contract::{codec, GraphSpec, Value};
 use std::collections::HashMap;
 
 const SUMMARY_COLUMNS: &str = "seq, id, parent, root, entity, module, status, started_ms, \
-     ended_ms, error, recovered_from, owner_host, owner_boot, owner_pid, owner_start";
+     ended_ms, error, recovered_from, owner_host, owner_boot, owner_pid, owner_start, summary";
 
 /// The last row of each node of execution `$1`.
 const LAST_NODES: &str =
@@ -70,9 +72,12 @@ impl PgStore {
         }
     }
 
-    /// A summary row (without counts) and its `seq`.
-    fn summary_row(&self, r: &Row) -> Result<(i64, ExecutionSummary), StoreError> {
+    /// A summary row and its `seq`; its counts are those its run wrote when it ended, or
+    /// zero (and `false`) when it wrote none.
+    fn summary_row(&self, r: &Row) -> Result<(i64, ExecutionSummary, bool), StoreError> {
         let id: String = self.col(r, 1)?;
+        let summary: Option<String> = self.col(r, 15)?;
+        let summary = parse_summary(summary.as_deref(), &id, |w| self.corrupt(w))?;
         let status: String = self.col(r, 6)?;
         let owner = Owner {
             host: self.col(r, 11)?,
@@ -104,8 +109,12 @@ impl PgStore {
                     .col::<Option<String>>(r, 10)?
                     .map(ExecutionId::from_string),
                 owner,
-                counts: TaskCounts::default(),
+                counts: summary
+                    .as_ref()
+                    .map(|s| s.counts.clone())
+                    .unwrap_or_default(),
             },
+            summary.is_some(),
         ))
     }
 
@@ -147,9 +156,11 @@ impl PgStore {
             if out.len() >= limit {
                 break;
             }
-            let (seq, mut s) = self.summary_row(&row)?;
+            let (seq, mut s, counted) = self.summary_row(&row)?;
             if keep(&s) {
-                s.counts = self.counts(&mut *c, seq)?;
+                if !counted {
+                    s.counts = self.counts(&mut *c, seq)?;
+                }
                 out.push(s);
             }
         }
@@ -315,10 +326,12 @@ impl StoreRead for PgStore {
                 )
                 .map_err(self.err(format!("reading execution {id}")))?
                 .ok_or_else(|| self.unknown(id.as_str()))?;
-            let (seq, mut summary) = self.summary_row(&row)?;
-            let inputs: Vec<u8> = self.col(&row, 15)?;
-            let output: Option<Vec<u8>> = self.col(&row, 16)?;
-            summary.counts = self.counts(&mut *c, seq)?;
+            let (seq, mut summary, counted) = self.summary_row(&row)?;
+            let inputs: Vec<u8> = self.col(&row, 16)?;
+            let output: Option<Vec<u8>> = self.col(&row, 17)?;
+            if !counted {
+                summary.counts = self.counts(&mut *c, seq)?;
+            }
             let inputs =
                 self.value_at(&mut *c, &inputs, &format!("the inputs of execution {id}"))?;
             let output = match output {
@@ -351,6 +364,66 @@ impl StoreRead for PgStore {
                 )
                 .map_err(self.err(format!("reading the nodes of execution {id}")))?;
             rows.iter().map(|r| self.node_row(r, id)).collect()
+        })
+    }
+
+    fn tree_summary(&self, id: &ExecutionId) -> Result<Option<TreeSummary>, StoreError> {
+        self.again(|| {
+            let row = self
+                .read()
+                .query_opt(
+                    "SELECT summary FROM executions WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .map_err(self.err(format!("reading the summary of execution {id}")))?
+                .ok_or_else(|| self.unknown(id.as_str()))?;
+            let text: Option<String> = self.col(&row, 0)?;
+            parse_summary(text.as_deref(), id.as_str(), |w| self.corrupt(w))
+        })
+    }
+
+    fn row_span(&self, id: &ExecutionId) -> Result<Option<(i64, i64)>, StoreError> {
+        self.again(|| {
+            let mut c = self.read();
+            let seq = self.seq_of(&mut *c, id)?;
+            let r = c
+                .query_one(
+                    "SELECT min(id), max(id) FROM nodes WHERE execution = $1",
+                    &[&seq],
+                )
+                .map_err(self.err(format!("reading where the nodes of execution {id} are")))?;
+            let lo: Option<i64> = self.col(&r, 0)?;
+            let hi: Option<i64> = self.col(&r, 1)?;
+            Ok(lo.zip(hi))
+        })
+    }
+
+    fn nodes_where(&self, id: &ExecutionId, q: &NodeQuery) -> Result<Vec<NodeInfo>, StoreError> {
+        self.again(|| {
+            let mut c = self.read();
+            let seq = self.seq_of(&mut *c, id)?;
+            let (sql, params) = node_query(Dialect::Postgres, seq, q);
+            let params: Vec<Box<dyn ToSql + Sync>> = params
+                .into_iter()
+                .map(|p| -> Box<dyn ToSql + Sync> {
+                    match p {
+                        Param::Int(i) => Box::new(i),
+                        Param::Text(t) => Box::new(t),
+                        Param::TextList(l) => Box::new(l),
+                    }
+                })
+                .collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+            let rows = c
+                .query(&sql, &refs)
+                .map_err(self.err(format!("reading the nodes of execution {id}")))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let row_id: i64 = self.col(r, 12)?;
+                let node = self.node_row(r, id)?;
+                out.push((row_id, node.key, node));
+            }
+            Ok(last_rows(out, q))
         })
     }
 
@@ -394,6 +467,8 @@ impl StoreRead for PgStore {
                     "SELECT n.path, a.node, a.attempt, a.start_us, a.end_us, a.outcome, a.message, \
                      a.worker, l.stdout, l.stderr FROM attempts a \
                      JOIN (SELECT key, max(path) AS path FROM nodes WHERE execution = $1 \
+                     AND ($2::text IS NULL OR path = $2) \
+                     AND key IN (SELECT node FROM attempts WHERE execution = $1) \
                      GROUP BY key) n ON n.key = a.node \
                      LEFT JOIN logs l ON l.execution = a.execution AND l.node = a.node \
                      AND l.attempt = a.attempt \

@@ -1,7 +1,7 @@
-//! The PostgreSQL schema: the tables of the SQLite store's version 4 (see
+//! The PostgreSQL schema: the tables of the SQLite store's version 5 (see
 //! `store::schema`), in a schema named `sandflow`, with a version in `sandflow.meta`. They
-//! are created on first use; a database with another version is refused (there is one
-//! version so far, and nothing to migrate from).
+//! are created on first use, and a database of version 1 is migrated (version 2 adds the
+//! executions' `summary`, as SQLite's version 5 does); a newer one is refused.
 //!
 //! Text that is compared or ordered (ids by prefix, node paths) is `COLLATE "C"`: byte
 //! order, as SQLite compares, whatever the database's locale. Node rows are appended, never
@@ -15,7 +15,11 @@ use postgres::Client;
 pub(crate) const SCHEMA: &str = "sandflow";
 
 /// The version this build reads and writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
+
+/// What takes a database from version `i + 1` to `i + 2`.
+const MIGRATIONS: &[&str] =
+    &["ALTER TABLE sandflow.executions ADD COLUMN IF NOT EXISTS summary text"];
 
 const TABLES: &str = r#"
 CREATE TABLE sandflow.modules (digest text PRIMARY KEY, bytes bytea NOT NULL);
@@ -40,7 +44,8 @@ CREATE TABLE sandflow.executions (
     owner_boot text NOT NULL,
     owner_pid bigint NOT NULL,
     owner_start bigint NOT NULL,
-    recovered_from text COLLATE "C"
+    recovered_from text COLLATE "C",
+    summary text
 );
 CREATE INDEX executions_started ON sandflow.executions (started_ms);
 CREATE INDEX executions_parent ON sandflow.executions (parent);
@@ -141,7 +146,9 @@ fn check(found: i64, location: &str) -> Result<(), StoreError> {
 /// the version is read again under it, so only the first creates the tables.
 pub(crate) fn ensure(client: &mut Client, location: &str) -> Result<(), StoreError> {
     if let Some(found) = found_version(client, location)? {
-        return check(found, location);
+        if !(1..VERSION).contains(&found) {
+            return check(found, location);
+        }
     }
     // A session lock, taken outside the transaction: the transaction then starts after the
     // first process committed, and so sees its tables (a transaction begun before that
@@ -164,6 +171,9 @@ const LOCK: i64 = 7_362_841_905;
 
 fn create_under_lock(client: &mut Client, location: &str) -> Result<(), StoreError> {
     if let Some(found) = found_version(client, location)? {
+        if (1..VERSION).contains(&found) {
+            return migrate_under_lock(client, location, found);
+        }
         return check(found, location);
     }
     let mut tx = client
@@ -184,4 +194,21 @@ fn create_under_lock(client: &mut Client, location: &str) -> Result<(), StoreErr
         ))?;
     tx.commit()
         .map_err(pg(location, "committing the store's tables"))
+}
+
+/// Takes a database of an older version to [`VERSION`], in one transaction.
+fn migrate_under_lock(client: &mut Client, location: &str, found: i64) -> Result<(), StoreError> {
+    let mut tx = client
+        .transaction()
+        .map_err(pg(location, "starting the schema migration"))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize - 1) {
+        tx.batch_execute(sql).map_err(pg(
+            location,
+            format!("migrating to schema version {}", i + 2),
+        ))?;
+    }
+    tx.execute("UPDATE sandflow.meta SET version = $1", &[&VERSION])
+        .map_err(pg(location, "setting the schema version"))?;
+    tx.commit()
+        .map_err(pg(location, "committing the schema migration"))
 }

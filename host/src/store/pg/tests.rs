@@ -376,3 +376,10 @@ fn stores_opened_at_once_on_a_new_database_create_its_tables_once() {
         1
     );
 }
+
+#[test]
+fn node_queries_answer_as_the_reference_in_postgres() {
+    let url = cluster().database("node_query");
+    let store = PgStore::open(&url).unwrap();
+    super::super::tests::node_query::queries_answer_as_the_reference(&store);
+}

@@ -81,6 +81,8 @@ struct Rows {
     events: HashMap<(ExecutionId, u64), Vec<u8>>,
     cache: HashMap<Vec<u8>, (CacheRecord, Hash)>,
     finishes: HashMap<ExecutionId, (ExecutionEnd, Option<Vec<u8>>)>,
+    /// Executions' summaries, as JSON.
+    summaries: HashMap<ExecutionId, String>,
     modules: Vec<ModuleRecord>,
 }
 
@@ -207,6 +209,14 @@ impl Rows {
                 };
                 self.finishes
                     .insert(execution.clone(), (end.clone(), output));
+            }
+            WriteOp::Summary { execution, summary } => {
+                let text = serde_json::to_string(summary).map_err(|e| {
+                    Fail::from(format!(
+                        "encoding the summary of execution {execution}: {e}"
+                    ))
+                })?;
+                self.summaries.insert(execution.clone(), text);
             }
             WriteOp::CachePut(c) => {
                 let bytes = encode(&c.output, || format!("a cache entry of task {}", c.task))?;
@@ -794,6 +804,18 @@ fn write_finishes(tx: &mut Client, rows: &Rows) -> OpResult<()> {
             "finishing execution {}, which was never started",
             missing.join(", ")
         )));
+    }
+    if !rows.summaries.is_empty() {
+        let ids: Vec<&str> = rows.summaries.keys().map(|id| id.as_str()).collect();
+        let texts: Vec<&str> = rows.summaries.values().map(|t| t.as_str()).collect();
+        exec(
+            tx,
+            ids.len(),
+            "UPDATE executions e SET summary = f.summary FROM unnest($1::text[], $2::text[]) \
+             AS f(id, summary) WHERE e.id = f.id",
+            &[&ids, &texts],
+            "writing executions' summaries",
+        )?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod cancel;
 mod concurrency;
 mod faults;
+pub(crate) mod node_query;
 mod prune;
 mod round_trip;
 
