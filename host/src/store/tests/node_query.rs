@@ -166,6 +166,6 @@ fn key_of(path: &str) -> u64 {
 #[test]
 fn node_queries_answer_as_the_reference_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("q.db")).unwrap();
+    let store = SqliteStore::open(dir.path().join("q.db")).unwrap();
     queries_answer_as_the_reference(&store);
 }
